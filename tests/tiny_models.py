@@ -1,0 +1,29 @@
+"""Tiny networks shared by the exactness tests: every layer kind, poly2 included."""
+
+import numpy as np
+
+from symnet import models
+from symnet.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.model import Sequential
+
+
+def tiny_models():
+    return {
+        "mlp": models.get("mlp", input_dim=3, hidden=2, num_classes=2, seed=1),
+        "mlp-cubic": models.get("mlp", input_dim=2, hidden=2, num_classes=2, activation="relu-approx-c", seed=2),
+        "seed": models.get("seed", input_shape=(1, 5, 5), num_classes=2, seed=3),
+        "poly": models.get("poly", input_shape=(1, 6, 6), channels=2, kernel=3, num_classes=2, seed=4),
+        "poly-same": Sequential(Conv2d(2, 2, 3, padding="same"), Poly("relu-approx-a"), AvgPool2d(2), Flatten(),
+                                Linear(2 * 2 * 2, 2), input_shape=(2, 4, 4), seed=5),
+        "poly2": models.get("poly2", input_shape=(1, 8, 8), channels=2, channels2=2, kernel=2, num_classes=2,
+                            seed=6),
+        "nobias": Sequential(Conv2d(1, 1, 2, bias=False), Square(), Flatten(), Linear(9, 2, bias=False),
+                             input_shape=(1, 4, 4), seed=7),
+    }
+
+
+def tiny_data(model, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n,) + model.input_shape)
+    Y = np.eye(model.num_outputs)[rng.integers(0, model.num_outputs, n)]
+    return X, Y
