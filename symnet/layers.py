@@ -132,6 +132,12 @@ class Layer:
         return {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        # Check shapes here, not in forward(): Sequential validates once and calls forward() directly.
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ModelError(f"{self!r} takes a batch of samples (N, ...), got shape {x.shape}; "
+                             "add a leading batch axis, e.g. x[None]")
+        self.output_shape(tuple(x.shape[1:]))
         return self.forward(x)
 
     def __repr__(self) -> str:
@@ -290,22 +296,50 @@ def _windows(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
 
 
-def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     """Cross-correlation of x (N, Ci, H, W) with w (Co, Ci, kh, kw), no padding.
 
-    numpy equivalent: ``einsum('nchwij,ocij->nohw', windows(x), w)``; done as
-    im2col plus one BLAS matmul per chunk of samples to bound memory.
+    numpy equivalent: ``einsum('nchwij,ocij->nohw', windows(x), w)``; done as a
+    numba im2col plus a batched BLAS matmul per chunk of samples, which bounds memory.
     """
+    from ._conv_kernels import im2col
+
     N, Ci, H, Wd = x.shape
     Co, _, kh, kw = w.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    out = np.empty((N, Co, Ho, Wo), dtype=np.result_type(x.dtype, w.dtype))
-    wmat = w.reshape(Co, -1).T  # (Ci*kh*kw, Co)
+    dtype = np.result_type(x.dtype, w.dtype)
+    out = np.empty((N, Co, Ho * Wo), dtype=dtype)
+    wmat = np.ascontiguousarray(w.reshape(Co, -1), dtype=dtype)  # (Co, Ci*kh*kw)
+    chunk = max(1, min(chunk, N))
+    cols = np.empty((chunk, Ci * kh * kw, Ho * Wo), dtype=dtype)
     for s in range(0, N, chunk):
-        win = _windows(x[s:s + chunk], kh, kw)  # (n, Ci, Ho, Wo, kh, kw)
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, Ci * kh * kw)
-        out[s:s + chunk] = (cols @ wmat).reshape(-1, Ho, Wo, Co).transpose(0, 3, 1, 2)
-    return out
+        xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
+        n = len(xs)
+        im2col(xs, kh, kw, cols[:n])
+        np.matmul(wmat, cols[:n], out=out[s:s + n])
+    return out.reshape(N, Co, Ho, Wo)
+
+
+def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chunk: int = 512) -> np.ndarray:
+    """dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j] for valid cross-correlation.
+
+    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))``, as im2col plus BLAS.
+    """
+    from ._conv_kernels import im2col
+
+    N, Ci, H, Wd = x.shape
+    Co = grad_out.shape[1]
+    Ho, Wo = H - kh + 1, Wd - kw + 1
+    gW = np.zeros((Co, Ci * kh * kw))
+    chunk = max(1, min(chunk, N))
+    cols = np.empty((chunk, Ci * kh * kw, Ho * Wo))
+    g = grad_out.reshape(N, Co, Ho * Wo)
+    for s in range(0, N, chunk):
+        xs = np.ascontiguousarray(x[s:s + chunk], dtype=np.float64)
+        n = len(xs)
+        im2col(xs, kh, kw, cols[:n])
+        gW += np.tensordot(g[s:s + n], cols[:n], axes=([0, 2], [0, 2]))
+    return gW.reshape(Co, Ci, kh, kw)
 
 
 class Conv2d(Layer):
@@ -384,15 +418,7 @@ class Conv2d(Layer):
 
     def backward(self, x, grad_out):
         # dL/dW[o,c,i,j] = sum_n,h,w g[n,o,h,w] xp[n,c,h+i,w+j];  dL/dx = full correlation with flipped W.
-        xp = self.padded(x)
-        N, Co, Ho, Wo = grad_out.shape
-        gW = np.zeros_like(self.params["weight"])
-        chunk = 2048
-        gmat_all = grad_out.transpose(0, 2, 3, 1)
-        for s in range(0, N, chunk):
-            win = _windows(xp[s:s + chunk], self.kh, self.kw)  # (n, Ci, Ho, Wo, kh, kw)
-            cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, self.in_channels * self.kh * self.kw)
-            gW += (gmat_all[s:s + chunk].reshape(-1, Co).T @ cols).reshape(gW.shape)
+        gW = conv_weight_grad(self.padded(x), grad_out, self.kh, self.kw)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (Ci, Co, kh, kw)
         gpad = np.pad(grad_out, [(0, 0), (0, 0), (self.kh - 1, self.kh - 1), (self.kw - 1, self.kw - 1)])
         gxp = conv2d_valid(gpad, flipped)

@@ -51,6 +51,9 @@ class ExactLoss:
         ridge: the ridge weight ``lambda`` on ``||theta||^2``.
     """
 
+    #: Upper bound on the floats held by one chunk's jets (about 400 MB).
+    jet_budget = 5e7
+
     def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0) -> None:
         self.model = model
         self.X = model.check_input(X).astype(np.float64, copy=False)
@@ -69,6 +72,18 @@ class ExactLoss:
         for li, layer in enumerate(self.model.layers):
             if layer.needs_input:
                 self.acts[li] = np.ascontiguousarray(h)
+            h = layer.forward(h)
+        self.output = np.ascontiguousarray(h)
+        self.residual = self.output - self.Y
+        self._sse = float(np.sum(self.residual * self.residual))
+        theta = self.model.get_flat()
+        self.sq_norm = float(theta @ theta)
+        self._path = None
+
+    def refresh_output_from(self, li: int) -> None:
+        """Recompute the output and residual from the cached input of layer ``li`` (after its params changed)."""
+        h = self.acts[li]
+        for layer in self.model.layers[li:]:
             h = layer.forward(h)
         self.output = np.ascontiguousarray(h)
         self.residual = self.output - self.Y
@@ -142,45 +157,75 @@ class ExactLoss:
         return dot, sq
 
     # ------------------------------------------------------------------ the primitive
+    def _chunk_size(self, direction: dict[int, dict]) -> int:
+        """Samples per chunk so that one chunk's jets stay within ``jet_budget`` floats."""
+        first = min(direction)
+        single = all(isinstance(d, Coord) for parts in direction.values() for d in parts.values()) \
+            and len(direction) == 1 and sum(len(p) for p in direction.values()) == 1
+        per_sample, order = 0, 0
+        for li in range(first, len(self.model.layers)):
+            order = self.model.layers[li].degree(order, li in direction)
+            shape = self.model.shapes[li + 1]
+            size = int(np.prod(shape))
+            if single and len(shape) == 3 and li == first:
+                size //= shape[0]  # one channel moves
+            per_sample += max(order, 1) * size
+        return max(1, int(self.jet_budget // max(per_sample, 1)))
+
+    def _jets(self, direction: dict[int, dict], lo: int, hi: int) -> list[tuple[int, Jet]]:
+        first = min(direction)
+        jet, path = None, []
+        for li in range(first, len(self.model.layers)):
+            x = self.acts.get(li)
+            jet = self.model.layers[li].jet(None if x is None else x[lo:hi], jet, direction.get(li))
+            path.append((li, jet))
+        return path
+
     def restrict(self, direction: Direction) -> np.ndarray:
         """Coefficients (lowest first) of ``t -> L(theta + t d)`` over the whole training set.
 
-        The path of jets is kept so that :meth:`step` can update the caches
-        without a forward pass.
+        Samples are processed in chunks that keep the jets within
+        ``jet_budget`` floats; with one chunk the jets are kept so that
+        :meth:`step` updates the caches without recomputing them.
         """
-        direction = self.normalize(direction)
+        if not (isinstance(direction, dict) and all(isinstance(k, (int, np.integer)) for k in direction)):
+            direction = self.normalize(direction)
         if not direction:
-            self._path = (direction, [], None)
+            self._path = (direction, [], (0.0, 0.0), None)
             return np.array([self.value])
-        first = min(direction)
-        jet = None
-        path = []
-        for li in range(first, len(self.model.layers)):
-            layer = self.model.layers[li]
-            jet = layer.jet(self.acts.get(li), jet, direction.get(li))
-            path.append((li, jet))
-        r = self.residual if jet.channels is None else self.residual[:, jet.channels]
-        D = jet.coeffs
-        if D.ndim != 3:
-            D = D.reshape(D.shape[0], D.shape[1], -1)
-        (coeffs,) = sse_coeffs(np.ascontiguousarray(r), np.ascontiguousarray(D))
+        N = len(self.X)
+        chunk = min(N, self._chunk_size(direction))
+        coeffs = None
+        path = None
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            path = self._jets(direction, lo, hi)
+            jet = path[-1][1]
+            r = self.residual[lo:hi] if jet.channels is None else self.residual[lo:hi, jet.channels]
+            D = jet.coeffs.reshape(jet.coeffs.shape[0], hi - lo, -1)
+            (part,) = sse_coeffs(np.ascontiguousarray(r), np.ascontiguousarray(D))
+            coeffs = part if coeffs is None else coeffs + part
         coeffs[0] = self.sse  # the kernel's constant covers only the touched slice
         dot, sq = self._ridge_terms(direction)
         if self.ridge:
             coeffs[0] += self.ridge * self.sq_norm
             coeffs[1] += 2.0 * self.ridge * dot
             coeffs[2] += self.ridge * sq
-        self._path = (direction, path, (dot, sq))
+        self._path = (direction, path if chunk >= N else None, (dot, sq), chunk)
         return coeffs
 
     def step(self, t: float) -> None:
         """Move ``theta += t d`` along the last restricted direction and update caches in place."""
         if self._path is None:
             raise RuntimeError("call restrict(direction) before step(t)")
-        direction, path, terms = self._path
+        direction, path, (dot, sq), chunk = self._path
         self._path = None
         if t == 0.0 or not direction:
             return
+        N = len(self.X)
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            self._apply(self._jets(direction, lo, hi) if path is None else path, lo, hi, t)
         for li, parts in direction.items():
             layer = self.model.layers[li]
             for key, d in parts.items():
@@ -188,22 +233,22 @@ class ExactLoss:
                     layer.params[key][d.index] += t
                 else:
                     layer.params[key] += t * d
-        dot, sq = terms
         self.sq_norm += 2.0 * t * dot + t * t * sq
+
+    def _apply(self, path: list[tuple[int, Jet]], lo: int, hi: int, t: float) -> None:
         n_layers = len(self.model.layers)
         for li, jet in path:
             target = li + 1
             if target < n_layers and target not in self.acts:
                 continue
             cache = self.acts[target] if target < n_layers else self.output
-            _add_jet(cache, jet, t)
-        if path:
-            _, last = path[-1]
-            ch = slice(None) if last.channels is None else last.channels
-            old = self.residual[:, ch]
-            new = self.output[:, ch] - self.Y[:, ch]
-            self._sse += float(np.sum(new * new) - np.sum(old * old))
-            self.residual[:, ch] = new
+            _add_jet(cache[lo:hi], jet, t)
+        last = path[-1][1]
+        ch = slice(None) if last.channels is None else last.channels
+        old = self.residual[lo:hi, ch]
+        new = self.output[lo:hi, ch] - self.Y[lo:hi, ch]
+        self._sse += float(np.sum(new * new) - np.sum(old * old))
+        self.residual[lo:hi, ch] = new
 
     def line_minimize(self, direction: Direction, *, accept_equal: bool = False) -> tuple[float, float, float]:
         """Exact global line minimisation; returns (t, loss before, loss after).

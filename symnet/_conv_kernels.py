@@ -1,0 +1,27 @@
+"""Numba kernels for convolution: typed arrays in, plain tuples out."""
+
+from __future__ import annotations
+
+import numba as nb
+
+
+@nb.njit(cache=True, parallel=True)
+def im2col(x, kh, kw, cols):
+    """cols[n, c*kh*kw + i*kw + j, y*Wo + x] = x[n, c, y+i, x+j] (valid windows).
+
+    numpy: sliding_window_view(x, (kh, kw), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3).reshape(N, C*kh*kw, Ho*Wo)
+    The per-sample (K, Ho*Wo) layout lets one batched matmul write the
+    convolution straight into (N, C_out, Ho*Wo) with no transpose.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    for n in nb.prange(N):
+        k = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(Ho):
+                        for xx in range(Wo):
+                            cols[n, k, y * Wo + xx] = x[n, c, y + i, xx + j]
+                    k += 1
+    return (cols,)
