@@ -8,6 +8,7 @@ Example:
 """
 
 from . import datasets, layers, models
+from .api import fit
 from .errors import SymnetError
 from .history import History
 from .io import load_model as load, save_model as save
@@ -17,4 +18,4 @@ from .model import Sequential
 __version__ = "0.1.0"
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
-           "datasets", "layers", "load", "models", "save"]
+           "datasets", "fit", "layers", "load", "models", "save"]
