@@ -44,5 +44,12 @@ def get(name: str) -> type[Solver]:
 
 
 register("coordinate", "solvers.coordinate:CoordinateSolver")
+# Gradient descent, one solver per optimizer of solvers.optim.OPTIMIZERS.
+for _name, _cls in (("sgd", "SGDSolver"), ("momentum", "MomentumSolver"), ("nesterov", "NesterovSolver"),
+                    ("adam", "AdamSolver"), ("nadam", "NadamSolver"), ("amsgrad", "AMSGradSolver"),
+                    ("namsgrad", "NAMSGradSolver"), ("rmsprop", "RMSpropSolver"), ("sgd-hd", "SGDHDSolver"),
+                    ("adam-hd", "AdamHDSolver")):
+    register(_name, f"solvers.gradient:{_cls}")
+register("polyreg", "solvers.polyreg:PolyRegSolver")
 
 __all__ = ["Solver", "accuracy", "available", "get", "register"]

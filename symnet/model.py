@@ -33,7 +33,7 @@ class Sequential:
         >>> m = Sequential(Conv2d(1, 2, 3), Square(), AvgPool2d(2), Flatten(), Linear(2 * 3 * 3, 10),
         ...                input_shape=(1, 8, 8), seed=0)
         >>> m.num_params, m.param_names()[0]
-        (390, 'conv0.weight[0,0,0,0]')
+        (210, 'conv0.weight[0,0,0,0]')
     """
 
     def __init__(self, *layers: Layer, input_shape: Iterable[int], seed: int | None = 0, name: str | None = None,
@@ -123,7 +123,10 @@ class Sequential:
             if layer.name == layer_name and key in layer.params:
                 if m.group("index") is None:
                     return li, key, None
-                idx = tuple(int(i) for i in m.group("index").split(",") if i != "")
+                parts = m.group("index").split(",")
+                if not all(part.isdigit() for part in parts):
+                    raise ModelError(f"cannot parse the index of {element!r}; expected like 'conv0.weight[3,0,2,1]'")
+                idx = tuple(int(i) for i in parts)
                 shape = layer.params[key].shape
                 if len(idx) != len(shape) or any(not 0 <= i < s for i, s in zip(idx, shape)):
                     raise ModelError(f"index {idx} is out of range for {m.group('array')} of shape {shape}")
@@ -151,6 +154,8 @@ class Sequential:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ModelError(f"forward dtype must be float32 or float64, got {dtype}")
+        if int(batch_size) < 1:
+            raise ModelError(f"batch_size must be a positive number of samples, got {batch_size}")
         out = np.empty((len(X), self.num_outputs), dtype=dtype)
         for s in range(0, len(X), batch_size):
             h = X[s:s + batch_size].astype(dtype, copy=False)
@@ -195,6 +200,10 @@ class Sequential:
             True
         """
         X = self.check_input(X)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.shape != (len(X), self.num_outputs):
+            raise DataError(f"targets must have shape ({len(X)}, {self.num_outputs}) to match the outputs, got "
+                            f"{Y.shape}; pass one-hot targets, e.g. np.eye({self.num_outputs})[labels]")
         acts = self.forward_cache(X)
         r = acts[-1] - Y
         loss = float(np.sum(r * r))
@@ -278,7 +287,8 @@ class Sequential:
         """The trained model as a sympy Matrix of output expressions in the input symbols."""
         import sympy
 
-        return sympy.Matrix([sympy.sympify(str(e)) for e in self.symbolic(numeric_params=True)])
+        # Convert the objects, not their strings: "x[0]" would parse as indexing a symbol x.
+        return sympy.Matrix([sympy.sympify(e) for e in self.symbolic(numeric_params=True)])
 
     def to_latex(self) -> str:
         """LaTeX of :meth:`to_sympy` (one line per output)."""

@@ -1,0 +1,359 @@
+"""Gradient-descent backends: one solver per optimizer of :data:`solvers.optim.OPTIMIZERS`.
+
+Each step is one epoch: the training set is cut into batches (shuffled with
+the run's seeded generator), and for each batch the model's exact gradient
+``model.loss_and_grad`` drives one optimizer update. The objective being
+minimised is the one every backend reports, the mean per sample of
+
+    sum of squared errors + ridge * ||theta||^2,
+
+so a batch of ``n_b`` of the ``N`` samples contributes
+``(SSE_b + ridge (n_b / N) ||theta||^2) / n_b``, whose gradient is an unbiased
+estimate of the full objective's (and equals it for a full batch). The record of
+an epoch carries the exact full objective from one forward pass at its end, the
+mean of the batch losses (``batch_loss``) and the learning rate of the last
+update (``lr``).
+
+Divergence: a batch whose loss or gradient is not finite, or whose loss per
+sample exceeds ``1e6 * max(initial loss, 1)`` (1 is the loss of the zero
+predictor on one-hot targets), or an epoch ending with such a full objective,
+makes the step report an infinite loss; the shared loop then restores the
+parameters of the epoch's start and raises
+:class:`~symnet.errors.DivergenceError`.
+
+Example:
+    >>> import symnet, solvers
+    >>> data = symnet.datasets.xor(8)
+    >>> model = symnet.models.mlp(2, 2, 2, seed=0)
+    >>> s = solvers.get("adam")(lr=0.05).fit(model, data, steps=30, quiet=True)
+    >>> s.history_.final["loss"] < s.history_[0]["loss"]
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from numbers import Integral
+from typing import Any, ClassVar
+
+import numpy as np
+
+from symnet.errors import DataError, ModelError, SolverError
+
+from . import optim
+from .base import Solver
+
+#: A batch loss per sample above this many times max(initial loss, 1) counts as divergence.
+EXPLOSION_FACTOR = 1e6
+#: Batches larger than this are differentiated in slices of this many samples, summed, to bound the
+#: memory of the cached activations (a full batch of MNIST through a conv layer would need gigabytes).
+GRAD_CHUNK = 4096
+
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "lr": None,            # None: the method's published default (see solvers.optim)
+    "batch_size": None,    # None: full batch; 1: one sample per update
+    "shuffle": True,       # reshuffle before every epoch (mini-batches only)
+    "seed": 0,
+    "ridge": 0.0,          # part of the objective: + ridge * ||theta||^2
+    "weight_decay": 0.0,   # extra decay in the update, not in the reported objective
+    "decoupled": False,    # decoupled (AdamW-style) instead of L2-coupled weight decay
+    "clip_norm": None,     # clip each batch gradient's global norm
+    "schedule": None,      # None, "constant", "inverse-time", "exponential" or "cosine"
+    "decay": 0.01,         # inverse-time: lr/(1 + decay t); exponential: lr exp(-decay t); t counts updates
+    "final_lr": 0.0,       # cosine: the rate reached after schedule_steps updates
+    "schedule_steps": None,  # cosine horizon in updates; None: the fit's epochs x batches per epoch
+}
+
+
+def _method_defaults(name: str) -> dict[str, Any]:
+    """The common options plus the method's own hyper-parameters (``learning_rate`` becomes ``lr``)."""
+    out = dict(_COMMON_DEFAULTS)
+    method = dict(optim.OPTIMIZERS[name].defaults)
+    out["lr"] = method.pop("learning_rate")
+    out.update(method)
+    return out
+
+
+class GradientSolver(Solver):
+    """Mini-batch gradient descent with one of the optimizers of :mod:`solvers.optim`.
+
+    Subclasses set ``optimizer`` (a key of :data:`solvers.optim.OPTIMIZERS`);
+    their ``defaults`` are the common options below plus the method's own
+    hyper-parameters under the names of its alias (``momentum``, ``b1``,
+    ``b2``, ``eps``, ``rho``, ``beta`` ...).
+
+    Options:
+        lr: learning rate (the initial one for schedules and hypergradient
+            methods); default the method's published value.
+        batch_size: samples per update; ``None`` (or more than the training set)
+            is full batch, ``1`` one sample. The last batch of an epoch may be smaller.
+        shuffle: reshuffle the samples before each epoch (seeded by ``seed``).
+        seed: seed of the shuffling.
+        ridge: the objective's ``ridge * ||theta||^2`` term.
+        weight_decay, decoupled: extra weight decay in the update (L2-coupled or decoupled).
+        clip_norm: clip each batch gradient to this global norm.
+        schedule: ``"constant"``, ``"inverse-time"`` (Robbins-Monro
+            ``lr / (1 + decay t)``), ``"exponential"`` (``lr exp(-decay t)``),
+            ``"cosine"`` (to ``final_lr`` over ``schedule_steps`` updates, by
+            default the whole run); ``t`` counts updates from 0. (For a schedule
+            of your own, use :mod:`solvers.optim` directly: a function cannot be
+            stored in a checkpoint or a history.)
+
+    Example:
+        >>> import symnet, solvers
+        >>> data = symnet.datasets.xor(8)
+        >>> model = symnet.models.mlp(2, 2, 2, seed=0)
+        >>> s = solvers.get("sgd")(lr=0.05, batch_size=4).fit(model, data, steps=5, quiet=True)
+        >>> len(s.history_), s.step_unit
+        (6, 'epoch')
+    """
+
+    name: ClassVar[str] = "gradient"
+    step_unit: ClassVar[str] = "epoch"
+    default_steps: ClassVar[int] = 10
+    #: Key of :data:`solvers.optim.OPTIMIZERS`.
+    optimizer: ClassVar[str] = "sgd"
+    defaults: ClassVar[dict[str, Any]] = _method_defaults("sgd")
+
+    # ---------------------------------------------------------------- loop entry
+    def fit(self, model, data, *, steps: int | None = None, **kwargs: Any) -> "GradientSolver":
+        # The cosine schedule's default horizon needs the number of epochs asked for.
+        if steps is None and kwargs.get("time_limit") is None:
+            self._fit_steps = int(self.default_steps)
+        else:
+            self._fit_steps = steps
+        return super().fit(model, data, steps=steps, **kwargs)
+
+    # ---------------------------------------------------------------- hooks
+    def _setup(self, model, data, rng: np.random.Generator) -> None:
+        opts = self.opts_
+        if not hasattr(model, "loss_and_grad") or not hasattr(model, "get_flat"):
+            raise ModelError(f"solver '{self.name}' needs a network with loss_and_grad(), such as "
+                             f"symnet.Sequential; got {type(model).__name__}")
+        X = data.x_train
+        if tuple(X.shape[1:]) != tuple(model.input_shape):
+            raise DataError(f"the model expects samples of shape {tuple(model.input_shape)} but the data has "
+                            f"{tuple(X.shape[1:])}; build the model for this dataset's input shape")
+        if self._Y_train.shape[1] != model.num_outputs:
+            raise ModelError(f"the model has {model.num_outputs} outputs but the data has "
+                             f"{self._Y_train.shape[1]} classes; build the model with num_classes="
+                             f"{self._Y_train.shape[1]}")
+        N = len(X)
+        batch = opts["batch_size"]
+        if batch is None:
+            batch = N
+        elif isinstance(batch, bool) or not isinstance(batch, Integral) or batch < 1:
+            raise SolverError(f"batch_size must be a whole number >= 1 or None (full batch), got {batch!r}")
+        self._batch = min(int(batch), N)
+        self._ridge = self._nonnegative("ridge")
+        if opts["lr"] is None:
+            raise SolverError(f"solver '{self.name}' needs a learning rate: pass lr=...")
+        lr = self._nonnegative("lr")
+        self._schedule = self._build_schedule(lr, N)
+        method = {k: opts[k] for k in optim.OPTIMIZERS[self.optimizer].defaults if k != "learning_rate"}
+        self._tx = optim.OPTIMIZERS[self.optimizer].factory(
+            learning_rate=lr, weight_decay=opts["weight_decay"], decoupled=bool(opts["decoupled"]),
+            clip_norm=opts["clip_norm"], schedule=self._schedule, **method)
+        self._lr0 = lr
+        self._X = X
+        self._rng = rng
+        self._opt_state = self._tx.init(model.get_flat())
+        self._num_updates = 0
+
+    def _nonnegative(self, key: str) -> float:
+        value = self.opts_[key]
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise SolverError(f"option {key} must be a number, got {value!r}") from None
+        if not (math.isfinite(v) and v >= 0):
+            raise SolverError(f"option {key} must be a finite number >= 0, got {value!r}")
+        return v
+
+    def _build_schedule(self, lr: float, N: int):
+        sched = self.opts_["schedule"]
+        if sched is None:
+            return None
+        decay = self._nonnegative("decay")
+        if sched == "inverse-time":
+            return optim.inverse_time_schedule(lr, decay)
+        if sched == "exponential":
+            return optim.exponential_decay_schedule(lr, math.exp(-decay)) if decay > 0 else \
+                optim.constant_schedule(lr)
+        if sched == "constant":
+            return optim.constant_schedule(lr)
+        if sched == "cosine":
+            horizon = self.opts_["schedule_steps"]
+            if horizon is None:
+                epochs = getattr(self, "_fit_steps", None)
+                if not epochs:
+                    raise SolverError("the cosine schedule needs a horizon: pass steps=... to fit "
+                                      "or the option schedule_steps (in updates)")
+                horizon = epochs * -(-N // self._batch)
+            return optim.cosine_decay_schedule(lr, horizon, final_value=self._nonnegative("final_lr"))
+        raise SolverError(f"unknown schedule {sched!r}; choose constant, inverse-time, exponential or cosine")
+
+    def _step(self) -> dict:
+        model = self.model_
+        X, Y, N, B = self._X, self._Y_train, len(self._X), self._batch
+        if B < N and self.opts_["shuffle"]:
+            order = self._rng.permutation(N)
+        else:
+            order = None
+        limit = EXPLOSION_FACTOR * max(float(self.history_[0]["loss"]), 1.0)
+        theta = model.get_flat()
+        state = self._opt_state
+        batch_losses, seen, updates = 0.0, 0, 0
+        for start in range(0, N, B):
+            if B == N:
+                Xb, Yb = X, Y
+            else:
+                idx = order[start:start + B] if order is not None else slice(start, start + B)
+                Xb, Yb = X[idx], Y[idx]
+            nb = len(Xb)
+            loss_b, grad = self._loss_and_grad(Xb, Yb, self._ridge * nb / N)
+            per_sample = loss_b / nb
+            if not math.isfinite(per_sample) or per_sample > limit or not np.all(np.isfinite(grad)):
+                return {"loss": math.inf, "updates": 0, "passes": 0.0}
+            step, state = self._tx.update(grad / nb, state, theta)
+            theta = optim.apply_updates(theta, step)
+            if not np.all(np.isfinite(theta)):
+                return {"loss": math.inf, "updates": 0, "passes": 0.0}
+            model.set_flat(theta)
+            self._opt_state = state
+            self._num_updates += 1
+            batch_losses += loss_b
+            seen += nb
+            updates += theta.size
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                break  # a partial epoch; its record says how much data it saw in `passes`
+        scores = model.forward(X)
+        loss = (float(np.sum((scores - Y) ** 2)) + self._ridge * float(theta @ theta)) / N
+        if not math.isfinite(loss) or loss > limit:
+            return {"loss": math.inf, "updates": 0, "passes": 0.0}
+        return {"loss": loss, "updates": updates, "passes": seen / N,
+                "train_scores": scores, "batch_loss": batch_losses / max(seen, 1), "lr": self._current_lr()}
+
+    def _loss_and_grad(self, Xb: np.ndarray, Yb: np.ndarray, ridge: float) -> tuple[float, np.ndarray]:
+        """``model.loss_and_grad`` of a batch, in slices of :data:`GRAD_CHUNK` samples when it is large."""
+        n = len(Xb)
+        if n <= GRAD_CHUNK:
+            return self.model_.loss_and_grad(Xb, Yb, ridge)
+        total, grad = 0.0, None
+        for s in range(0, n, GRAD_CHUNK):
+            Xc, Yc = Xb[s:s + GRAD_CHUNK], Yb[s:s + GRAD_CHUNK]
+            # each slice carries its share of the ridge so the shares add up to the batch's
+            loss_c, grad_c = self.model_.loss_and_grad(Xc, Yc, ridge * len(Xc) / n)
+            total += loss_c
+            grad = np.array(grad_c, dtype=np.float64) if grad is None else np.add(grad, grad_c, out=grad)
+        return total, grad
+
+    def _current_lr(self) -> float:
+        """The learning rate of the last update (the adapted one for hypergradient methods)."""
+        adapted = optim.current_learning_rate(self._opt_state)
+        if adapted is not None:
+            return float(adapted)
+        if self._schedule is not None:
+            return float(self._schedule(max(self._num_updates - 1, 0)))
+        return self._lr0
+
+    def _state(self) -> dict[str, Any]:
+        out = {f"opt.{k}": v for k, v in optim.state_to_arrays(self._opt_state).items()}
+        out["num_updates"] = np.asarray(self._num_updates)
+        return out
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if "num_updates" not in state:
+            raise SolverError(f"the checkpoint holds no '{self.name}' optimizer state; resume with the "
+                              "solver that wrote it, or drop --resume")
+        stored = {k[len("opt."):]: v for k, v in state.items() if k.startswith("opt.")}
+        template = self._tx.init(self.model_.get_flat())
+        self._opt_state = optim.state_from_arrays(template, stored)
+        self._num_updates = int(state["num_updates"])
+
+
+class SGDSolver(GradientSolver):
+    """Plain (mini-batch) gradient descent."""
+
+    name = "sgd"
+    optimizer = "sgd"
+    defaults = _method_defaults("sgd")
+
+
+class MomentumSolver(GradientSolver):
+    """Heavy-ball momentum (Polyak 1964)."""
+
+    name = "momentum"
+    optimizer = "momentum"
+    defaults = _method_defaults("momentum")
+
+
+class NesterovSolver(GradientSolver):
+    """Nesterov momentum (Sutskever et al. 2013)."""
+
+    name = "nesterov"
+    optimizer = "nesterov"
+    defaults = _method_defaults("nesterov")
+
+
+class AdamSolver(GradientSolver):
+    """Adam (Kingma & Ba 2015)."""
+
+    name = "adam"
+    optimizer = "adam"
+    defaults = _method_defaults("adam")
+
+
+class NadamSolver(GradientSolver):
+    """Nadam (Dozat 2016, with the momentum schedule)."""
+
+    name = "nadam"
+    optimizer = "nadam"
+    defaults = _method_defaults("nadam")
+
+
+class AMSGradSolver(GradientSolver):
+    """AMSGrad (Reddi et al. 2018)."""
+
+    name = "amsgrad"
+    optimizer = "amsgrad"
+    defaults = _method_defaults("amsgrad")
+
+
+class NAMSGradSolver(GradientSolver):
+    """AMSGrad with Nadam's Nesterov momentum."""
+
+    name = "namsgrad"
+    optimizer = "namsgrad"
+    defaults = _method_defaults("namsgrad")
+
+
+class RMSpropSolver(GradientSolver):
+    """RMSprop (Tieleman & Hinton 2012)."""
+
+    name = "rmsprop"
+    optimizer = "rmsprop"
+    defaults = _method_defaults("rmsprop")
+
+
+class SGDHDSolver(GradientSolver):
+    """SGD with hypergradient descent on the learning rate (Baydin et al. 2018)."""
+
+    name = "sgd-hd"
+    optimizer = "sgd-hd"
+    defaults = _method_defaults("sgd-hd")
+
+
+class AdamHDSolver(GradientSolver):
+    """Adam with hypergradient descent on the learning rate (Baydin et al. 2018)."""
+
+    name = "adam-hd"
+    optimizer = "adam-hd"
+    defaults = _method_defaults("adam-hd")
+
+
+#: optimizer name -> solver class; solvers/__init__.py registers each under its name.
+SOLVERS: dict[str, type[GradientSolver]] = {cls.name: cls for cls in (
+    SGDSolver, MomentumSolver, NesterovSolver, AdamSolver, NadamSolver, AMSGradSolver, NAMSGradSolver,
+    RMSpropSolver, SGDHDSolver, AdamHDSolver)}

@@ -1,0 +1,183 @@
+"""Backward rules and model.loss_and_grad against central finite differences and symengine derivatives."""
+
+import numpy as np
+import pytest
+import symengine as se
+
+from symnet import models
+from symnet.errors import DataError
+from symnet.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.model import Sequential
+
+from tiny_models import tiny_data, tiny_models
+
+STEP = 1e-6
+
+
+def extra_models():
+    """Presets and layer options that tiny_models() does not cover."""
+    return {
+        "poly-relu-b": models.get("poly", input_shape=(1, 5, 5), channels=2, kernel=2, activation="relu-approx-b",
+                                  num_classes=3, seed=11),
+        "poly2-same": models.get("poly2", input_shape=(1, 4, 4), channels=2, channels2=2, kernel=3, padding="same",
+                                 activation="relu-approx-c", num_classes=2, seed=12),
+        "mlp-image": models.get("mlp", input_shape=(1, 2, 2), hidden=3, num_classes=3, activation="relu-approx-a",
+                                seed=13),
+        "conv-rect": Sequential(Conv2d(2, 2, (2, 3), padding="same"), Square(), AvgPool2d(2), Flatten(),
+                                Linear(2 * 2 * 2, 2), input_shape=(2, 4, 5), seed=14),
+    }
+
+
+def all_models():
+    return {**tiny_models(), **extra_models()}
+
+
+MODELS = all_models()
+
+
+def randomized(model, seed=0, scale=0.5):
+    """A copy with every parameter (biases too) drawn at random, so no term hides behind a zero."""
+    model = model.copy()
+    model.set_flat(np.random.default_rng(seed).normal(scale=scale, size=model.num_params))
+    return model
+
+
+def central_difference(f, v, step=STEP):
+    """d f / d v[idx] for every idx, perturbing the array ``v`` in place (restored afterwards)."""
+    out = np.zeros(v.shape)
+    for idx in np.ndindex(v.shape):
+        old = v[idx]
+        v[idx] = old + step
+        up = f()
+        v[idx] = old - step
+        down = f()
+        v[idx] = old
+        out[idx] = (up - down) / (2 * step)
+    return out
+
+
+def assert_grad_close(got, want, rel=1e-6):
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=rel, atol=rel * scale)
+
+
+# --------------------------------------------------------------------------- per layer
+LAYERS = {
+    "linear": (lambda: Linear(4, 3), (3, 4)),
+    "linear-nobias": (lambda: Linear(3, 2, bias=False), (2, 3)),
+    "conv-valid": (lambda: Conv2d(2, 3, 3), (2, 2, 5, 4)),
+    "conv-same": (lambda: Conv2d(2, 2, 3, padding="same"), (2, 2, 4, 5)),
+    "conv-same-even": (lambda: Conv2d(1, 2, 2, padding="same"), (2, 1, 4, 3)),
+    "conv-rect-same-nobias": (lambda: Conv2d(2, 2, (2, 3), padding="same", bias=False), (2, 2, 3, 4)),
+    "conv-rect-valid": (lambda: Conv2d(3, 1, (3, 1)), (2, 3, 4, 3)),
+    "pool2-odd": (lambda: AvgPool2d(2), (2, 2, 5, 3)),
+    "pool3": (lambda: AvgPool2d(3), (1, 2, 7, 6)),
+    "flatten": (lambda: Flatten(), (2, 3, 2, 2)),
+    "square": (lambda: Square(), (3, 2, 3)),
+    "poly-quartic": (lambda: Poly([0.3, -1.2, 0.5, 0.25, -0.1]), (3, 4)),
+    "relu-approx-c": (lambda: Poly("relu-approx-c"), (2, 2, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_backward_matches_finite_differences(name, rng):
+    build, shape = LAYERS[name]
+    layer = build()
+    for v in layer.params.values():
+        v[...] = rng.normal(size=v.shape)
+    x = rng.normal(size=shape)
+    G = rng.normal(size=layer.forward(x).shape)  # d(scalar)/d(output): the scalar is sum(G * forward(x))
+
+    def scalar():
+        return float(np.sum(layer.forward(x) * G))
+
+    gx, gparams = layer.backward(x, G)
+    assert set(gparams) == set(layer.params)
+    assert_grad_close(gx, central_difference(scalar, x))
+    for key, v in layer.params.items():
+        assert_grad_close(gparams[key], central_difference(scalar, v))
+
+
+def test_conv_weight_grad_in_chunks_matches_loops(rng):
+    from symnet.layers import conv_weight_grad
+
+    x = rng.normal(size=(7, 2, 5, 4))
+    g = rng.normal(size=(7, 3, 4, 2))  # kernel 2 x 3
+    want = np.zeros((3, 2, 2, 3))
+    for o, c, i, j in np.ndindex(want.shape):
+        want[o, c, i, j] = sum(g[n, o, y, v] * x[n, c, y + i, v + j] for n in range(7) for y in range(4)
+                               for v in range(2))
+    for chunk in (1, 3, 512):
+        np.testing.assert_allclose(conv_weight_grad(x, g, 2, 3, chunk=chunk), want, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- whole models
+@pytest.mark.parametrize("ridge", [0.0, 0.3])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_loss_and_grad_matches_finite_differences(name, ridge):
+    model = randomized(MODELS[name])
+    X, Y = tiny_data(model, n=3)
+    loss, grad = model.loss_and_grad(X, Y, ridge=ridge)
+    theta = model.get_flat()
+    assert grad.shape == (model.num_params,)
+    assert np.isclose(loss, np.sum((model.forward(X) - Y) ** 2) + ridge * theta @ theta, rtol=1e-13)
+
+    # a spread of up to 24 coordinates (symengine checks every one below)
+    picks = np.unique(np.linspace(0, model.num_params - 1, min(24, model.num_params)).astype(int))
+    point = theta.copy()
+
+    def objective():
+        model.set_flat(point)
+        return model.loss_and_grad(X, Y, ridge=ridge)[0]
+
+    numeric = np.array([central_difference(objective, point[i:i + 1])[0] for i in picks])
+    assert_grad_close(grad[picks], numeric)
+
+
+def symbolic_loss_and_grad(model, X, Y, ridge):
+    """Oracle: the objective built from model.symbolic() with the data substituted, differentiated by symengine."""
+    xs, _ = model.symbols()
+    outputs = model.symbolic()
+    params = [se.Symbol(n) for n in model.param_names()]
+    objective = se.Integer(0)
+    for x, y in zip(X, Y):
+        data = {xs[idx]: se.Float(float(x[idx])) for idx in np.ndindex(xs.shape)}
+        for out, target in zip(outputs, y):
+            objective += (out.subs(data) - float(target)) ** 2
+    objective += ridge * sum(p ** 2 for p in params)
+    exprs = [objective] + [se.diff(objective, p) for p in params]
+    at_theta = {p: se.Float(float(v)) for p, v in zip(params, model.get_flat())}
+    values = np.array([float(e.subs(at_theta)) for e in exprs])
+    return values[0], values[1:]
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.05])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_loss_and_grad_matches_symengine(name, ridge):
+    model = randomized(MODELS[name], seed=1)
+    X, Y = tiny_data(model, n=2, seed=3)
+    loss, grad = model.loss_and_grad(X, Y, ridge=ridge)
+    want_loss, want_grad = symbolic_loss_and_grad(model, X, Y, ridge)
+    assert np.isclose(loss, want_loss, rtol=1e-10)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-9 * np.abs(want_grad).max())
+
+
+def test_ridge_only_gradient_at_a_perfect_fit():
+    # Targets equal to the outputs: the objective is ridge * ||theta||^2 and its gradient 2 ridge theta.
+    model = randomized(MODELS["poly"])
+    X, _ = tiny_data(model, n=4)
+    Y = model.forward(X)
+    loss, grad = model.loss_and_grad(X, Y, ridge=0.7)
+    theta = model.get_flat()
+    assert np.isclose(loss, 0.7 * theta @ theta, rtol=1e-12)
+    np.testing.assert_allclose(grad, 1.4 * theta, rtol=1e-10, atol=1e-12)
+
+
+def test_loss_and_grad_rejects_mismatched_targets():
+    model = models.get("mlp", input_dim=2, hidden=2, num_classes=2)
+    X = np.ones((2, 2))
+    with pytest.raises(DataError, match="one-hot"):
+        model.loss_and_grad(X, np.array([0, 1]))  # labels, not one-hot: would broadcast silently
+    with pytest.raises(DataError, match=r"\(2, 2\)"):
+        model.loss_and_grad(X, np.zeros((3, 2)))
