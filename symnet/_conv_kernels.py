@@ -25,3 +25,9 @@ def im2col(x, kh, kw, cols):
                             cols[n, k, y * Wo + xx] = x[n, c, y + i, xx + j]
                     k += 1
     return (cols,)
+
+
+
+#: Serial :func:`im2col` for small batches, where waking threads costs more than the copy
+#: (``prange`` runs as ``range`` when compiled without ``parallel``).
+im2col_serial = nb.njit(cache=True)(im2col.py_func)

@@ -148,7 +148,9 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, x: np.ndarray, grad_out: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def backward(self, x: np.ndarray, grad_out: np.ndarray, input_grad: bool = True
+                 ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Vector-Jacobian product; ``input_grad=False`` may skip the input gradient (returns None)."""
         raise NotImplementedError
 
     def jet(self, x: np.ndarray | None, jet_in: Jet | None, direction: dict | None) -> Jet | None:
@@ -219,7 +221,7 @@ class Linear(Layer):
             y += self.params["bias"]
         return y
 
-    def backward(self, x, grad_out):
+    def backward(self, x, grad_out, input_grad=True):
         grads = {"weight": grad_out.T @ x}
         if self.bias:
             grads["bias"] = grad_out.sum(axis=0)
@@ -302,7 +304,7 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     numpy equivalent: ``einsum('nchwij,ocij->nohw', windows(x), w)``; done as a
     numba im2col plus a batched BLAS matmul per chunk of samples, which bounds memory.
     """
-    from ._conv_kernels import im2col
+    from ._conv_kernels import im2col, im2col_serial
 
     N, Ci, H, Wd = x.shape
     Co, _, kh, kw = w.shape
@@ -315,7 +317,7 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     for s in range(0, N, chunk):
         xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
         n = len(xs)
-        im2col(xs, kh, kw, cols[:n])
+        (im2col if n * cols.shape[1] * cols.shape[2] > 200_000 else im2col_serial)(xs, kh, kw, cols[:n])
         np.matmul(wmat, cols[:n], out=out[s:s + n])
     return out.reshape(N, Co, Ho, Wo)
 
@@ -325,7 +327,7 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chun
 
     numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))``, as im2col plus BLAS.
     """
-    from ._conv_kernels import im2col
+    from ._conv_kernels import im2col, im2col_serial
 
     N, Ci, H, Wd = x.shape
     Co = grad_out.shape[1]
@@ -337,7 +339,7 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chun
     for s in range(0, N, chunk):
         xs = np.ascontiguousarray(x[s:s + chunk], dtype=np.float64)
         n = len(xs)
-        im2col(xs, kh, kw, cols[:n])
+        (im2col if n * cols.shape[1] * cols.shape[2] > 200_000 else im2col_serial)(xs, kh, kw, cols[:n])
         gW += np.tensordot(g[s:s + n], cols[:n], axes=([0, 2], [0, 2]))
     return gW.reshape(Co, Ci, kh, kw)
 
@@ -416,17 +418,19 @@ class Conv2d(Layer):
             y += self.params["bias"][None, :, None, None]
         return y
 
-    def backward(self, x, grad_out):
+    def backward(self, x, grad_out, input_grad=True):
         # dL/dW[o,c,i,j] = sum_n,h,w g[n,o,h,w] xp[n,c,h+i,w+j];  dL/dx = full correlation with flipped W.
         gW = conv_weight_grad(self.padded(x), grad_out, self.kh, self.kw)
+        grads = {"weight": gW}
+        if self.bias:
+            grads["bias"] = grad_out.sum(axis=(0, 2, 3))
+        if not input_grad:  # the first layer's input gradient is a full convolution nobody reads
+            return None, grads
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (Ci, Co, kh, kw)
         gpad = np.pad(grad_out, [(0, 0), (0, 0), (self.kh - 1, self.kh - 1), (self.kw - 1, self.kw - 1)])
         gxp = conv2d_valid(gpad, flipped)
         (a, b), (c, d) = self.pads
         gx = gxp[:, :, a:gxp.shape[2] - b, c:gxp.shape[3] - d]
-        grads = {"weight": gW}
-        if self.bias:
-            grads["bias"] = grad_out.sum(axis=(0, 2, 3))
         return gx, grads
 
     def jet(self, x, jet_in, direction):
@@ -533,7 +537,7 @@ class AvgPool2d(Layer):
     def forward(self, x):
         return self._pool(x)
 
-    def backward(self, x, grad_out):
+    def backward(self, x, grad_out, input_grad=True):
         s = self.size
         g = np.zeros_like(x)
         H, W = grad_out.shape[-2] * s, grad_out.shape[-1] * s
@@ -571,7 +575,7 @@ class Flatten(Layer):
     def forward(self, x):
         return x.reshape(len(x), -1)
 
-    def backward(self, x, grad_out):
+    def backward(self, x, grad_out, input_grad=True):
         return grad_out.reshape(x.shape), {}
 
     def jet(self, x, jet_in, direction):
@@ -618,7 +622,10 @@ class Poly(Layer):
         if c.ndim != 1 or len(c) == 0 or not np.all(np.isfinite(c)):
             raise ModelError(f"Poly coefficients must be a non-empty list of finite numbers, got {coeffs!r}")
         nz = np.flatnonzero(c)
-        self.coeffs = c[: (nz[-1] + 1 if len(nz) else 1)]
+        if not len(nz) or nz[-1] < 1:
+            raise ModelError(f"Poly coefficients {list(coeffs)} give a constant activation, which ignores its input; "
+                             "give at least one nonzero coefficient of degree 1 or more")
+        self.coeffs = c[: nz[-1] + 1]
 
     @property
     def order(self) -> int:
@@ -644,7 +651,7 @@ class Poly(Layer):
             y += a
         return y
 
-    def backward(self, x, grad_out):
+    def backward(self, x, grad_out, input_grad=True):
         return grad_out * self.derivative(x), {}
 
     def jet(self, x, jet_in, direction):

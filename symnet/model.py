@@ -209,8 +209,9 @@ class Sequential:
         loss = float(np.sum(r * r))
         g = 2.0 * r
         grads: list[np.ndarray] = []
-        for layer, x in zip(reversed(self.layers), reversed(acts[:-1])):
-            g, pg = layer.backward(x, g)
+        for li in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[li]
+            g, pg = layer.backward(acts[li], g, input_grad=li > 0)
             grads.extend(pg[k].ravel() for k in reversed(list(layer.params)))
         flat = np.concatenate(grads[::-1]) if grads else np.zeros(0)
         if ridge:
@@ -235,13 +236,16 @@ class Sequential:
             ps[name] = arr
         return xs, ps
 
-    def symbolic(self, *, numeric_params: bool = False, inputs: np.ndarray | None = None) -> list:
+    def symbolic(self, *, numeric_params: bool = False, inputs: np.ndarray | None = None,
+                 expand: bool = False) -> list:
         """The outputs as symengine expressions of one generic sample.
 
         Args:
             numeric_params: substitute the current parameter values (for export).
             inputs: an optional object array of expressions to use as the input
                 (for example numbers, to evaluate one sample exactly).
+            expand: expand the outputs into monomials. The number of monomials
+                grows fast with depth and activation degree; keep it for small models.
 
         Returns:
             A list of ``num_outputs`` symengine expressions. No data enters them
@@ -265,7 +269,7 @@ class Sequential:
         for layer in self.layers:
             local = {k: ps[f"{layer.name}.{k}"] for k in layer.params}
             h = layer.symbolic(h, local)
-        return [se.expand(e) if numeric_params else e for e in np.asarray(h).ravel()]
+        return [se.expand(e) if expand else e for e in np.asarray(h).ravel()]
 
     def degree(self, param: str) -> int:
         """Degree of the outputs in one parameter (``"conv0.weight[0,0,1,1]"``) or a whole array.
@@ -283,12 +287,19 @@ class Sequential:
             deg = layer.degree(deg, li in moving_layers)
         return deg
 
-    def to_sympy(self):
-        """The trained model as a sympy Matrix of output expressions in the input symbols."""
+    def to_sympy(self, expand: bool | None = None):
+        """The trained model as a sympy Matrix of output expressions in the input symbols.
+
+        Args:
+            expand: expand into monomials; by default only for models of at most
+                200 parameters (expansion of deep or wide models is exponential).
+        """
         import sympy
 
+        if expand is None:
+            expand = self.num_params <= 200
         # Convert the objects, not their strings: "x[0]" would parse as indexing a symbol x.
-        return sympy.Matrix([sympy.sympify(e) for e in self.symbolic(numeric_params=True)])
+        return sympy.Matrix([sympy.sympify(e) for e in self.symbolic(numeric_params=True, expand=expand)])
 
     def to_latex(self) -> str:
         """LaTeX of :meth:`to_sympy` (one line per output)."""

@@ -1,0 +1,317 @@
+"""Every figure symnet draws: solver comparisons, robustness curves, filters and weight maps.
+
+matplotlib is imported only when a figure is drawn. Figures are built with the
+object-oriented API on an Agg canvas, never through ``pyplot``: drawing one
+does not open a window, does not change the session's backend and leaves no
+global figure behind. Each figure also renders itself as a PNG in Jupyter and
+Colab (``_repr_png_``), so a cell that ends with a figure shows it inline, and
+a :class:`Figures` collection shows all of its figures.
+
+Example:
+    >>> import numpy as np
+    >>> fig = filter_grid(np.random.default_rng(0).normal(size=(4, 1, 3, 3)), "conv0 filters")
+    >>> fig.axes[0].get_title()
+    'filter 0'
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+#: Resolution of saved PNGs (dots per inch).
+DPI = 110
+#: Draw a marker on every record when a curve has at most this many points.
+MAX_MARKED_POINTS = 60
+
+
+# --------------------------------------------------------------------------- figures
+@functools.lru_cache(maxsize=None)
+def _figure_class():
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        """A matplotlib Figure that notebooks display as a PNG."""
+
+        def _repr_png_(self) -> bytes:
+            return to_png(self)
+
+    return InlineFigure
+
+
+def new_figure(width: float, height: float):
+    """An empty figure of ``width`` x ``height`` inches on an Agg canvas, constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure_class()(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig, dpi: int = DPI) -> bytes:
+    """The figure rendered as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save(fig, path: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` (PNG) atomically and return the path."""
+    from .io import atomic_write_bytes
+
+    return atomic_write_bytes(path, to_png(fig, dpi))
+
+
+class Figures(dict):
+    """Named figures (``name -> Figure``); a notebook cell ending with one shows them all.
+
+    Example:
+        >>> figs = Figures(a=new_figure(2, 2))
+        >>> list(figs)
+        ['a']
+    """
+
+    def save(self, out: str | Path, prefix: str = "") -> list[Path]:
+        """Write ``<out>/<prefix><name>.png`` for every figure; return the paths."""
+        return [save(fig, Path(out) / f"{prefix}{name}.png") for name, fig in self.items()]
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for name, fig in self.items():
+            data = base64.b64encode(to_png(fig)).decode()
+            parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"/></figure>')
+        return "\n".join(parts)
+
+
+def _colors(n: int) -> list:
+    """``n`` distinct colours, the same for the same position in every figure."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _marker(n_points: int) -> str | None:
+    return "o" if n_points <= MAX_MARKED_POINTS else None
+
+
+# --------------------------------------------------------------------------- comparisons
+def comparison_figures(comparison) -> Figures:
+    """The three figures of a :class:`symnet.compare.Comparison`.
+
+    * ``loss_vs_time``: training objective (log scale) vs training time;
+    * ``loss_vs_passes``: training objective (log scale) vs passes over the training data;
+    * ``test_acc_vs_time``: test accuracy (%) vs training time.
+
+    Training time is wall-clock time inside the solvers' steps; evaluating
+    the model after each step is not counted. The default targets of the
+    comparison are drawn as dashed grey lines.
+    """
+    meta = comparison.meta
+    title = comparison.title()
+    labels = list(comparison.histories)
+    colors = dict(zip(labels, _colors(len(labels))))
+    time_label = "training time (s, wall clock; evaluation excluded)"
+    loss_label = "training loss (objective per sample, log scale)"
+    figs = Figures()
+
+    def curves(x_key: str, y_key: str, scale: float = 1.0):
+        for label in labels:
+            h = comparison.histories[label]
+            x, y = h.column(x_key), h.column(y_key) * scale
+            keep = np.isfinite(x) & np.isfinite(y)
+            yield label, x[keep], y[keep]
+
+    for name, x_key, x_label in (("loss_vs_time", "time", time_label),
+                                 ("loss_vs_passes", "passes", "passes over the training data")):
+        fig = new_figure(7.5, 4.8)
+        ax = fig.add_subplot()
+        drew = False
+        for label, x, y in curves(x_key, "loss"):
+            y_pos = np.where(y > 0, y, np.nan)  # a log axis cannot show 0 (an exact fit); leave a gap
+            ax.plot(x, y_pos, marker=_marker(len(x)), markersize=4, color=colors[label],
+                    label=comparison.legend_label(label))
+            drew = drew or bool(np.isfinite(y_pos).any())
+        if drew:
+            ax.set_yscale("log")
+        target = meta.get("target_loss")
+        if target is not None and target > 0:
+            ax.axhline(target, color="0.45", linestyle="--", linewidth=1,
+                       label=f"target loss {target:.4g} ({meta.get('target_loss_rule', 'given')})")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(loss_label)
+        ax.set_xlim(left=0)
+        ax.set_title(f"Training loss vs {'training time' if x_key == 'time' else 'passes over the data'}\n{title}",
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        figs[name] = fig
+
+    fig = new_figure(7.5, 4.8)
+    ax = fig.add_subplot()
+    for label, x, y in curves("time", "test_acc", 100.0):
+        ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=comparison.legend_label(label))
+    target = meta.get("target_acc")
+    if target is not None:
+        ax.axhline(100.0 * target, color="0.45", linestyle="--", linewidth=1,
+                   label=f"target accuracy {100 * target:.2f}% ({meta.get('target_acc_rule', 'given')})")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(time_label)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Test accuracy vs training time\n{title}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    figs["test_acc_vs_time"] = fig
+    return figs
+
+
+# --------------------------------------------------------------------------- robustness
+def robustness_figures(result) -> Figures:
+    """Accuracy and relative accuracy drop vs noise, one curve per model, for a robustness result.
+
+    * ``robustness_accuracy``: two panels, test accuracy (%) vs the Gaussian
+      noise's sigma and vs the area of the black patch;
+    * ``robustness_drop``: the same panels for the relative accuracy drop
+      ``(A(0) - A) / A(0)`` in %.
+    """
+    names = list(result.names)
+    colors = _colors(len(names))
+    figs = Figures()
+    subtitle = f"{result.dataset}, {result.n_test:,} test images, seed {result.seed}"
+    for key, what, ylabel in (("accuracy", "Test accuracy under noise", "test accuracy (%)"),
+                              ("drop", "Relative accuracy drop under noise", "relative accuracy drop (%)")):
+        fig = new_figure(11.0, 4.6)
+        panels = fig.subplots(1, 2)
+        for ax, kind, xs, xlabel in ((panels[0], "sigma", result.sigmas, "Gaussian noise std sigma (pixels in [0, 1])"),
+                                     (panels[1], "area", result.areas, "black patch area A (pixels)")):
+            values = result.accuracy(kind) if key == "accuracy" else result.drop(kind)
+            for i, name in enumerate(names):
+                ax.plot(xs, 100.0 * values[i], marker="o", markersize=4, color=colors[i], label=name)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            if key == "accuracy":
+                ax.set_ylim(0, 100)
+            else:
+                low = min(0.0, float(np.nanmin(values)) * 100.0) if np.isfinite(values).any() else 0.0
+                ax.set_ylim(low, 100)
+            ax.set_title("global: iid Gaussian noise, clipped to [0, 1]" if kind == "sigma"
+                         else "local: one black rectangle per image", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{what} ({subtitle})", fontsize=11)
+        figs[f"robustness_{key}"] = fig
+    return figs
+
+
+def corruption_examples(clean: np.ndarray, sigma_images: Sequence[np.ndarray], sigmas: Sequence[float],
+                        area_images: Sequence[np.ndarray], areas: Sequence[float], title: str):
+    """One test image under every noise level: a row for sigma, a row for the patch area."""
+    cols = max(len(sigmas), len(areas), 1)
+    fig = new_figure(1.5 * cols + 0.4, 3.8)
+    axes = np.atleast_2d(fig.subplots(2, cols, squeeze=False))
+    for row, (images, levels, fmt) in enumerate(((sigma_images, sigmas, "sigma = {:g}"),
+                                                 (area_images, areas, "A = {:g}"))):
+        for j in range(cols):
+            ax = axes[row, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(images):
+                ax.axis("off")
+                continue
+            img = np.asarray(images[j])
+            img = img[0] if img.ndim == 3 else img
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_title(fmt.format(levels[j]), fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- model pictures
+def _symmetric_limit(values: np.ndarray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    vmax = float(finite.max()) if finite.size else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
+def image_grid(images: np.ndarray, title: str, row_labels: Sequence[str], col_labels: Sequence[str] | None,
+               colorbar_label: str, panel: float = 1.15):
+    """A grid of 2-D maps ``images[r, c]`` with one symmetric diverging colour scale.
+
+    Args:
+        images: array ``(rows, cols, h, w)``.
+        title: figure title.
+        row_labels: one label per row (on the first panel of the row, or its title when there is one column).
+        col_labels: one label per column (titles of the first row), or None.
+        colorbar_label: what the colours measure.
+        panel: size of one panel in inches.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    rows, cols = images.shape[:2]
+    vmax = _symmetric_limit(images)
+    fig = new_figure(panel * cols + 1.3, panel * rows + 0.8)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(images[r, c], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if cols == 1:
+                ax.set_title(row_labels[r], fontsize=8)
+            else:
+                if c == 0:
+                    ax.set_ylabel(row_labels[r], fontsize=8)
+                if r == 0 and col_labels is not None:
+                    ax.set_title(col_labels[c], fontsize=8)
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label(colorbar_label, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def filter_grid(weight: np.ndarray, title: str, max_out: int = 32, max_in: int = 16):
+    """Conv filters ``weight`` (out, in, kh, kw) as a grid: a row per output channel, a column per input channel.
+
+    Large layers are cut to the first ``max_out`` x ``max_in`` filters (the title says so).
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    n_out, n_in = weight.shape[:2]
+    shown = weight[:max_out, :max_in]
+    if shown.shape[:2] != weight.shape[:2]:
+        title += f" (first {shown.shape[0]} of {n_out} outputs x {shown.shape[1]} of {n_in} inputs)"
+    if n_in == 1:  # one input channel: lay the filters out in a near-square grid
+        k = len(shown)
+        cols = min(k, 8)
+        rows = math.ceil(k / cols)
+        grid = np.full((rows * cols,) + shown.shape[2:], np.nan)
+        grid[:k] = shown[:, 0]
+        fig = new_figure(1.15 * cols + 1.3, 1.15 * rows + 0.8)
+        axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+        vmax = _symmetric_limit(shown)
+        image = None
+        for i, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i >= k:
+                ax.axis("off")
+                continue
+            image = ax.imshow(grid[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            ax.set_title(f"filter {i}", fontsize=8)
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+        bar.set_label("weight", fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        return fig
+    return image_grid(shown, title, [f"out {i}" for i in range(len(shown))],
+                      [f"in {j}" for j in range(shown.shape[1])], "weight")
+
+
+__all__ = ["DPI", "Figures", "comparison_figures", "corruption_examples", "filter_grid", "image_grid", "new_figure",
+           "robustness_figures", "save", "to_png"]
