@@ -177,3 +177,34 @@ def conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, s, Wsub, feat, f0, ou
                     for x in range(Wo):
                         z[n, c, y, x] += t * (1.0 if is_bias else xpad[n, ci, y + di, x + dj])
     return (out,)
+
+
+@nb.njit(cache=True)
+def fixed_direction_sweep(G, w, r, ridge, order):
+    """Exact coordinate steps when coordinate k moves the outputs along a fixed G[k].
+
+    G: (K, N, O) output direction of each coordinate; w: (K,) their current
+    values (updated in place); r: (N, O) residuals (updated in place).
+    numpy, per coordinate: t = -(sum(r * G[k]) + ridge * w[k]) / (sum(G[k]**2) + ridge); r += t * G[k]
+    Returns (decrease of the objective,).
+    """
+    K, N, O = G.shape
+    dec = 0.0
+    for k in order:
+        g = 0.0
+        a = 0.0
+        for n in range(N):
+            for o in range(O):
+                g += r[n, o] * G[k, n, o]
+                a += G[k, n, o] * G[k, n, o]
+        g += ridge * w[k]
+        a += ridge
+        if a <= 0.0 or g == 0.0:
+            continue
+        t = -g / a
+        dec += g * g / a
+        w[k] += t
+        for n in range(N):
+            for o in range(O):
+                r[n, o] += t * G[k, n, o]
+    return (dec,)

@@ -42,7 +42,7 @@ from symnet.layers import AvgPool2d, Conv2d, Coord, Flatten, LAYER_TYPES, Linear
 from symnet.polynomial import minimize
 from symnet.restriction import ExactLoss
 
-from ._coordinate_kernels import conv_chain_coeffs, conv_chain_update, linear_sweep
+from ._coordinate_kernels import conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, linear_sweep
 from .base import Solver
 
 
@@ -120,6 +120,9 @@ class CoordinateSolver(Solver):
         if li == last and isinstance(layer, Linear):
             return "linear-last" if self.opts_["fused"] else "generic"
         if isinstance(layer, Conv2d) and self.opts_["fused"] and self._conv_chain(li) is not None:
+            poly_li = self._conv_chain(li)[0]
+            if poly_li is None or layers[poly_li].order == 1:
+                return "conv-linear-chain"
             return "conv-chain"
         return "generic"
 
@@ -157,9 +160,11 @@ class CoordinateSolver(Solver):
         theta0 = model.get_flat()
         start_value = loss.value
         updates = accepted = 0
-        for li, kind, coords in self._schedule():
+        schedule = self._schedule()
+        for pos, (li, kind, coords) in enumerate(schedule):
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
+            self._last_run = pos == len(schedule) - 1  # the sweep ends with a refresh anyway
             n, a = self._sweep_run(li, kind, coords)
             updates += n
             accepted += a
@@ -172,10 +177,8 @@ class CoordinateSolver(Solver):
         if self.opts_["extrapolate"]:
             d = model.get_flat() - theta0
             if np.any(d):
-                t, before, after = loss.line_minimize(d)
+                t, before, after = loss.line_minimize(d)  # its step updates the caches exactly
                 extras["extrapolation"] = t
-                if t != 0.0:
-                    loss.refresh()
         self.sweeps_ += 1
         if loss.value > start_value * (1 + 1e-12) + 1e-12:
             raise RuntimeError(f"internal error: sweep raised the loss from {start_value} to {loss.value}")
@@ -204,6 +207,8 @@ class CoordinateSolver(Solver):
         keys = list(layer.params)
         if kind == "linear-last":
             return self._linear_run(layer, coords)
+        if kind == "conv-linear-chain":
+            return self._conv_linear_run(li, coords)
         accepted = 0
         for done, (ki, flat) in enumerate(coords):
             if done % 8 == 0 and self._deadline is not None and time.perf_counter() >= self._deadline:
@@ -237,6 +242,62 @@ class CoordinateSolver(Solver):
         theta = self.model_.get_flat()
         loss.sq_norm = float(theta @ theta)
         return len(coords), len(coords)
+
+    def _conv_linear_run(self, li: int, coords: np.ndarray) -> tuple[int, int]:
+        """Conv coordinates when the chain to the output is linear (``seed``: conv -> flatten -> linear).
+
+        The output moves along a fixed direction per coordinate while the last
+        layer is fixed, so one im2col matmul per output channel gives every
+        tap's direction ``G`` and each exact step costs O(N * outputs).
+        """
+        from symnet._conv_kernels import im2col
+
+        loss = self.loss_
+        layers = self.model_.layers
+        conv = layers[li]
+        poly_li, pool, lin_li = self._conv_chain(li)
+        slope = float(layers[poly_li].coeffs[1]) if poly_li is not None else 1.0
+        Ho, Wo = self.model_.shapes[li + 1][1:]
+        Hq, Wq = Ho // pool, Wo // pool
+        inner = Hq * Wq
+        xpad = np.ascontiguousarray(conv.padded(loss.acts[li]))
+        N = len(xpad)
+        K = conv.in_channels * conv.kh * conv.kw
+        Wlin = layers[lin_li].params["weight"]
+        keys = list(conv.params)
+        residual = np.ascontiguousarray(loss.residual)
+        is_weight = np.array([keys[ki] == "weight" for ki in coords[:, 0]], dtype=bool)
+        channel = np.where(is_weight, coords[:, 1] // K, coords[:, 1])
+        done = 0
+        for c in range(conv.out_channels):
+            mine = channel == c
+            if not mine.any():
+                continue
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                break
+            # the output weights of channel c, spread back over each pool window: (O, Ho*Wo)
+            up = Wlin[:, c * inner:(c + 1) * inner].reshape(-1, Hq, 1, Wq, 1)
+            up = np.broadcast_to(up, (up.shape[0], Hq, pool, Wq, pool)).reshape(-1, Hq * pool, Wq * pool)
+            Wup = np.zeros((up.shape[0], Ho, Wo))
+            Wup[:, :Hq * pool, :Wq * pool] = up * (slope / (pool * pool))
+            Wup = Wup.reshape(up.shape[0], -1)
+            G = np.empty((K + 1, N, Wup.shape[0]))
+            for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[n, k, p] Wup[o, p]
+                xs = xpad[s:s + 1024]
+                cols = np.empty((len(xs), K, Ho * Wo))
+                im2col(xs, conv.kh, conv.kw, cols)
+                G[:K, s:s + len(xs)] = np.matmul(cols, Wup.T).transpose(1, 0, 2)
+            G[K] = Wup.sum(axis=1)[None, :]
+            w = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)
+            order = np.where(is_weight[mine], coords[mine, 1] % K, K).astype(np.int64)
+            fixed_direction_sweep(G, w, residual, loss.ridge, order)
+            conv.params["weight"][c] = w[:K].reshape(conv.params["weight"][c].shape)
+            if conv.bias:
+                conv.params["bias"][c] = w[K]
+            done += int(mine.sum())
+        if not self._last_run:
+            loss.refresh()
+        return done, done
 
     def _conv_coordinate(self, li: int, key: str, idx: tuple[int, ...]) -> int:
         loss = self.loss_
