@@ -7,8 +7,9 @@ Example:
     2
 """
 
-from . import datasets, layers, models
+from . import datasets, layers, models, restriction
 from .api import fit
+from .compare import compare
 from .errors import SymnetError
 from .history import History
 from .io import load_model as load, save_model as save
@@ -18,4 +19,4 @@ from .model import Sequential
 __version__ = "0.1.0"
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
-           "datasets", "fit", "layers", "load", "models", "save"]
+           "compare", "datasets", "fit", "layers", "load", "models", "restriction", "save"]
