@@ -282,11 +282,11 @@ class CoordinateSolver(Solver):
             Wup[:, :Hq * pool, :Wq * pool] = up * (slope / (pool * pool))
             Wup = Wup.reshape(up.shape[0], -1)
             G = np.empty((K + 1, N, Wup.shape[0]))
-            for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[n, k, p] Wup[o, p]
+            for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[k, n, p] Wup[o, p]: one GEMM per chunk
                 xs = xpad[s:s + 1024]
-                cols = np.empty((len(xs), K, Ho * Wo))
+                cols = np.empty((K, len(xs), Ho * Wo))
                 im2col(xs, conv.kh, conv.kw, cols)
-                G[:K, s:s + len(xs)] = np.matmul(cols, Wup.T).transpose(1, 0, 2)
+                G[:K, s:s + len(xs)] = (cols.reshape(-1, Ho * Wo) @ Wup.T).reshape(K, len(xs), -1)
             G[K] = Wup.sum(axis=1)[None, :]
             w = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)
             order = np.where(is_weight[mine], coords[mine, 1] % K, K).astype(np.int64)

@@ -7,11 +7,11 @@ import numba as nb
 
 @nb.njit(cache=True, parallel=True)
 def im2col(x, kh, kw, cols):
-    """cols[n, c*kh*kw + i*kw + j, y*Wo + x] = x[n, c, y+i, x+j] (valid windows).
+    """cols[c*kh*kw + i*kw + j, n, y*Wo + x] = x[n, c, y+i, x+j] (valid windows).
 
-    numpy: sliding_window_view(x, (kh, kw), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3).reshape(N, C*kh*kw, Ho*Wo)
-    The per-sample (K, Ho*Wo) layout lets one batched matmul write the
-    convolution straight into (N, C_out, Ho*Wo) with no transpose.
+    numpy: sliding_window_view(x, (kh, kw), axis=(2, 3)).transpose(1, 4, 5, 0, 2, 3).reshape(C*kh*kw, N, Ho*Wo)
+    The (K, N, Ho*Wo) layout makes a whole chunk's convolution one large GEMM,
+    W (C_out, K) @ cols (K, N*Ho*Wo), which BLAS runs near peak.
     """
     N, C, H, W = x.shape
     Ho, Wo = H - kh + 1, W - kw + 1
@@ -22,7 +22,7 @@ def im2col(x, kh, kw, cols):
                 for j in range(kw):
                     for y in range(Ho):
                         for xx in range(Wo):
-                            cols[n, k, y * Wo + xx] = x[n, c, y + i, xx + j]
+                            cols[k, n, y * Wo + xx] = x[n, c, y + i, xx + j]
                     k += 1
     return (cols,)
 

@@ -313,12 +313,14 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     out = np.empty((N, Co, Ho * Wo), dtype=dtype)
     wmat = np.ascontiguousarray(w.reshape(Co, -1), dtype=dtype)  # (Co, Ci*kh*kw)
     chunk = max(1, min(chunk, N))
-    cols = np.empty((chunk, Ci * kh * kw, Ho * Wo), dtype=dtype)
+    K = Ci * kh * kw
+    buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
     for s in range(0, N, chunk):
         xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
         n = len(xs)
-        (im2col if n * cols.shape[1] * cols.shape[2] > 200_000 else im2col_serial)(xs, kh, kw, cols[:n])
-        np.matmul(wmat, cols[:n], out=out[s:s + n])
+        cols = buf[: K * n * Ho * Wo].reshape(K, n, Ho * Wo)
+        (im2col if cols.size > 200_000 else im2col_serial)(xs, kh, kw, cols)
+        out[s:s + n] = (wmat @ cols.reshape(K, -1)).reshape(Co, n, Ho * Wo).transpose(1, 0, 2)
     return out.reshape(N, Co, Ho, Wo)
 
 
@@ -332,15 +334,17 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chun
     N, Ci, H, Wd = x.shape
     Co = grad_out.shape[1]
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    gW = np.zeros((Co, Ci * kh * kw))
+    K = Ci * kh * kw
+    gW = np.zeros((Co, K))
     chunk = max(1, min(chunk, N))
-    cols = np.empty((chunk, Ci * kh * kw, Ho * Wo))
+    buf = np.empty(K * chunk * Ho * Wo)
     g = grad_out.reshape(N, Co, Ho * Wo)
     for s in range(0, N, chunk):
         xs = np.ascontiguousarray(x[s:s + chunk], dtype=np.float64)
         n = len(xs)
-        (im2col if n * cols.shape[1] * cols.shape[2] > 200_000 else im2col_serial)(xs, kh, kw, cols[:n])
-        gW += np.tensordot(g[s:s + n], cols[:n], axes=([0, 2], [0, 2]))
+        cols = buf[: K * n * Ho * Wo].reshape(K, n, Ho * Wo)
+        (im2col if cols.size > 200_000 else im2col_serial)(xs, kh, kw, cols)
+        gW += g[s:s + n].transpose(1, 0, 2).reshape(Co, -1) @ cols.reshape(K, -1).T
     return gW.reshape(Co, Ci, kh, kw)
 
 
