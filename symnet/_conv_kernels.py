@@ -15,15 +15,15 @@ def im2col(x, kh, kw, cols):
     """
     N, C, H, W = x.shape
     Ho, Wo = H - kh + 1, W - kw + 1
-    for n in nb.prange(N):
-        k = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    for y in range(Ho):
-                        for xx in range(Wo):
-                            cols[k, n, y * Wo + xx] = x[n, c, y + i, xx + j]
-                    k += 1
+    # one thread per plane k = (c, i, j): each writes its own contiguous (N, Ho*Wo) block
+    for k in nb.prange(C * kh * kw):
+        c = k // (kh * kw)
+        i = (k // kw) % kh
+        j = k % kw
+        for n in range(N):
+            for y in range(Ho):
+                for xx in range(Wo):
+                    cols[k, n, y * Wo + xx] = x[n, c, y + i, xx + j]
     return (cols,)
 
 
@@ -31,3 +31,29 @@ def im2col(x, kh, kw, cols):
 #: Serial :func:`im2col` for small batches, where waking threads costs more than the copy
 #: (``prange`` runs as ``range`` when compiled without ``parallel``).
 im2col_serial = nb.njit(cache=True)(im2col.py_func)
+
+
+@nb.njit(cache=True, parallel=True)
+def conv_direct(x, w, out):
+    """out[n, o, y, x] = sum_{c,i,j} w[o, c, i, j] x[n, c, y+i, x+j] (valid), computed in place.
+
+    numpy: einsum('nchwij,ocij->nohw', sliding_window_view(x, (kh, kw), axis=(2, 3)), w)
+    Used when C_out is small: im2col would copy kh*kw times the input for a GEMM
+    with too few output channels to pay for it.
+    """
+    N, Ci, H, W = x.shape
+    Co, _, kh, kw = w.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    for n in nb.prange(N):
+        for o in range(Co):
+            for y in range(Ho):
+                for xx in range(Wo):
+                    out[n, o, y, xx] = 0.0
+            for c in range(Ci):
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = w[o, c, i, j]
+                        for y in range(Ho):
+                            for xx in range(Wo):
+                                out[n, o, y, xx] += wv * x[n, c, y + i, xx + j]
+    return (out,)

@@ -304,12 +304,16 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     numpy equivalent: ``einsum('nchwij,ocij->nohw', windows(x), w)``; done as a
     numba im2col plus a batched BLAS matmul per chunk of samples, which bounds memory.
     """
-    from ._conv_kernels import im2col, im2col_serial
+    from ._conv_kernels import conv_direct, im2col, im2col_serial
 
     N, Ci, H, Wd = x.shape
     Co, _, kh, kw = w.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
     dtype = np.result_type(x.dtype, w.dtype)
+    if Co <= 4:  # too few output channels to pay for the im2col copy
+        out4 = np.empty((N, Co, Ho, Wo), dtype=dtype)
+        conv_direct(np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), out4)
+        return out4
     out = np.empty((N, Co, Ho * Wo), dtype=dtype)
     wmat = np.ascontiguousarray(w.reshape(Co, -1), dtype=dtype)  # (Co, Ci*kh*kw)
     chunk = max(1, min(chunk, N))
