@@ -52,7 +52,7 @@ GRAD_CHUNK = 4096
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "lr": None,            # None: the method's published default (see solvers.optim)
-    "batch_size": None,    # None: full batch; 1: one sample per update
+    "batch_size": 128,     # samples per update; None: full batch; 1: one sample per update
     "shuffle": True,       # reshuffle before every epoch (mini-batches only)
     "seed": 0,
     "ridge": 0.0,          # part of the objective: + ridge * ||theta||^2
@@ -86,7 +86,7 @@ class GradientSolver(Solver):
     Options:
         lr: learning rate (the initial one for schedules and hypergradient
             methods); default the method's published value.
-        batch_size: samples per update; ``None`` (or more than the training set)
+        batch_size: samples per update; default 128; ``None`` (or more than the training set)
             is full batch, ``1`` one sample. The last batch of an epoch may be smaller.
         shuffle: reshuffle the samples before each epoch (seeded by ``seed``).
         seed: seed of the shuffling.

@@ -52,7 +52,7 @@ def test_every_optimizer_is_registered_with_its_defaults():
         for key, value in table.items():
             if key != "learning_rate":
                 assert cls.defaults[key] == value
-        assert cls.defaults["batch_size"] is None and cls.defaults["ridge"] == 0.0
+        assert cls.defaults["batch_size"] == 128 and cls.defaults["ridge"] == 0.0
 
 
 @pytest.mark.parametrize("name", NAMES)
