@@ -68,22 +68,15 @@ class ExactLoss:
     def refresh(self) -> None:
         """Recompute every cached activation and the residual exactly (one forward pass)."""
         self.acts: dict[int, np.ndarray] = {}
-        h = self.X
-        for li, layer in enumerate(self.model.layers):
-            if layer.needs_input:
-                self.acts[li] = np.ascontiguousarray(h)
-            h = layer.forward(h)
-        self.output = np.ascontiguousarray(h)
-        self.residual = self.output - self.Y
-        self._sse = float(np.sum(self.residual * self.residual))
-        theta = self.model.get_flat()
-        self.sq_norm = float(theta @ theta)
-        self._path = None
+        self.refresh_output_from(0)
 
     def refresh_output_from(self, li: int) -> None:
-        """Recompute the output and residual from the cached input of layer ``li`` (after its params changed)."""
-        h = self.acts[li]
-        for layer in self.model.layers[li:]:
+        """Recompute the caches from the cached input of layer ``li`` on (after its params changed)."""
+        h = self.X if li == 0 else self.acts[li]
+        for lj in range(li, len(self.model.layers)):
+            layer = self.model.layers[lj]
+            if layer.needs_input:
+                self.acts[lj] = np.ascontiguousarray(h)
             h = layer.forward(h)
         self.output = np.ascontiguousarray(h)
         self.residual = self.output - self.Y
