@@ -51,5 +51,10 @@ for _name, _cls in (("sgd", "SGDSolver"), ("momentum", "MomentumSolver"), ("nest
                     ("adam-hd", "AdamHDSolver")):
     register(_name, f"solvers.gradient:{_cls}")
 register("polyreg", "solvers.polyreg:PolyRegSolver")
+# Exact line search along whole-space directions, and the symbolic block solve.
+register("cg", "solvers.directions:CGSolver")
+register("lbfgs", "solvers.directions:LBFGSSolver")
+register("gauss-newton", "solvers.directions:GaussNewtonSolver")
+register("symbolic-block", "solvers.symbolic_block:SymbolicBlockSolver")
 
 __all__ = ["Solver", "accuracy", "available", "get", "register"]

@@ -161,3 +161,43 @@ def add_sparse_cross(ft, first, ptr, idx, vals, acc):
                         s += vals[t] * row[idx[t]]
                     acc[c, q] += s
     return (acc,)
+
+
+@nb.njit(cache=True, parallel=True)
+def monomial_scores(xt, table, W, out_t):
+    """out_t += (features @ W).T without holding the features: (K, n) scores of n samples.
+
+    numpy: out_t += (np.prod(xt[table], axis=1) @ W).T   (bias and -1 padding as in monomial_rows)
+    xt: (D, n) inputs; table: (p, k) int64; W: (p, K) float64; out_t: (K, n) float64, updated in place.
+    Samples go in blocks of 64 so that the products and the updates run along
+    contiguous memory (SIMD over samples) while W streams once per block.
+    """
+    p, k = table.shape
+    n = xt.shape[1]
+    classes = W.shape[1]
+    block = 64
+    nblocks = (n + block - 1) // block
+    for b in nb.prange(nblocks):
+        i0 = b * block
+        i1 = min(n, i0 + block)
+        m = i1 - i0
+        v = np.empty(m)
+        acc = np.zeros((classes, m))
+        for j in range(p):
+            for i in range(m):
+                v[i] = 1.0
+            for t in range(k):
+                a = table[j, t]
+                if a < 0:
+                    break
+                for i in range(m):
+                    v[i] *= xt[a, i0 + i]
+            for c in range(classes):
+                w = W[j, c]
+                if w != 0.0:
+                    for i in range(m):
+                        acc[c, i] += v[i] * w
+        for c in range(classes):
+            for i in range(m):
+                out_t[c, i0 + i] += acc[c, i]
+    return (out_t,)

@@ -112,16 +112,12 @@ def unit_direction(d: np.ndarray) -> tuple[np.ndarray, float]:
         >>> u.tolist(), n
         ([0.6, 0.8], 5.0)
     """
-    norm = float(np.linalg.norm(d))
-    if norm == 0.0:
+    big = float(np.max(np.abs(d))) if d.size else 0.0
+    if big == 0.0:
         return d, 0.0
-    if not np.isfinite(norm):
-        # rescale before squaring so that huge but finite entries do not overflow
-        big = float(np.max(np.abs(d)))
-        u = d / big
-        norm = big * float(np.linalg.norm(u))
-        return u / float(np.linalg.norm(u)), norm
-    return d / norm, norm
+    u = d / big  # scale first so that huge but finite entries do not overflow the squares
+    norm_u = float(np.linalg.norm(u))
+    return u / norm_u, big * norm_u
 
 
 def step_scale(coeffs: np.ndarray) -> float:
@@ -153,7 +149,8 @@ def step_scale(coeffs: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ the line search
-def line_search(loss: ExactLoss, direction, *, normalize: bool = True, accept_equal: bool = False) -> LineResult:
+def line_search(loss: ExactLoss, direction, *, normalize: bool = True, accept_equal: bool = False,
+                update: bool = True) -> LineResult:
     """Move to the exact global minimiser of the objective along ``direction``.
 
     Args:
@@ -164,6 +161,10 @@ def line_search(loss: ExactLoss, direction, *, normalize: bool = True, accept_eq
             to its natural step (see the module docstring). Without it this is
             exactly ``loss.line_minimize(direction)``.
         accept_equal: take a step whose value equals the current one.
+        update: update the caches of ``loss`` along the step (as
+            :meth:`ExactLoss.step` does). ``False`` only moves the model's
+            parameters, which saves the jet pass of the update when ``loss``
+            is thrown away afterwards (a mini-batch); ``loss`` is then stale.
 
     Returns:
         A :class:`LineResult`; ``t`` is in units of ``direction``.
@@ -195,7 +196,11 @@ def line_search(loss: ExactLoss, direction, *, normalize: bool = True, accept_eq
     ok = np.isfinite(t_unit) and t_unit != 0.0 and (after < before or (accept_equal and after == before))
     if not ok:
         return LineResult(0.0, before, before, s, int(info["degree"]), False)
-    loss.step(float(t_unit))
+    if update:
+        loss.step(float(t_unit))
+    else:
+        model = loss.model
+        model.set_flat(model.get_flat() + t_unit * u)
     return LineResult(float(t_unit) / norm, before, float(after), s, int(info["degree"]), True)
 
 
@@ -257,14 +262,16 @@ class FullObjective:
         return False
 
 
-def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | None = None) -> LineResult:
+def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | None = None,
+                          update: bool = True) -> LineResult:
     """:func:`line_search` on a mini-batch's :class:`ExactLoss` (see :func:`batch_loss`).
 
     The batch objective never rises. With ``check``, the step is kept only if
     the FULL objective did not rise either (one forward pass over the full
     data); otherwise the parameters are restored and the result says
     ``accepted=False``. The batch caches are stale after a rejected step:
-    build a fresh batch loss for the next one.
+    build a fresh batch loss for the next one. ``update`` is passed to
+    :func:`line_search`.
 
     Example:
         >>> import numpy as np
@@ -280,7 +287,7 @@ def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | 
     """
     model = loss.model
     theta_before = model.get_flat() if check is not None else None
-    res = line_search(loss, direction)
+    res = line_search(loss, direction, update=update)
     if check is None or not res.accepted:
         return res
     if check.accept(theta_before):
@@ -289,15 +296,54 @@ def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | 
 
 
 # ------------------------------------------------------------------ variable projection
-def solve_last_linear(loss: ExactLoss) -> float:
+def readout_factor(loss: ExactLoss):
+    """Cholesky factor of the last Linear layer's ridge Gram matrix ``A^T A + ridge I``, ``A = [H, 1]``.
+
+    ``H`` is the cached input of the last layer (the features); the bias column
+    is present when the layer has a bias. Returns ``None`` when the matrix is
+    not positive definite (no ridge and rank-deficient features).
+
+    Raises:
+        SolverError: the model does not end with a Linear layer.
+    """
+    from scipy.linalg import LinAlgError, cho_factor
+
+    from symnet.layers import Linear
+
+    model = loss.model
+    li = len(model.layers) - 1
+    layer = model.layers[li]
+    if not isinstance(layer, Linear):
+        raise SolverError(f"variable projection solves the last layer in closed form, which must be Linear; "
+                          f"this model ends with {layer!r} - turn varpro off")
+    H = loss.acts[li]
+    N, F = H.shape
+    size = F + 1 if layer.bias else F
+    G = np.empty((size, size))
+    G[:F, :F] = H.T @ H
+    if layer.bias:
+        colsum = H.sum(axis=0)
+        G[F, :F] = colsum
+        G[:F, F] = colsum
+        G[F, F] = N
+    G[np.diag_indices_from(G)] += loss.ridge
+    try:
+        return cho_factor(G, lower=True, check_finite=False)
+    except (LinAlgError, ValueError):
+        return None
+
+
+def solve_last_linear(loss: ExactLoss, *, factor=None) -> float:
     """Solve the last Linear layer exactly (ridge normal equations); returns the decrease.
 
     With every other parameter fixed the objective is a convex quadratic in
     the last layer's weights and bias, separable over the outputs: with
     features ``A = [H, 1]`` (``H`` the cached input of the layer),
     ``(A^T A + ridge I) [W^T; b] = A^T Y``, one Cholesky factorisation for all
-    outputs. The solution is kept only if the objective does not rise (an
-    ill-conditioned Gram matrix without ridge can make it numerically worse).
+    outputs (:func:`readout_factor`; pass ``factor`` if it is already computed
+    for the current features). The solution is kept only if the objective
+    does not rise (an ill-conditioned Gram matrix without ridge can make it
+    numerically worse).
 
     Raises:
         SolverError: the model does not end with a Linear layer.
@@ -311,35 +357,23 @@ def solve_last_linear(loss: ExactLoss) -> float:
         >>> solve_last_linear(loss) >= 0.0
         True
     """
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+    from scipy.linalg import cho_solve
 
-    from symnet.layers import Linear
-
+    if factor is None:
+        factor = readout_factor(loss)
+    if factor is None:
+        return 0.0  # singular without ridge: keep the current weights
     model = loss.model
     li = len(model.layers) - 1
     layer = model.layers[li]
-    if not isinstance(layer, Linear):
-        raise SolverError(f"variable projection solves the last layer in closed form, which must be Linear; "
-                          f"this model ends with {layer!r} - turn varpro off")
     H = loss.acts[li]
-    N, F = H.shape
+    F = H.shape[1]
     before = loss.value
-    size = F + 1 if layer.bias else F
-    G = np.empty((size, size))
-    G[:F, :F] = H.T @ H
-    rhs = np.empty((size, loss.Y.shape[1]))
+    rhs = np.empty((F + 1 if layer.bias else F, loss.Y.shape[1]))
     rhs[:F] = H.T @ loss.Y
     if layer.bias:
-        colsum = H.sum(axis=0)
-        G[F, :F] = colsum
-        G[:F, F] = colsum
-        G[F, F] = N
         rhs[F] = loss.Y.sum(axis=0)
-    G[np.diag_indices_from(G)] += loss.ridge
-    try:
-        sol = cho_solve(cho_factor(G, lower=True, check_finite=False), rhs, check_finite=False)
-    except (LinAlgError, ValueError):
-        return 0.0  # singular without ridge: keep the current weights
+    sol = cho_solve(factor, rhs, check_finite=False)
     if not np.all(np.isfinite(sol)):
         return 0.0
     old_w = layer.params["weight"].copy()

@@ -227,6 +227,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: Training seconds of `symnet train` when no budget flag is given.
+DEFAULT_TIME_LIMIT = 75.0
+
+
 def cmd_train(args: argparse.Namespace, state: dict) -> int:
     import solvers
 
@@ -261,7 +265,13 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         what = "its own model"
     _say(f"{'resuming' if args.resume else 'training'} {what} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test) with {args.solver}")
-    fitted = api.train(model, data, instance, steps=steps, time_limit=args.time_limit, out=out,
+    time_limit = args.time_limit
+    if steps is None and time_limit is None and not args.resume:
+        # a first run with no budget should finish quickly; later sweeps are asked for explicitly
+        time_limit = DEFAULT_TIME_LIMIT
+        _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
+             "--time-limit to change it)")
+    fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
                        resume=args.resume, quiet=args.quiet, seed=args.seed)
     _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
     _say(f"saved to {out}/ (model.npz, model.json, history.json, summary.json, checkpoint.npz)")
@@ -294,6 +304,175 @@ def cmd_bench(args: argparse.Namespace, state: dict) -> int:
                      sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                      seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download)
     _say(bench.to_json(rows) if args.json else bench.format_table(rows))
+    return 0
+
+
+def _solver_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected solver names separated by commas, got {text!r}")
+    return names
+
+
+def _scoped_option(text: str) -> tuple[str | None, str, Any]:
+    """``adam.lr=1e-3`` -> ("adam", "lr", 0.001); ``ridge=1`` -> (None, "ridge", 1)."""
+    key, sep, value = text.partition("=")
+    scope, dot, name = key.strip().rpartition(".")
+    name = name.strip().replace("-", "_")
+    if not sep or not name.isidentifier() or (dot and not scope.strip()):
+        raise argparse.ArgumentTypeError(f"expected SOLVER.KEY=VALUE or KEY=VALUE (e.g. adam.lr=1e-3), got {text!r}")
+    return (scope.strip() or None), name, parse_value(value)
+
+
+def _number_list(text: str) -> list[float]:
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 0,0.1,0.2), got {text!r}") \
+            from None
+    if not values or any(not (v >= 0 and v != float("inf")) for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
+    return values
+
+
+@command("compare")
+def _compare_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("compare", help="train the same model with several solvers; table, JSON and figures",
+                       description="Train a copy of the same initial model with each solver under the same budget "
+                                   "and write table.txt, table.md, comparison.json, loss and accuracy figures and "
+                                   "each solver's model and history into --out.")
+    p.add_argument("--solvers", type=_solver_list, required=True, metavar="A,B,...",
+                   help="solver names separated by commas, e.g. coordinate,adam,polyreg")
+    _add_data_flags(p)
+    _add_model_flags(p)
+    _add_budget_flags(p)
+    g = p.add_argument_group("solver options (passed only when given, so each solver's defaults apply)")
+    for flag, _, kind, text in SOLVER_FLAGS:
+        g.add_argument(flag, type=kind, help=text + " (every solver that has it)", metavar=_metavar(kind))
+    g.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+                   help="an option of one solver (adam.lr=1e-3), or KEY=VALUE for every solver that has it")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--target-loss", type=NONNEGATIVE, metavar="X",
+                   help="loss for the time-to-target column (default: the worst final loss among the solvers)")
+    g.add_argument("--target-acc", type=_number_type(float, "a fraction between 0 and 1"), metavar="X",
+                   help="test accuracy for the time-to-target column (default: the lowest final one)")
+    g.add_argument("--no-isolate", dest="isolate", action="store_false",
+                   help="run every solver in this process (default: each in a fresh process, for fair "
+                        "memory figures)")
+    g.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<model>-<dataset>-<time>)")
+    g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
+    p.set_defaults(handler=cmd_compare)
+    return p
+
+
+def cmd_compare(args: argparse.Namespace, state: dict) -> int:
+    from . import api
+    from .compare import compare, describe_budget, parse_budget, parse_solvers
+    from .errors import SolverError
+
+    budget = {k: v for k, v in (("time", args.time_limit), ("steps", args.steps), ("sweeps", args.sweeps),
+                                ("epochs", args.epochs)) if v is not None}
+    if not budget:
+        raise SolverError("give a budget: --time-limit SECONDS (per solver) and/or --steps, --sweeps or --epochs N")
+    budget = parse_budget(budget)
+    options: dict[str, Any] = {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS
+                               if getattr(args, key) is not None}
+    for scope, key, value in args.option:
+        if scope is None:
+            options[key] = value
+        else:
+            if scope not in args.solvers:
+                raise SolverError(f"--option {scope}.{key}: solver {scope!r} is not among --solvers "
+                                  f"({', '.join(args.solvers)})")
+            options.setdefault(scope, {})[key] = value
+    parse_solvers(args.solvers, options)  # unknown solvers and options fail before the data is loaded
+    data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
+                         download=args.download, quiet=args.quiet)
+    seed = 0 if args.seed is None else args.seed
+    model_name = args.model or api.default_model(data)
+    model = api.build_model(model_name, data, seed=seed, **model_options(args))
+    out = Path(args.out) if args.out else \
+        Path("runs") / f"compare-{model_name}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _say(f"comparing {', '.join(args.solvers)} on {model_name} ({model.num_params:,} parameters), {data.name} "
+         f"({len(data.x_train):,} train / {len(data.x_test):,} test), budget per solver: {describe_budget(budget)}"
+         + (", each in its own process" if args.isolate else ""))
+
+    def report(row: dict) -> None:
+        _say(f"  {row['label']}: {row['steps']} {row['step_unit']}(s), loss {row['loss']:.6g}, test acc "
+             f"{'-' if row['test_acc'] is None else format(row['test_acc'], '.4f')}, {row['wall_time']:.1f} s"
+             + ("" if row["status"] == "ok" else f", {row['status']}"))
+
+    result = compare(model, data, args.solvers, budget, target_loss=args.target_loss, target_acc=args.target_acc,
+                     out=out, quiet=args.quiet, seed=seed, options=options, isolate=args.isolate, callback=report)
+    _say("")
+    _say(result.table())
+    _say(f"saved to {out}/ (table.txt, table.md, comparison.json, loss_vs_time.png, loss_vs_passes.png, "
+         "test_acc_vs_time.png, <solver>/model.npz and history.json)")
+    return 0
+
+
+@command("robustness")
+def _robustness_parser(sub) -> argparse.ArgumentParser:
+    from .robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
+
+    p = sub.add_parser("robustness", help="test accuracy of saved models under Gaussian noise and black patches",
+                       description="Evaluate saved models on the test set with iid Gaussian noise of each --sigmas "
+                                   "value (clipped to [0, 1]) and with one black rectangle of each --areas value per "
+                                   "image; print and save accuracy and relative accuracy drop.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model.npz files (or run folders) to evaluate")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist-small", help="dataset the models were trained on (default: "
+                                                             "mnist-small)")
+    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files")
+    g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test images")
+    g.add_argument("--no-download", dest="download", action="store_false", help="never download")
+    g = p.add_argument_group("noise")
+    g.add_argument("--sigmas", type=_number_list, default=list(DEFAULT_SIGMAS), metavar="S,S,...",
+                   help=f"Gaussian noise std values (default: {','.join(f'{v:g}' for v in DEFAULT_SIGMAS)})")
+    g.add_argument("--areas", type=_number_list, default=list(DEFAULT_AREAS), metavar="A,A,...",
+                   help=f"black patch areas in pixels (default: {','.join(f'{v:g}' for v in DEFAULT_AREAS)})")
+    g.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed of the noise and patches (default 0)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", help="output folder (default: runs/robustness-<time>)")
+    g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
+    p.set_defaults(handler=cmd_robustness)
+    return p
+
+
+def cmd_robustness(args: argparse.Namespace, state: dict) -> int:
+    from . import api, robustness
+
+    models, labels = robustness.load_models(args.models)  # missing, corrupt or mismatched files fail first
+    data = api.load_data(args.dataset, args.data_dir, test_samples=args.test_samples, download=args.download,
+                         quiet=args.quiet)
+    result = robustness.evaluate(models, data, args.sigmas, args.areas, args.seed, names=labels, quiet=args.quiet)
+    out = Path(args.out) if args.out else Path("runs") / f"robustness-{time.strftime('%Y%m%d-%H%M%S')}"
+    result.save(out)
+    _say(result.table())
+    _say(f"saved to {out}/ (table.txt, table.md, robustness.json, robustness_accuracy.png, robustness_drop.png, "
+         "noise_examples.png)")
+    return 0
+
+
+@command("inspect")
+def _inspect_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("inspect", help="describe a saved model: layers, parameters, degrees, filters, weight maps",
+                       description="Print a saved model's layers, parameter counts, the degree of its outputs in "
+                                   "each layer's parameters and in the inputs, and (for small models) its symbolic "
+                                   "form; with --out, also write inspect.txt and images of its filters and weights.")
+    p.add_argument("model", metavar="MODEL", help="a model.npz file (or a run folder)")
+    p.add_argument("--out", metavar="DIR", help="folder for inspect.txt and the PNGs")
+    p.set_defaults(handler=cmd_inspect)
+    return p
+
+
+def cmd_inspect(args: argparse.Namespace, state: dict) -> int:
+    from .inspect import inspect_path
+
+    text, written = inspect_path(args.model, args.out)
+    _say(text)
+    if written:
+        _say(f"\nsaved to {args.out}/ ({', '.join(p.name for p in written)})")
     return 0
 
 

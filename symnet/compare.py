@@ -28,7 +28,11 @@ with ``spawn``): allocator caches, compiled kernels and memory the previous
 solver left behind cannot flatter or penalise the next one. The command line
 isolates by default; the Python API does not (a spawned process re-imports the
 calling script, which must then guard its entry point with
-``if __name__ == "__main__":``).
+``if __name__ == "__main__":``, and it can only use solvers it can import: a
+solver class defined in a notebook or in the main script runs in-process only).
+
+``symnet.compare`` is the function; the classes are imported from this module:
+``from symnet.compare import Comparison``.
 
 Example:
     >>> import symnet
@@ -51,7 +55,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -131,6 +135,17 @@ def parse_budget(budget: Any) -> dict[str, float | int]:
 
 def _plural(n: int | float, unit: str) -> str:
     return f"{n:g} {unit}" if n == 1 else f"{n:g} {unit}s"
+
+
+def describe_budget(budget: Mapping[str, float | int]) -> str:
+    """A parsed budget in words.
+
+    Example:
+        >>> describe_budget({"time": 300.0, "sweeps": 2})
+        '300 s of training or 2 sweeps (whichever comes first)'
+    """
+    text = " or ".join(f"{v:g} s of training" if k == "time" else _plural(v, k[:-1]) for k, v in budget.items())
+    return text + (" (whichever comes first)" if len(budget) > 1 else "")
 
 
 def budget_for(solver, budget: Mapping[str, float | int]) -> tuple[int | None, float | None, str]:
@@ -600,7 +615,8 @@ class Comparison:
         if not isinstance(payload, dict) or "rows" not in payload or "histories" not in payload:
             from .errors import CorruptFileError
 
-            raise CorruptFileError(f"{path} is not a comparison written by symnet.compare; point to its comparison.json")
+            raise CorruptFileError(f"{path} is not a comparison written by symnet.compare; "
+                                   "point to its comparison.json")
         return cls.from_dict(payload)
 
     # ---------------------------------------------------------------- figures and files
@@ -705,7 +721,8 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
         initial = api.build_model(model, data, seed=int(seed))
     else:
         if not hasattr(model, "copy") or not hasattr(model, "forward"):
-            raise ModelError(f"model must be a network (symnet.Sequential) or a preset name, got {type(model).__name__}")
+            raise ModelError(f"model must be a network (symnet.Sequential) or a preset name, "
+                             f"got {type(model).__name__}")
         model_name = _model_name(model)
         initial = model.copy()
     if tuple(initial.input_shape) != tuple(data.input_shape):
@@ -722,7 +739,7 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
         "model": model_name, "num_params": getattr(initial, "num_params", None),
         "dataset": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test),
         "input_shape": list(data.input_shape), "budget": budget,
-        "budget_desc": ", ".join(f"{k} {v:g}" for k, v in budget.items()),
+        "budget_desc": describe_budget(budget),
         "seed": int(seed), "isolate": bool(isolate), "memory_method": memory_method,
         "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
     }
@@ -753,4 +770,5 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
     return comparison
 
 
-__all__ = ["BUDGET_KEYS", "Comparison", "Entry", "budget_for", "compare", "parse_budget", "parse_solvers"]
+__all__ = ["BUDGET_KEYS", "Comparison", "Entry", "budget_for", "compare", "describe_budget", "parse_budget",
+           "parse_solvers"]

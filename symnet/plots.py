@@ -211,8 +211,15 @@ def robustness_figures(result) -> Figures:
 
 
 def corruption_examples(clean: np.ndarray, sigma_images: Sequence[np.ndarray], sigmas: Sequence[float],
-                        area_images: Sequence[np.ndarray], areas: Sequence[float], title: str):
-    """One test image under every noise level: a row for sigma, a row for the patch area."""
+                        area_images: Sequence[np.ndarray], areas: Sequence[float], title: str,
+                        area_boxes: Sequence[tuple[int, int, int, int]] | None = None):
+    """One test image under every noise level: a row for sigma, a row for the patch area.
+
+    ``area_boxes`` (top, bottom, left, right), half-open, outline each patch in
+    red: a black patch on a black background would otherwise not show.
+    """
+    from matplotlib.patches import Rectangle
+
     cols = max(len(sigmas), len(areas), 1)
     fig = new_figure(1.5 * cols + 0.4, 3.8)
     axes = np.atleast_2d(fig.subplots(2, cols, squeeze=False))
@@ -229,11 +236,30 @@ def corruption_examples(clean: np.ndarray, sigma_images: Sequence[np.ndarray], s
             img = img[0] if img.ndim == 3 else img
             ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             ax.set_title(fmt.format(levels[j]), fontsize=9)
+            if row == 1 and area_boxes is not None:
+                top, bottom, left, right = area_boxes[j]
+                if bottom > top and right > left:
+                    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                                           edgecolor="red", linewidth=1.2))
     fig.suptitle(title, fontsize=10)
     return fig
 
 
 # --------------------------------------------------------------------------- model pictures
+def _wrap(title: str, width_inches: float, fontsize: float = 10) -> str:
+    """``title`` broken into lines that fit a figure ``width_inches`` wide."""
+    import textwrap
+
+    chars = max(30, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(title, chars)) or title
+
+
+def _colorbar(fig, image, axes, label: str, height_inches: float) -> None:
+    """A colour bar beside ``axes``, at most about 4 inches tall."""
+    bar = fig.colorbar(image, ax=np.ravel(axes).tolist(), shrink=min(0.85, 4.0 / max(height_inches, 1.0)))
+    bar.set_label(label, fontsize=8)
+
+
 def _symmetric_limit(values: np.ndarray) -> float:
     finite = np.abs(values[np.isfinite(values)])
     vmax = float(finite.max()) if finite.size else 0.0
@@ -255,7 +281,8 @@ def image_grid(images: np.ndarray, title: str, row_labels: Sequence[str], col_la
     images = np.asarray(images, dtype=np.float64)
     rows, cols = images.shape[:2]
     vmax = _symmetric_limit(images)
-    fig = new_figure(panel * cols + 1.3, panel * rows + 0.8)
+    width, height = panel * cols + 1.3, panel * rows + 0.9
+    fig = new_figure(width, height)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     image = None
     for r in range(rows):
@@ -271,9 +298,8 @@ def image_grid(images: np.ndarray, title: str, row_labels: Sequence[str], col_la
                     ax.set_ylabel(row_labels[r], fontsize=8)
                 if r == 0 and col_labels is not None:
                     ax.set_title(col_labels[c], fontsize=8)
-    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
-    bar.set_label(colorbar_label, fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    _colorbar(fig, image, axes, colorbar_label, height)
+    fig.suptitle(_wrap(title, width), fontsize=10)
     return fig
 
 
@@ -293,7 +319,8 @@ def filter_grid(weight: np.ndarray, title: str, max_out: int = 32, max_in: int =
         rows = math.ceil(k / cols)
         grid = np.full((rows * cols,) + shown.shape[2:], np.nan)
         grid[:k] = shown[:, 0]
-        fig = new_figure(1.15 * cols + 1.3, 1.15 * rows + 0.8)
+        width, height = 1.15 * cols + 1.3, 1.15 * rows + 0.9
+        fig = new_figure(width, height)
         axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
         vmax = _symmetric_limit(shown)
         image = None
@@ -305,13 +332,46 @@ def filter_grid(weight: np.ndarray, title: str, max_out: int = 32, max_in: int =
                 continue
             image = ax.imshow(grid[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
             ax.set_title(f"filter {i}", fontsize=8)
-        bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
-        bar.set_label("weight", fontsize=8)
-        fig.suptitle(title, fontsize=10)
+        _colorbar(fig, image, axes, "weight", height)
+        fig.suptitle(_wrap(title, width), fontsize=10)
         return fig
     return image_grid(shown, title, [f"out {i}" for i in range(len(shown))],
                       [f"in {j}" for j in range(shown.shape[1])], "weight")
 
 
-__all__ = ["DPI", "Figures", "comparison_figures", "corruption_examples", "filter_grid", "image_grid", "new_figure",
-           "robustness_figures", "save", "to_png"]
+def class_maps(maps: np.ndarray, title: str, names: Sequence[str], colorbar_label: str,
+               clip_percentile: float | None = None, max_cols: int = 5):
+    """Maps ``(K, h, w)``, one panel each in a grid of up to ``max_cols`` columns, one diverging colour scale.
+
+    ``clip_percentile`` caps the colour scale at that percentile of ``|value|``
+    (larger values show in the end colours; the colour bar says so).
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    k = len(maps)
+    if clip_percentile is not None and maps.size:
+        vmax = float(np.percentile(np.abs(maps[np.isfinite(maps)]), clip_percentile))
+        vmax = vmax if vmax > 0 else _symmetric_limit(maps)
+        colorbar_label += f" (scale capped at the {clip_percentile:g}th percentile of |value|)"
+    else:
+        vmax = _symmetric_limit(maps)
+    cols = max(1, min(k, max_cols))
+    rows = math.ceil(k / cols)
+    width, height = 1.9 * cols + 1.2, 1.95 * rows + 0.9
+    fig = new_figure(width, height)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    image = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= k:
+            ax.axis("off")
+            continue
+        image = ax.imshow(maps[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_title(names[i], fontsize=9)
+    _colorbar(fig, image, axes, colorbar_label, height)
+    fig.suptitle(_wrap(title, width), fontsize=10)
+    return fig
+
+
+__all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
+           "new_figure", "robustness_figures", "save", "to_png"]

@@ -119,7 +119,7 @@ def plot_maps(maps: np.ndarray, path: str | Path, title: str, class_names: Seque
     fig.tight_layout(rect=(0, 0, 0.9, 0.95))
     cax = fig.add_axes((0.91, 0.12, 0.018, 0.72))
     bar = fig.colorbar(image, cax=cax)
-    bar.set_label(f"coefficient (scale clipped at the {clip_percentile:g}th percentile of |value|)", fontsize=8)
+    bar.set_label(f"coefficient (colours saturate at the {clip_percentile:g}th percentile of |value|)", fontsize=8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
