@@ -73,3 +73,25 @@ def pooled_patch_sums(xpad, dz, pool, kh, kw, out):
                     for m in range(M + 1):
                         out[c, q, n, m] = acc[m]
     return (out,)
+
+
+@nb.njit(cache=True, parallel=True)
+def col2im_wide(cols, kh, kw, x):
+    """x[n, c, y+i, xx+j] += cols[c*kh*kw + i*kw + j, n*Ho*Wo + y*Wo + xx]: the adjoint of im2col_wide.
+
+    numpy: np.add.at over sliding_window_view(x, (kh, kw), axis=(2, 3)) of the reshaped cols
+    ``x`` (N, C, H, W) must be zero (or hold what the windows add to); Ho = H - kh + 1.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    P = Ho * Wo
+    for n in nb.prange(N):
+        k = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(Ho):
+                        for xx in range(Wo):
+                            x[n, c, y + i, xx + j] += cols[k, n * P + y * Wo + xx]
+                    k += 1
+    return (x,)

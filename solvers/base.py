@@ -190,13 +190,13 @@ class Solver(abc.ABC):
                     break
                 if self._deadline is not None and time.perf_counter() >= self._deadline:
                     break
-                last_good = model.get_flat().copy()
+                last_good = self.model_.get_flat().copy()
                 t0 = time.perf_counter()
                 info = self._step()
                 train_clock += time.perf_counter() - t0
                 loss = info.get("loss")
                 if loss is not None and not np.isfinite(loss):
-                    model.set_flat(last_good)
+                    self.model_.set_flat(last_good)
                     self._on_params_restored()
                     raise DivergenceError(
                         f"solver '{self.name}' diverged at step {history.final['step'] + 1} (loss {loss}); "

@@ -19,7 +19,10 @@ rises, whatever the direction.
   jet coefficient of the outputs, ``J^T u`` one backward pass); the last
   Linear layer is separable over the outputs (one shared Gram matrix). With
   ``varpro`` the last Linear layer is eliminated: it is solved exactly by
-  ridge after every iteration and left out of the blocks.
+  ridge (:func:`solvers.linesearch.solve_last_linear`) and left out of the
+  blocks. A Conv2d block that feeds [Poly] [AvgPool2d] Flatten Linear(last)
+  gets its per-sample Jacobian from one fused pass
+  (:func:`conv_chain_jacobian`) instead of a backward pass per output.
 
 What one step is: ``iters_per_step`` iterations (default one iteration on the
 full data, one epoch of mini-batches with ``batch_size``). An iteration is one
@@ -32,8 +35,15 @@ direction and the exact line search on it. CG and L-BFGS form their
 ``(s, y)`` pairs from two gradients of the SAME batch (one extra backward
 pass). With ``check=True`` a step is kept only if the full objective did not
 rise (one forward pass over the full data per line search). With ``varpro``
-the last layer is solved on the full data once per step. Each step ends with
-one forward pass over the full data to report the exact objective.
+the last layer is solved on the full data before the first iteration and at
+the end of every step (its features give the step's exact objective for
+free); otherwise each step ends with one forward pass over the full data to
+report the exact objective. On the full data, ``varpro`` solves after every
+iteration.
+
+The time limit of :meth:`Solver.fit` is checked between iterations; the
+closing solve of the last layer still runs, so a run can pass the limit by
+one such solve.
 
 Derivatives all come from the exact-loss caches (no extra forward pass):
 :func:`gradient`, :func:`vjp` (``J^T U``), :func:`jvp` (``J v``),
@@ -58,7 +68,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from symnet.errors import ModelError, SolverError
-from symnet.layers import AvgPool2d, Conv2d, Flatten, Jet, LAYER_TYPES, Linear, Poly, conv2d_valid, conv_weight_grad
+from symnet.layers import AvgPool2d, Conv2d, Flatten, Jet, LAYER_TYPES, Linear, Poly, conv_weight_grad
 from symnet.restriction import ExactLoss
 
 from .base import Solver
@@ -131,11 +141,23 @@ def _input_grad(layer, x: np.ndarray, g: np.ndarray) -> np.ndarray:
     if isinstance(layer, Linear):
         return g @ layer.params["weight"]
     if isinstance(layer, Conv2d):
-        # Conv2d.backward without the weight gradient: full correlation with the flipped kernel.
-        kh, kw = layer.kh, layer.kw
-        flipped = layer.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        gpad = np.pad(g, [(0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)])
-        gxp = conv2d_valid(gpad, flipped)
+        from ._gn_kernels import col2im_wide
+
+        # the transposed convolution: one matmul W^T g over all samples, then the windows are scattered
+        # back (col2im), which moves a quarter of the data a full correlation with the flipped kernel would
+        n, Co, Ho, Wo = g.shape
+        Ci, kh, kw = layer.in_channels, layer.kh, layer.kw
+        wmat = layer.params["weight"].reshape(Co, Ci * kh * kw)
+        out = []
+        step = max(1, int(CHUNK_BUDGET // (2 * Ci * kh * kw * Ho * Wo)))
+        for a in range(0, n, step):
+            gs = g[a:a + step]
+            m = len(gs)
+            cols = wmat.T @ np.ascontiguousarray(gs.transpose(1, 0, 2, 3)).reshape(Co, m * Ho * Wo)
+            gxp = np.zeros((m, Ci, Ho + kh - 1, Wo + kw - 1))
+            col2im_wide(cols, kh, kw, gxp)
+            out.append(gxp)
+        gxp = out[0] if len(out) == 1 else np.concatenate(out)
         (a, b), (c, d) = layer.pads
         return gxp[:, :, a:gxp.shape[2] - b, c:gxp.shape[3] - d]
     if isinstance(layer, Poly):

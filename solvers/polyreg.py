@@ -611,6 +611,8 @@ class PolyRegSolver(Solver):
     """
 
     name: ClassVar[str] = "polyreg"
+    #: ``fit`` trains a PolyRegModel of its own unless it is given one (see ``model_``).
+    builds_model: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "degree": 2, "window": 3, "method": "exact", "ridge": None,
         "ridge_grid": (0.1, 1.0, 10.0, 100.0, 1000.0), "ridge_search": "walk",
