@@ -16,7 +16,8 @@ Sections:
 * ``poly``: the floor (random filters, last layer solved exactly by ridge) and ``gauss-newton`` with
   ``varpro`` on mini-batches (a damped Gauss-Newton direction for the conv block from a batch, exact
   line search on the batch, the last layer re-solved on the full data after every step).
-* ``poly2``: the same solver on poly2 (conv0 block explicit, conv1 block matrix-free CG).
+* ``poly2``: the same solver on poly2 (conv0 block explicit, conv1 block matrix-free CG, both with
+  ``J^T J`` from 250 samples of each batch).
 * ``target``: Adam (mini-batches of 128, learning rate 1e-3) for ``--adam-epochs`` epochs; its final
   training loss is the target. Then the exact solvers run until they reach it: Gauss-Newton with
   variable projection on mini-batches and on the full data (does the mini-batch variant get there
@@ -98,7 +99,8 @@ def gn_opts(args, model_name: str) -> dict:
     opts = {"varpro": True, "batch_size": args.batch_size, "iters_per_step": args.iters_per_step,
             "ridge": args.ridge}
     if model_name == "poly2":
-        opts.update(cg_iters=10)
+        # conv0's Jacobian (a backward pass per output) and conv1's CG products from 250 samples of the batch
+        opts.update(cg_iters=10, curvature_samples=250)
     return opts
 
 

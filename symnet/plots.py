@@ -101,6 +101,15 @@ def _marker(n_points: int) -> str | None:
     return "o" if n_points <= MAX_MARKED_POINTS else None
 
 
+def _rule(meta, key: str, default_text: str) -> str:
+    return "given" if meta.get(key) == "given" else default_text
+
+
+def _legend_outside(ax) -> None:
+    """The legend to the right of the axes, where it cannot hide a curve."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 # --------------------------------------------------------------------------- comparisons
 def comparison_figures(comparison) -> Figures:
     """The three figures of a :class:`symnet.compare.Comparison`.
@@ -130,7 +139,7 @@ def comparison_figures(comparison) -> Figures:
 
     for name, x_key, x_label in (("loss_vs_time", "time", time_label),
                                  ("loss_vs_passes", "passes", "passes over the training data")):
-        fig = new_figure(7.5, 4.8)
+        fig = new_figure(9.5, 4.8)
         ax = fig.add_subplot()
         drew = False
         for label, x, y in curves(x_key, "loss"):
@@ -143,31 +152,31 @@ def comparison_figures(comparison) -> Figures:
         target = meta.get("target_loss")
         if target is not None and target > 0:
             ax.axhline(target, color="0.45", linestyle="--", linewidth=1,
-                       label=f"target loss {target:.4g} ({meta.get('target_loss_rule', 'given')})")
+                       label=f"target loss {target:.4g}\n({_rule(meta, 'target_loss_rule', 'worst final loss')})")
         ax.set_xlabel(x_label)
         ax.set_ylabel(loss_label)
         ax.set_xlim(left=0)
         ax.set_title(f"Training loss vs {'training time' if x_key == 'time' else 'passes over the data'}\n{title}",
                      fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend_outside(ax)
         figs[name] = fig
 
-    fig = new_figure(7.5, 4.8)
+    fig = new_figure(9.5, 4.8)
     ax = fig.add_subplot()
     for label, x, y in curves("time", "test_acc", 100.0):
         ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=comparison.legend_label(label))
     target = meta.get("target_acc")
     if target is not None:
         ax.axhline(100.0 * target, color="0.45", linestyle="--", linewidth=1,
-                   label=f"target accuracy {100 * target:.2f}% ({meta.get('target_acc_rule', 'given')})")
+                   label=f"target accuracy {100 * target:.2f}%\n({_rule(meta, 'target_acc_rule', 'lowest final')})")
     ax.set_ylim(0, 100)
     ax.set_xlim(left=0)
     ax.set_xlabel(time_label)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Test accuracy vs training time\n{title}", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_outside(ax)
     figs["test_acc_vs_time"] = fig
     return figs
 
