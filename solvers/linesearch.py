@@ -58,7 +58,8 @@ class LineResult(NamedTuple):
         before: objective before the step (sum over the samples, ridge included).
         after: objective after the step (equals ``before`` when rejected).
         scale: the step scale ``s`` used to normalise the polynomial (per unit-norm direction).
-        degree: degree of the restricted polynomial.
+        degree: degree of the restricted polynomial after trimming (-1 without
+            normalisation, where ``line_minimize`` does not report it).
         accepted: whether the step was taken.
     """
 

@@ -267,3 +267,33 @@ def test_registry_and_clear_errors():
     other = MODELS["seed"].copy()
     with pytest.raises(ModelError, match="inputs"):
         CGSolver().fit(other, data, steps=1, quiet=True)
+
+
+@pytest.mark.parametrize("cls,opts", [(CGSolver, {}), (LBFGSSolver, {}), (GaussNewtonSolver, {"varpro": True}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2})],
+                         ids=["cg", "lbfgs", "gn-varpro", "gn-batch"])
+def test_every_solver_line_search_against_brute_force(cls, opts):
+    model = MODELS["poly2"].copy()
+    data = toy_data(model, n=24)
+    checked = []
+
+    class Checked(cls):
+        def _search(self, loss, d, reuse=True):
+            theta = loss.model.get_flat()
+            res = super()._search(loss, d, reuse)
+            # brute force on the loss being searched (the batch in mini-batch mode): true objectives on a grid
+            u = d / np.linalg.norm(d)
+            tau = res.t * np.linalg.norm(d)
+            probe = loss.model.copy()
+            grid = np.linspace(-abs(tau) - 1.0, abs(tau) + 1.0, 401)
+            values = []
+            for g in grid:
+                probe.set_flat(theta + g * u)
+                th = theta + g * u
+                values.append(np.sum((probe.forward(loss.X) - loss.Y) ** 2) + loss.ridge * th @ th)
+            assert res.after <= min(values) + 1e-9 * abs(min(values))
+            checked.append(res.accepted)
+            return res
+
+    Checked(ridge=RIDGE, **opts).fit(model, data, steps=2, quiet=True)
+    assert len(checked) >= 2 and any(checked)
