@@ -318,8 +318,12 @@ class PolyRegModel:
             raise ModelError(f"flat parameter vector must have shape ({self.num_params},), got {theta.shape}")
         self.weight[...] = theta.reshape(self.weight.shape)
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """Scores ``(N, num_classes)`` for inputs ``(N, *input_shape)``."""
+    def forward(self, X: np.ndarray, *, dtype=np.float64, batch_size: int | None = None) -> np.ndarray:
+        """Scores ``(N, num_classes)`` for inputs ``(N, *input_shape)``.
+
+        ``dtype`` and ``batch_size`` are accepted for the network protocol; the scores are
+        always computed in float64, in blocks sized by the number of features.
+        """
         X2 = _flat_inputs(X, self.input_shape)
         if not self.weight.any():
             return np.zeros((len(X2), self.num_outputs))
@@ -331,8 +335,13 @@ class PolyRegModel:
         """The dense feature matrix ``(N, p)`` of ``X`` (materialised: small inputs only)."""
         return features(_flat_inputs(X, self.input_shape), self.table)
 
-    def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0) -> tuple[float, np.ndarray]:
-        """``SSE + ridge * ||W||^2`` and its gradient (flat), accumulated in blocks of samples."""
+    def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, *,
+                      dtype=np.float64) -> tuple[float, np.ndarray]:
+        """``SSE + ridge * ||W||^2`` and its gradient (flat), accumulated in blocks of samples.
+
+        Always float64 (``dtype`` is accepted for the network protocol): the features
+        are products of inputs, whose sums lose too much in single precision.
+        """
         X2 = _flat_inputs(X, self.input_shape)
         Y = np.asarray(Y, dtype=np.float64)
         if Y.shape != (len(X2), self.num_outputs):

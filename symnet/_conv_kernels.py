@@ -57,3 +57,73 @@ def conv_direct(x, w, out):
                             for xx in range(Wo):
                                 out[n, o, y, xx] += wv * x[n, c, y + i, xx + j]
     return (out,)
+
+
+@nb.njit(cache=True, parallel=True)
+def col2im(cols, kh, kw, out):
+    """out[n, c, y+i, x+j] += cols[c*kh*kw + i*kw + j, n, y*Wo + x]: the adjoint of :func:`im2col`.
+
+    numpy: np.add.at(sliding_window_view(out, (kh, kw), axis=(2, 3)), ..., cols reshaped to windows)
+    One thread per sample: each accumulates into its own (C, H, W) block, so no two threads write
+    the same element. ``out`` is overwritten.
+    """
+    N, C, H, W = out.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    for n in nb.prange(N):
+        for c in range(C):
+            for y in range(H):
+                for xx in range(W):
+                    out[n, c, y, xx] = 0.0
+        for k in range(C * kh * kw):
+            c = k // (kh * kw)
+            i = (k // kw) % kh
+            j = k % kw
+            for y in range(Ho):
+                for xx in range(Wo):
+                    out[n, c, y + i, xx + j] += cols[k, n, y * Wo + xx]
+    return (out,)
+
+
+@nb.njit(cache=True, parallel=True)
+def avg_pool(x, s, out):
+    """out[n, c, y, x] = mean of x[n, c, s*y:s*y+s, s*x:s*x+s] (non-overlapping windows; ragged edges dropped).
+
+    numpy: x[..., :Ho*s, :Wo*s].reshape(N, C, Ho, s, Wo, s).mean(axis=(3, 5))
+    """
+    N, C, Ho, Wo = out.shape
+    scale = 1.0 / (s * s)
+    for p in nb.prange(N * C):
+        n = p // C
+        c = p % C
+        for y in range(Ho):
+            for xx in range(Wo):
+                acc = 0.0
+                for i in range(s):
+                    for j in range(s):
+                        acc += x[n, c, s * y + i, s * xx + j]
+                out[n, c, y, xx] = acc * scale
+    return (out,)
+
+
+@nb.njit(cache=True, parallel=True)
+def avg_pool_backward(g, s, out):
+    """out[n, c, s*y+i, s*x+j] = g[n, c, y, x] / s^2, zero on the dropped ragged edges.
+
+    numpy: out[..., :Ho*s, :Wo*s] = np.repeat(np.repeat(g, s, axis=2), s, axis=3) / s**2
+    """
+    N, C, H, W = out.shape
+    Ho, Wo = g.shape[2], g.shape[3]
+    scale = 1.0 / (s * s)
+    for p in nb.prange(N * C):
+        n = p // C
+        c = p % C
+        for y in range(H):
+            for xx in range(W):
+                out[n, c, y, xx] = 0.0
+        for y in range(Ho):
+            for xx in range(Wo):
+                v = g[n, c, y, xx] * scale
+                for i in range(s):
+                    for j in range(s):
+                        out[n, c, s * y + i, s * xx + j] = v
+    return (out,)

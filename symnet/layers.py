@@ -310,7 +310,9 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     Co, _, kh, kw = w.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
     dtype = np.result_type(x.dtype, w.dtype)
-    if Co <= 4:  # too few output channels to pay for the im2col copy
+    if Co <= 4 or Ci * kh * kw <= 32:
+        # Few output channels, or a window so small (one input channel of 5x5) that im2col
+        # would copy the input kh*kw times for a skinny GEMM: direct loops measured 3x faster.
         out4 = np.empty((N, Co, Ho, Wo), dtype=dtype)
         conv_direct(np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), out4)
         return out4
@@ -328,28 +330,65 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int = 512) -> np.ndarray:
     return out.reshape(N, Co, Ho, Wo)
 
 
-def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chunk: int = 512) -> np.ndarray:
-    """dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j] for valid cross-correlation.
+def conv_backward(x: np.ndarray, grad_out: np.ndarray, w: np.ndarray, input_grad: bool = True,
+                  chunk: int = 512) -> tuple[np.ndarray | None, np.ndarray]:
+    """Both gradients of a valid cross-correlation from one im2col per chunk of samples.
 
-    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))``, as im2col plus BLAS.
+    ``dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j]`` is one GEMM of the
+    gradient with the columns; ``dL/dx`` is its adjoint: the GEMM ``W^T g`` gives the
+    gradient of every window (K x N*Ho*Wo), which :func:`col2im` adds back onto
+    the input. That costs as much as the forward GEMM, where the textbook "full
+    correlation with the flipped kernel" would first pad the gradient to
+    (Ho+kh-1) x (Wo+kw-1) and copy kh*kw times that.
+
+    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))`` and
+    ``einsum('nohw,ocij->nchwij', g, w)`` summed back over overlapping windows.
+
+    Args:
+        x: input (N, Ci, H, W), already padded.
+        grad_out: gradient of the output (N, Co, Ho, Wo).
+        w: weight (Co, Ci, kh, kw).
+        input_grad: also return the input gradient (skipped for a first layer).
+        chunk: samples per im2col block, to bound memory.
+
+    Returns:
+        ``(grad_x or None, grad_w)``: the input gradient in the working precision
+        (float32 when x, grad_out and w all are, else float64), the weight gradient
+        summed over chunks in float64.
     """
-    from ._conv_kernels import im2col, im2col_serial
+    from ._conv_kernels import col2im, im2col, im2col_serial
 
     N, Ci, H, Wd = x.shape
-    Co = grad_out.shape[1]
+    Co, _, kh, kw = w.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
     K = Ci * kh * kw
+    dtype = np.result_type(x.dtype, grad_out.dtype, w.dtype)
     gW = np.zeros((Co, K))
+    wmat = np.ascontiguousarray(w.reshape(Co, K), dtype=dtype)
+    gx = np.empty((N, Ci, H, Wd), dtype=dtype) if input_grad else None
     chunk = max(1, min(chunk, N))
-    buf = np.empty(K * chunk * Ho * Wo)
+    buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
     g = grad_out.reshape(N, Co, Ho * Wo)
     for s in range(0, N, chunk):
-        xs = np.ascontiguousarray(x[s:s + chunk], dtype=np.float64)
+        xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
         n = len(xs)
         cols = buf[: K * n * Ho * Wo].reshape(K, n, Ho * Wo)
         (im2col if cols.size > 200_000 else im2col_serial)(xs, kh, kw, cols)
-        gW += g[s:s + n].transpose(1, 0, 2).reshape(Co, -1) @ cols.reshape(K, -1).T
-    return gW.reshape(Co, Ci, kh, kw)
+        gs = np.ascontiguousarray(g[s:s + n].transpose(1, 0, 2), dtype=dtype).reshape(Co, -1)
+        gW += gs @ cols.reshape(K, -1).T
+        if gx is not None:
+            gcols = (wmat.T @ gs).reshape(K, n, Ho * Wo)
+            col2im(gcols, kh, kw, gx[s:s + n])
+    return gx, gW.reshape(Co, Ci, kh, kw)
+
+
+def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int, chunk: int = 512) -> np.ndarray:
+    """dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j] for valid cross-correlation.
+
+    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))``; see :func:`conv_backward`.
+    """
+    w = np.zeros((grad_out.shape[1], x.shape[1], kh, kw), dtype=np.result_type(x.dtype, grad_out.dtype))
+    return conv_backward(x, grad_out, w, input_grad=False, chunk=chunk)[1]
 
 
 class Conv2d(Layer):
@@ -427,16 +466,13 @@ class Conv2d(Layer):
         return y
 
     def backward(self, x, grad_out, input_grad=True):
-        # dL/dW[o,c,i,j] = sum_n,h,w g[n,o,h,w] xp[n,c,h+i,w+j];  dL/dx = full correlation with flipped W.
-        gW = conv_weight_grad(self.padded(x), grad_out, self.kh, self.kw)
+        # dL/dW[o,c,i,j] = sum_n,h,w g[n,o,h,w] xp[n,c,h+i,w+j];  dL/dxp = col2im(W^T g), cropped to x.
+        gxp, gW = conv_backward(self.padded(x), grad_out, self.params["weight"], input_grad=input_grad)
         grads = {"weight": gW}
         if self.bias:
             grads["bias"] = grad_out.sum(axis=(0, 2, 3))
-        if not input_grad:  # the first layer's input gradient is a full convolution nobody reads
+        if gxp is None:  # the first layer's input gradient is nobody's business
             return None, grads
-        flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (Ci, Co, kh, kw)
-        gpad = np.pad(grad_out, [(0, 0), (0, 0), (self.kh - 1, self.kh - 1), (self.kw - 1, self.kw - 1)])
-        gxp = conv2d_valid(gpad, flipped)
         (a, b), (c, d) = self.pads
         gx = gxp[:, :, a:gxp.shape[2] - b, c:gxp.shape[3] - d]
         return gx, grads
@@ -538,15 +574,30 @@ class AvgPool2d(Layer):
 
     def _pool(self, x: np.ndarray) -> np.ndarray:
         s = self.size
-        H, W = (x.shape[-2] // s) * s, (x.shape[-1] // s) * s
-        x = x[..., :H, :W]
-        return x.reshape(x.shape[:-2] + (H // s, s, W // s, s)).mean(axis=(-3, -1))
+        Ho, Wo = x.shape[-2] // s, x.shape[-1] // s
+        if x.ndim >= 3 and x.dtype in (np.float32, np.float64):
+            from ._conv_kernels import avg_pool
+
+            # leading axes (samples, jet orders) fold into the kernel's batch axis
+            lead = x.shape[:-3]
+            x4 = np.ascontiguousarray(x).reshape((-1,) + x.shape[-3:])
+            out = np.empty(x4.shape[:2] + (Ho, Wo), dtype=x.dtype)
+            avg_pool(x4, s, out)
+            return out.reshape(lead + out.shape[1:])
+        x = x[..., :Ho * s, :Wo * s]
+        return x.reshape(x.shape[:-2] + (Ho, s, Wo, s)).mean(axis=(-3, -1))
 
     def forward(self, x):
         return self._pool(x)
 
     def backward(self, x, grad_out, input_grad=True):
         s = self.size
+        if x.ndim == 4 and x.dtype in (np.float32, np.float64):
+            from ._conv_kernels import avg_pool_backward
+
+            g = np.empty(x.shape, dtype=x.dtype)
+            avg_pool_backward(np.ascontiguousarray(grad_out, dtype=x.dtype), s, g)
+            return g, {}
         g = np.zeros_like(x)
         H, W = grad_out.shape[-2] * s, grad_out.shape[-1] * s
         g[..., :H, :W] = np.repeat(np.repeat(grad_out, s, axis=-2), s, axis=-1) / (s * s)
@@ -643,11 +694,20 @@ class Poly(Layer):
         return {"coeffs": self.preset if self.preset else self.coeffs.tolist()}
 
     def forward(self, x):
+        if self._is_square:  # the common case in two passes over the data instead of Horner's five
+            y = np.square(x)
+            if self.coeffs[2] != 1.0:
+                y *= self.coeffs[2]
+            return y
         y = np.full_like(x, self.coeffs[-1])
         for a in self.coeffs[-2::-1]:  # Horner, over the (few) coefficients
             y *= x
             y += a
         return y
+
+    @property
+    def _is_square(self) -> bool:
+        return self.order == 2 and self.coeffs[0] == 0.0 and self.coeffs[1] == 0.0
 
     def derivative(self, x):
         d = np.arange(1, len(self.coeffs)) * self.coeffs[1:]
@@ -660,6 +720,10 @@ class Poly(Layer):
         return y
 
     def backward(self, x, grad_out, input_grad=True):
+        if self._is_square:
+            g = grad_out * x
+            g *= 2.0 * self.coeffs[2]
+            return g, {}
         return grad_out * self.derivative(x), {}
 
     def jet(self, x, jet_in, direction):
@@ -668,7 +732,7 @@ class Poly(Layer):
             return None
         z0 = jet_in.select(x)
         D = jet_in.coeffs
-        if self.order == 2 and self.coeffs[0] == 0.0 and self.coeffs[1] == 0.0:
+        if self._is_square:
             return Jet(self.coeffs[2] * _square_jet(z0, D), jet_in.channels)
         K = D.shape[0]
         full = np.concatenate([z0[None], D], axis=0)  # powers of the whole series z0 + D

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import copy as _copy
 import re
 from typing import Iterable
 
 import numpy as np
 
+from ._threads import blas_threads
 from .errors import DataError, ModelError
 from .layers import LAYER_TYPES, Layer
 
@@ -144,11 +147,14 @@ class Sequential:
                             "build the model for this data's input shape")
         return X
 
-    def forward(self, X: np.ndarray, *, dtype=np.float64, batch_size: int = 8192) -> np.ndarray:
+    def forward(self, X: np.ndarray, *, dtype=np.float64, batch_size: int = 256) -> np.ndarray:
         """Outputs (N, num_outputs) for inputs (N, *input_shape), in batches.
 
         ``dtype=np.float32`` runs the whole pass in single precision (half the
-        memory traffic); the result is returned in that dtype.
+        memory traffic); the result is returned in that dtype. Batches of 256
+        keep each layer's im2col block in cache: on 2 cores they measured 1.5-2x
+        faster than batches of 8192 for ``poly2``, with BLAS on one thread
+        (see :mod:`symnet._threads`).
         """
         X = self.check_input(X)
         dtype = np.dtype(dtype)
@@ -157,39 +163,63 @@ class Sequential:
         if int(batch_size) < 1:
             raise ModelError(f"batch_size must be a positive number of samples, got {batch_size}")
         out = np.empty((len(X), self.num_outputs), dtype=dtype)
-        for s in range(0, len(X), batch_size):
-            h = X[s:s + batch_size].astype(dtype, copy=False)
-            if dtype == np.float32:
-                h = self._forward32(h)
-            else:
-                for layer in self.layers:
-                    h = layer.forward(h)
-            out[s:s + batch_size] = h
+        with blas_threads(1 if self._has_parallel_kernels else None):
+            for s in range(0, len(X), batch_size):
+                h = X[s:s + batch_size].astype(dtype, copy=False)
+                if dtype == np.float32:
+                    h = self._forward32(h)
+                else:
+                    for layer in self.layers:
+                        h = layer.forward(h)
+                out[s:s + batch_size] = h
         return out
 
+    @property
+    def _has_parallel_kernels(self) -> bool:
+        return any(layer.kind in ("conv", "pool") for layer in self.layers)
+
+    @contextlib.contextmanager
+    def _params_in(self, dtype: np.dtype):
+        """Temporarily give every layer copies of its parameters in ``dtype`` (the originals stay float64)."""
+        if dtype == np.float64:
+            yield
+            return
+        originals = [layer.params for layer in self.layers]
+        try:
+            for layer in self.layers:
+                layer.params = {k: v.astype(dtype) for k, v in layer.params.items()}
+            yield
+        finally:
+            for layer, params in zip(self.layers, originals):
+                layer.params = params
+
     def _forward32(self, h: np.ndarray) -> np.ndarray:
-        # Run each layer on float32 copies of its parameters without touching the float64 originals.
-        for layer in self.layers:
-            originals = layer.params
-            layer.params = {k: v.astype(np.float32) for k, v in originals.items()}
-            try:
-                h = layer.forward(h)
-            finally:
-                layer.params = originals
-            h = h.astype(np.float32, copy=False)
+        with self._params_in(np.dtype(np.float32)):
+            for layer in self.layers:
+                h = layer.forward(h).astype(np.float32, copy=False)
         return h
 
     __call__ = forward
 
-    def forward_cache(self, X: np.ndarray) -> list[np.ndarray]:
+    def forward_cache(self, X: np.ndarray, dtype=np.float64) -> list[np.ndarray]:
         """Every activation, input first and output last (len(layers) + 1 arrays)."""
-        acts = [np.asarray(X, dtype=np.float64)]
+        acts = [np.asarray(X, dtype=dtype)]
         for layer in self.layers:
             acts.append(layer.forward(acts[-1]))
         return acts
 
-    def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, *,
+                      dtype=np.float64) -> tuple[float, np.ndarray]:
         """Objective ``sum (f(X) - Y)^2 + ridge * ||theta||^2`` and its gradient (flat).
+
+        Args:
+            X: inputs (N, *input_shape).
+            Y: targets (N, num_outputs).
+            ridge: weight of the ``||theta||^2`` term.
+            dtype: working precision of the forward and backward passes.
+                ``np.float32`` halves the memory traffic and doubles the BLAS
+                throughput (what mini-batch training needs); the loss and the
+                returned gradient are float64 either way.
 
         Example:
             >>> import numpy as np
@@ -204,16 +234,20 @@ class Sequential:
         if Y.shape != (len(X), self.num_outputs):
             raise DataError(f"targets must have shape ({len(X)}, {self.num_outputs}) to match the outputs, got "
                             f"{Y.shape}; pass one-hot targets, e.g. np.eye({self.num_outputs})[labels]")
-        acts = self.forward_cache(X)
-        r = acts[-1] - Y
-        loss = float(np.sum(r * r))
-        g = 2.0 * r
-        grads: list[np.ndarray] = []
-        for li in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[li]
-            g, pg = layer.backward(acts[li], g, input_grad=li > 0)
-            grads.extend(pg[k].ravel() for k in reversed(list(layer.params)))
-        flat = np.concatenate(grads[::-1]) if grads else np.zeros(0)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ModelError(f"loss_and_grad dtype must be float32 or float64, got {dtype}")
+        with self._params_in(dtype):
+            acts = self.forward_cache(X, dtype)
+            r = acts[-1].astype(np.float64) - Y
+            loss = float(np.sum(r * r))
+            g = (2.0 * r).astype(dtype, copy=False)
+            grads: list[np.ndarray] = []
+            for li in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[li]
+                g, pg = layer.backward(acts[li], g, input_grad=li > 0)
+                grads.extend(pg[k].ravel() for k in reversed(list(layer.params)))
+        flat = np.concatenate(grads[::-1]).astype(np.float64, copy=False) if grads else np.zeros(0)
         if ridge:
             theta = self.get_flat()
             loss += ridge * float(theta @ theta)

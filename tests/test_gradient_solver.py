@@ -92,7 +92,8 @@ def test_five_full_batch_steps_match_the_published_formulas(name):
     hp = dict(optim.OPTIMIZERS[name].defaults, **{("learning_rate" if k == "lr" else k): v for k, v in opts.items()})
     ref = np.array(REFERENCES[name](grad, lambda t: hp["learning_rate"], hp, x0=x0, steps=5))
     seen, callback = record_params()
-    s = solvers.get(name)(ridge=ridge, **opts).fit(model, data, steps=5, quiet=True, callbacks=[callback])
+    s = solvers.get(name)(ridge=ridge, dtype="float64", **opts).fit(model, data, steps=5, quiet=True,
+                                                                     callbacks=[callback])
     assert np.ptp(ref[:, 0]) > 1e-6  # the iterates move
     np.testing.assert_allclose(np.array(seen), ref[1:], rtol=1e-12, atol=1e-12)
     for k, theta in enumerate(ref):
@@ -116,7 +117,8 @@ def test_minibatch_epoch_is_shuffled_sgd_with_scaled_ridge():
             probe.set_flat(theta)
             _, g = probe.loss_and_grad(X[idx], Y[idx], ridge * len(idx) / N)
             theta = theta - lr * g / len(idx)
-    s = solvers.get("sgd")(lr=lr, ridge=ridge, batch_size=B, seed=seed).fit(model, data, steps=2, quiet=True)
+    s = solvers.get("sgd")(lr=lr, ridge=ridge, batch_size=B, seed=seed, dtype="float64").fit(model, data, steps=2,
+                                                                                             quiet=True)
     np.testing.assert_allclose(model.get_flat(), theta, rtol=1e-12, atol=1e-14)
     assert s.history_.final["updates"] == 2 * 3 * model.num_params
     # batch_loss is the mean of the per-batch objectives (ridge share included) over the epoch
@@ -126,7 +128,7 @@ def test_minibatch_epoch_is_shuffled_sgd_with_scaled_ridge():
 def test_large_batches_are_differentiated_in_slices(monkeypatch):
     def run():
         model, data = small_problem(n=8)
-        solvers.get("adam")(lr=0.05, ridge=0.1).fit(model, data, steps=3, quiet=True)
+        solvers.get("adam")(lr=0.05, ridge=0.1, dtype="float64").fit(model, data, steps=3, quiet=True)
         return model.get_flat()
 
     whole = run()
@@ -189,8 +191,8 @@ def test_a_bad_batch_stops_the_epoch(bad):
     real = model.loss_and_grad
     calls = []
 
-    def flaky(X, Y, ridge):  # the second batch of the epoch goes wrong, the end-of-epoch loss would not
-        loss, grad = real(X, Y, ridge)
+    def flaky(X, Y, ridge, **kw):  # the second batch of the epoch goes wrong, the end-of-epoch loss would not
+        loss, grad = real(X, Y, ridge, **kw)
         calls.append(len(X))
         if len(calls) == 2:
             if bad == "exploded loss":
@@ -245,3 +247,21 @@ def test_bad_options_raise_clear_errors():
         solvers.get("sgd")(schedule=lambda t: 0.1).fit(model, data, steps=1, quiet=True)
     with pytest.raises(SolverError, match="cosine"):
         solvers.get("sgd")(schedule="cosine").fit(model, data, time_limit=1.0, quiet=True)
+
+
+def test_float32_training_follows_float64_and_keeps_float64_state():
+    rng = np.random.default_rng(0)
+    model = models.get("poly", input_shape=(1, 6, 6), channels=2, kernel=3, num_classes=2, seed=4)
+    X = rng.random((24, 1, 6, 6))
+    y = (X[:, 0, :3].mean(axis=(1, 2)) > X[:, 0, 3:].mean(axis=(1, 2))).astype(int)
+    data = Dataset("halves", X, y, X[:4], y[:4], 2)
+    runs = {}
+    for dtype in ("float32", "float64"):
+        m = model.copy()
+        s = solvers.get("adam")(lr=0.01, batch_size=8, dtype=dtype).fit(m, data, steps=3, quiet=True)
+        assert m.get_flat().dtype == np.float64
+        runs[dtype] = (m.get_flat(), s.history_.column("loss"))
+    np.testing.assert_allclose(runs["float32"][0], runs["float64"][0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(runs["float32"][1], runs["float64"][1], rtol=1e-4)
+    with pytest.raises(SolverError, match="dtype"):
+        solvers.get("adam")(dtype="float16").fit(model.copy(), data, steps=1, quiet=True)

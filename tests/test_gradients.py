@@ -6,7 +6,7 @@ import symengine as se
 
 from symnet import models
 from symnet.errors import DataError
-from symnet.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.layers import AvgPool2d, Conv2d, Flatten, Jet, Linear, Poly, Square
 from symnet.model import Sequential
 
 from tiny_models import tiny_data, tiny_models
@@ -110,6 +110,58 @@ def test_conv_weight_grad_in_chunks_matches_loops(rng):
                                for v in range(2))
     for chunk in (1, 3, 512):
         np.testing.assert_allclose(conv_weight_grad(x, g, 2, 3, chunk=chunk), want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_backward_input_gradient_in_chunks_matches_loops(rng):
+    from symnet.layers import conv_backward
+
+    x = rng.normal(size=(7, 2, 5, 4))
+    w = rng.normal(size=(3, 2, 2, 3))
+    g = rng.normal(size=(7, 3, 4, 2))
+    want = np.zeros_like(x)  # the adjoint written out: each output's gradient flows back to its window
+    for n, o, y, v in np.ndindex(g.shape):
+        want[n, :, y:y + 2, v:v + 3] += g[n, o, y, v] * w[o]
+    for chunk in (1, 3, 512):
+        gx, gw = conv_backward(x, g, w, chunk=chunk)
+        np.testing.assert_allclose(gx, want, rtol=1e-12, atol=1e-12)
+        assert gx.dtype == np.float64 and gw.dtype == np.float64
+    gx32, gw32 = conv_backward(x.astype(np.float32), g.astype(np.float32), w.astype(np.float32), chunk=3)
+    assert gx32.dtype == np.float32
+    np.testing.assert_allclose(gx32, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw32, conv_backward(x, g, w)[1], rtol=1e-4, atol=1e-4)
+    assert conv_backward(x, g, w, input_grad=False)[0] is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 6, 6), (2, 1, 7, 5), (2, 3, 2, 5, 4)], ids=["even", "ragged", "jet"])
+def test_avg_pool_kernels_match_numpy(rng, shape, dtype):
+    pool = AvgPool2d(2)
+    x = rng.normal(size=shape).astype(dtype)
+    H, W = (shape[-2] // 2) * 2, (shape[-1] // 2) * 2
+    want = x[..., :H, :W].reshape(shape[:-2] + (H // 2, 2, W // 2, 2)).astype(np.float64).mean(axis=(-3, -1))
+    got = pool(x) if len(shape) == 4 else pool.jet(None, Jet(x), None).coeffs  # a jet: (orders, N, C, H, W)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
+    if len(shape) == 4:
+        g = rng.normal(size=want.shape).astype(dtype)
+        back, _ = pool.backward(x, g)
+        expect = np.zeros(shape)
+        expect[..., :H, :W] = np.repeat(np.repeat(g.astype(np.float64), 2, axis=-2), 2, axis=-1) / 4
+        assert back.dtype == dtype
+        np.testing.assert_allclose(back, expect, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["poly", "poly2", "seed", "mlp"])
+def test_float32_loss_and_grad_agrees_with_float64(name):
+    model = randomized(MODELS[name])
+    X, Y = tiny_data(model, n=5)
+    loss64, g64 = model.loss_and_grad(X, Y, 0.1)
+    loss32, g32 = model.loss_and_grad(X, Y, 0.1, dtype=np.float32)
+    assert g32.dtype == np.float64 and model.get_flat().dtype == np.float64
+    assert loss32 == pytest.approx(loss64, rel=1e-4)
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4 * np.abs(g64).max())
+    with pytest.raises(Exception, match="float32 or float64"):
+        model.loss_and_grad(X, Y, dtype=np.int32)
 
 
 # --------------------------------------------------------------------------- whole models
