@@ -22,7 +22,8 @@ Sections:
   training loss is the target. Then the exact solvers run until they reach it: Gauss-Newton with
   variable projection on mini-batches and on the full data (does the mini-batch variant get there
   sooner?), and L-BFGS on mini-batches, each capped at ``--time-limit`` (400 s) of training.
-  ``--target-loss`` adds a second, lower target.
+  ``--target-loss`` adds a second, lower target; ``--model poly2`` runs the section on poly2 and
+  ``--exact gn-batch`` keeps only the mini-batch Gauss-Newton run.
 * ``symbolic``: times of :func:`solvers.symbolic_block.solve_block` for blocks of 2, 3 and 4 variables.
 
 Set ``OPENBLAS_NUM_THREADS=1`` on a shared machine: with the cores busy, two BLAS threads wait on each
@@ -121,25 +122,30 @@ def section_poly2(data, args) -> None:
 
 
 def section_target(data, args) -> None:
-    print(f"\n== time to the loss Adam reaches in {args.adam_epochs} epochs (poly) ==  [{command()}]")
+    model_name = args.model
+    print(f"\n== time to the loss Adam reaches in {args.adam_epochs} epochs ({model_name}) ==  [{command()}]")
     try:
         solvers.get("adam")
     except Exception as exc:  # the gradient backends are optional here
         print(f"  adam is not available ({exc}); skipped")
         return
-    adam, _ = fit("adam", "poly", data, {"lr": 1e-3, "batch_size": 128, "ridge": args.ridge}, args,
+    adam, _ = fit("adam", model_name, data, {"lr": 1e-3, "batch_size": 128, "ridge": args.ridge}, args,
                   steps=args.adam_epochs)
     targets = [adam.history_.final["loss"]] + ([args.target_loss] if args.target_loss else [])
     cap = args.time_limit or 400
     print(f"  targets: {', '.join(f'{t:.5f}' for t in targets)} (cap {cap:.0f} s of training per solver)")
     table = [("adam", "mini-batches of 128", [next((r["time"] for r in adam.history_.records if r["loss"] <= t), None)
                                               for t in targets])]
-    rows = [("gauss-newton", {**gn_opts(args, "poly"), "iters_per_step": 5}, f"mini-batches of {args.batch_size}"),
-            ("gauss-newton", {"varpro": True, "ridge": args.ridge}, "full data"),
-            ("lbfgs", {"varpro": True, "batch_size": args.batch_size, "iters_per_step": 10, "ridge": args.ridge},
-             f"mini-batches of {args.batch_size}")]
-    for name, opts, label in rows:
-        _, reached = fit(name, "poly", data, opts, args, time_limit=cap, targets=targets)
+    rows = {"gn-batch": ("gauss-newton", {**gn_opts(args, model_name), "iters_per_step": 5},
+                         f"mini-batches of {args.batch_size}"),
+            "gn-full": ("gauss-newton", {"varpro": True, "ridge": args.ridge}, "full data"),
+            "lbfgs-batch": ("lbfgs", {"varpro": True, "batch_size": args.batch_size, "iters_per_step": 10,
+                                      "ridge": args.ridge}, f"mini-batches of {args.batch_size}")}
+    for key in args.exact.split(","):
+        if key not in rows:
+            raise SystemExit(f"--exact: unknown run {key!r}; choose from {', '.join(rows)}")
+        name, opts, label = rows[key]
+        _, reached = fit(name, model_name, data, opts, args, time_limit=cap, targets=targets)
         table.append((name, label, reached))
     print("  training seconds to reach each target:")
     for name, label, reached in table:
@@ -181,6 +187,9 @@ def main(argv=None) -> int:
     p.add_argument("--adam-epochs", type=int, default=3)
     p.add_argument("--target-loss", type=float, default=None, help="a second target for the 'target' section")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=["poly", "poly2"], default="poly", help="network of the 'target' section")
+    p.add_argument("--exact", default="gn-batch,gn-full,lbfgs-batch",
+                   help="exact runs of the 'target' section, comma-separated: gn-batch, gn-full, lbfgs-batch")
     args = p.parse_args(argv)
     print(f"load average at start: {load()} (2 cores); OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
     if args.what in ("symbolic", "all"):

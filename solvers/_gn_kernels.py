@@ -7,28 +7,6 @@ import numpy as np
 
 
 @nb.njit(cache=True, parallel=True)
-def im2col_wide(x, kh, kw, cols):
-    """cols[c*kh*kw + i*kw + j, n*Ho*Wo + y*Wo + xx] = x[n, c, y+i, xx+j] (valid windows).
-
-    numpy: sliding_window_view(x, (kh, kw), axis=(2, 3)).transpose(1, 4, 5, 0, 2, 3).reshape(C*kh*kw, N*Ho*Wo)
-    One wide matrix for all samples; per-sample Jacobians read it as (K, N, Ho*Wo).
-    """
-    N, C, H, W = x.shape
-    Ho, Wo = H - kh + 1, W - kw + 1
-    P = Ho * Wo
-    for n in nb.prange(N):
-        k = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    for y in range(Ho):
-                        for xx in range(Wo):
-                            cols[k, n * P + y * Wo + xx] = x[n, c, y + i, xx + j]
-                    k += 1
-    return (cols,)
-
-
-@nb.njit(cache=True, parallel=True)
 def pooled_patch_sums(xpad, dz, pool, kh, kw, out):
     """Per-sample, per-channel sums of input patches weighted by dz, pooled over each cell.
 
@@ -73,25 +51,3 @@ def pooled_patch_sums(xpad, dz, pool, kh, kw, out):
                     for m in range(M + 1):
                         out[c, q, n, m] = acc[m]
     return (out,)
-
-
-@nb.njit(cache=True, parallel=True)
-def col2im_wide(cols, kh, kw, x):
-    """x[n, c, y+i, xx+j] += cols[c*kh*kw + i*kw + j, n*Ho*Wo + y*Wo + xx]: the adjoint of im2col_wide.
-
-    numpy: np.add.at over sliding_window_view(x, (kh, kw), axis=(2, 3)) of the reshaped cols
-    ``x`` (N, C, H, W) must be zero (or hold what the windows add to); Ho = H - kh + 1.
-    """
-    N, C, H, W = x.shape
-    Ho, Wo = H - kh + 1, W - kw + 1
-    P = Ho * Wo
-    for n in nb.prange(N):
-        k = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    for y in range(Ho):
-                        for xx in range(Wo):
-                            x[n, c, y + i, xx + j] += cols[k, n * P + y * Wo + xx]
-                    k += 1
-    return (x,)

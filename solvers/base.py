@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
+from symnet._threads import blas_threads
 from symnet.errors import DivergenceError, SolverError
 from symnet.history import History
 from symnet import io as sio
@@ -56,6 +57,9 @@ class Solver(abc.ABC):
     """
 
     name: ClassVar[str] = "base"
+    #: BLAS threads during a step: 1 for solvers whose steps alternate numba-parallel kernels with
+    #: small GEMMs (see :mod:`symnet._threads`), None to leave BLAS as it is (large factorisations).
+    blas_threads: ClassVar[int | None] = None
     #: What one step is, for progress bars and budgets: "sweep", "epoch", "batch" ...
     step_unit: ClassVar[str] = "step"
     #: Option names and defaults this backend accepts.
@@ -192,7 +196,8 @@ class Solver(abc.ABC):
                     break
                 last_good = self.model_.get_flat().copy()
                 t0 = time.perf_counter()
-                info = self._step()
+                with blas_threads(self.blas_threads):
+                    info = self._step()
                 train_clock += time.perf_counter() - t0
                 loss = info.get("loss")
                 if loss is not None and not np.isfinite(loss):

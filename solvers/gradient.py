@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from symnet._threads import blas_threads
 from symnet.errors import DataError, ModelError, SolverError
 
 from . import optim
@@ -120,6 +119,7 @@ class GradientSolver(Solver):
 
     name: ClassVar[str] = "gradient"
     step_unit: ClassVar[str] = "epoch"
+    blas_threads: ClassVar[int | None] = 1  # numba-parallel batch kernels between small GEMMs
     default_steps: ClassVar[int] = 10
     #: Key of :data:`solvers.optim.OPTIMIZERS`.
     optimizer: ClassVar[str] = "sgd"
@@ -209,11 +209,6 @@ class GradientSolver(Solver):
         raise SolverError(f"unknown schedule {sched!r}; choose constant, inverse-time, exponential or cosine")
 
     def _step(self) -> dict:
-        # The batch kernels are numba-parallel over the cores; see symnet._threads for why BLAS gets one.
-        with blas_threads(1):
-            return self._epoch()
-
-    def _epoch(self) -> dict:
         model = self.model_
         X, Y, N, B = self._X, self._Y_train, len(self._X), self._batch
         if B < N and self.opts_["shuffle"]:

@@ -29,6 +29,7 @@ BENCH_COLUMNS = (
     ("solver", "solver", "{}"),
     ("steps", "steps", "{}"),
     ("wall_time", "wall s", "{:.3g}"),
+    ("time_per_step", "train s/step", "{:.3g}"),
     ("loss", "loss", "{:.6g}"),
     ("train_acc", "train acc", "{:.4f}"),
     ("test_acc", "test acc", "{:.4f}"),
@@ -158,7 +159,8 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
         A list of dicts with keys ``dataset``, ``model``, ``solver``,
         ``steps``, ``step_unit``, ``n_train``, ``n_test``, ``num_params``,
         ``loss``, ``train_acc``, ``test_acc``, ``time`` (training seconds),
-        ``wall_time`` (including evaluation), ``updates``, ``passes``,
+        ``wall_time`` (including evaluation), ``time_per_step`` (training
+        seconds per step: per epoch, per sweep ...), ``updates``, ``passes``,
         ``time_per_update_us``, ``options`` and ``status`` (``"ok"``, or
         ``"diverged at step N"`` with the figures of the last finite step).
     """
@@ -196,6 +198,8 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
                                  "num_params", "loss", "train_acc", "test_acc", "time", "wall_time", "updates",
                                  "passes", "options")}
         row["time_per_update_us"] = None if per is None else per * 1e6
+        # training seconds per step: per epoch for the gradient solvers, per sweep for coordinate
+        row["time_per_step"] = row["time"] / row["steps"] if row["steps"] else None
         row["status"] = status
         rows.append(row)
         if callback is not None:

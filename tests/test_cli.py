@@ -201,13 +201,14 @@ def test_bench_table_and_json(capsys):
                           "--epochs", "1", "--quiet")
     assert code == 0
     lines = stdout.splitlines()
-    assert lines[0].split() == ["dataset", "model", "solver", "steps", "wall", "s", "loss", "train", "acc", "test",
-                                "acc", "us/update"]
+    assert lines[0].split() == ["dataset", "model", "solver", "steps", "wall", "s", "train", "s/step", "loss", "train",
+                                "acc", "test", "acc", "us/update"]
     assert [line.split()[2:4] for line in lines[2:]] == [["dummy", "2"], ["dummy-epoch", "1"]]
     code, stdout, _ = run(capsys, "bench", "dummy", "--dataset", "xor", "--steps", "3", "--json", "--quiet")
     rows = json.loads(stdout)
     assert code == 0 and len(rows) == 1 and rows[0]["steps"] == 3 and rows[0]["solver"] == "dummy"
     assert rows[0]["time_per_update_us"] == pytest.approx(rows[0]["time"] / rows[0]["updates"] * 1e6)
+    assert rows[0]["time_per_step"] == pytest.approx(rows[0]["time"] / 3)
     code, _, err = run(capsys, "bench", "nope", "--dataset", "xor")
     assert_one_line_error(code, err, "unknown solver 'nope'")
 

@@ -66,12 +66,17 @@ def test_every_optimizer_reduces_the_loss(name):
     assert np.all(np.isfinite(model.get_flat()))
 
 
-def test_conv_network_trains():
+def halves_problem(n):
+    """A tiny conv network and images labelled by which half is brighter."""
     rng = np.random.default_rng(0)
     model = models.get("poly", input_shape=(1, 6, 6), channels=2, kernel=3, num_classes=2, seed=4)
-    X = rng.random((16, 1, 6, 6))
+    X = rng.random((n, 1, 6, 6))
     y = (X[:, 0, :3].mean(axis=(1, 2)) > X[:, 0, 3:].mean(axis=(1, 2))).astype(int)
-    data = Dataset("halves", X, y, X[:4], y[:4], 2)
+    return model, Dataset("halves", X, y, X[:4], y[:4], 2)
+
+
+def test_conv_network_trains():
+    model, data = halves_problem(16)
     s = solvers.get("adam")(lr=0.01, batch_size=4).fit(model, data, steps=8, quiet=True)
     assert s.history_.final["loss"] < s.history_[0]["loss"]
 
@@ -250,11 +255,7 @@ def test_bad_options_raise_clear_errors():
 
 
 def test_float32_training_follows_float64_and_keeps_float64_state():
-    rng = np.random.default_rng(0)
-    model = models.get("poly", input_shape=(1, 6, 6), channels=2, kernel=3, num_classes=2, seed=4)
-    X = rng.random((24, 1, 6, 6))
-    y = (X[:, 0, :3].mean(axis=(1, 2)) > X[:, 0, 3:].mean(axis=(1, 2))).astype(int)
-    data = Dataset("halves", X, y, X[:4], y[:4], 2)
+    model, data = halves_problem(24)
     runs = {}
     for dtype in ("float32", "float64"):
         m = model.copy()
