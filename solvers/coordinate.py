@@ -44,6 +44,8 @@ from symnet.restriction import ExactLoss
 
 from ._coordinate_kernels import conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, linear_sweep
 from .base import Solver
+from .directions import conv_chain
+from .linesearch import solve_last_linear
 
 
 class CoordinateSolver(Solver):
@@ -128,18 +130,7 @@ class CoordinateSolver(Solver):
 
     def _conv_chain(self, li: int):
         """(poly index or None, pool size, linear index) if conv li feeds [Poly][Pool] Flatten Linear(last)."""
-        layers = self.model_.layers
-        j = li + 1
-        poly = None
-        if j < len(layers) and isinstance(layers[j], Poly):
-            poly, j = j, j + 1
-        pool = 1
-        if j < len(layers) and isinstance(layers[j], AvgPool2d):
-            pool, j = layers[j].size, j + 1
-        if j < len(layers) and isinstance(layers[j], Flatten) and j + 1 == len(layers) - 1 \
-                and isinstance(layers[j + 1], Linear):
-            return poly, pool, j + 1
-        return None
+        return conv_chain(self.model_, li)
 
     def _initial_loss(self):
         return self.loss_.value / len(self.loss_.X)
@@ -344,41 +335,7 @@ class CoordinateSolver(Solver):
     # ------------------------------------------------------------------ block steps
     def _solve_last_linear(self) -> float:
         """Exact ridge solve of the last Linear layer; returns the decrease (never negative)."""
-        from scipy.linalg import cho_factor, cho_solve
-
-        loss = self.loss_
-        li = len(self.model_.layers) - 1
-        layer = self.model_.layers[li]
-        H = loss.acts[li]
-        N, F = H.shape
-        before = loss.value
-        G = np.empty((F + 1, F + 1)) if layer.bias else np.empty((F, F))
-        G[:F, :F] = H.T @ H
-        rhs = np.empty((G.shape[0], loss.Y.shape[1]))
-        rhs[:F] = H.T @ loss.Y
-        if layer.bias:
-            colsum = H.sum(axis=0)
-            G[F, :F] = G[:F, F] = colsum
-            G[F, F] = N
-            rhs[F] = loss.Y.sum(axis=0)
-        G[np.diag_indices_from(G)] += loss.ridge
-        try:
-            sol = cho_solve(cho_factor(G, lower=True, check_finite=False), rhs, check_finite=False)
-        except np.linalg.LinAlgError:
-            return 0.0  # singular without ridge: keep the coordinate solution
-        old_w = layer.params["weight"].copy()
-        old_b = layer.params["bias"].copy() if layer.bias else None
-        layer.params["weight"][...] = sol[:F].T
-        if layer.bias:
-            layer.params["bias"][...] = sol[F]
-        loss.refresh_output_from(li)
-        if loss.value > before:  # numerically worse (ill-conditioned): undo
-            layer.params["weight"][...] = old_w
-            if layer.bias:
-                layer.params["bias"][...] = old_b
-            loss.refresh_output_from(li)
-            return 0.0
-        return before - loss.value
+        return solve_last_linear(self.loss_)
 
     def _rescale(self) -> int:
         """Closed-form per-channel rescale that keeps the network and lowers the ridge term."""

@@ -16,19 +16,20 @@ minimum (up to the rounding of the coefficients, see ``digits``).
 a point worse than the current one.
 
 This is for tiny problems only. Measured on the XOR network (2 inputs, 2
-hidden units, x^2, 2 outputs, 4 samples, ridge 1e-3; shared 2-core machine,
-load average about 5), time of the Groebner basis plus the solve:
+hidden units, x^2, 2 outputs, 4 samples, ridge 1e-3; 2 cores, load average
+about 1.4), time of the Groebner basis plus the solve:
 
 ======================================  ======  ===============  =========
 block                                   vars    degree of loss   time
 ======================================  ======  ===============  =========
-first-layer weights of one unit         2       4                ~0.05 s
-one unit: its 2 weights + out weight    3       6                ~1-3 s
-two units' first-layer weights          4       4                ~3-10 s
-one unit: 2 weights, bias, out weight   4       6                >60 s
+first-layer weights of one unit         2       4                0.03 s
+one unit's bias and its out weight      2       6                0.09 s
+one unit: its 2 weights + out weight    3       6                0.39 s
+one unit: its 2 weights + bias          3       4                2.8 s
+two units' first-layer weights          4       4                101 s
 ======================================  ======  ===============  =========
 
-(``examples/exact_solvers_mnist.py --symbolic-timings`` re-measures it.) The
+(``python examples/exact_solvers_mnist.py symbolic`` re-measures it.) The
 cost grows with the number of stationary points, which is up to
 ``(deg - 1)^k`` by Bezout, and with the size of the rationals in the basis;
 beyond 3 variables with degree-6 blocks it stops being tractable. The limits
