@@ -62,6 +62,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import Any, ClassVar
 
@@ -870,8 +871,9 @@ class _ExactDirectionSolver(Solver):
             self.full_.value, self.full_.scores = holder.value, holder.output
         return holder, decrease
 
+    @abc.abstractmethod
     def _iterate(self, loss: ExactLoss, full: bool) -> dict:
-        raise NotImplementedError
+        """One direction and exact line search (per block) on ``loss``; returns counts for the record."""
 
 
 class _FeatureLoss:
@@ -925,11 +927,13 @@ class _GradientDirectionSolver(_ExactDirectionSolver):
     def _is_gradient(d, g) -> bool:
         return bool(np.allclose(d, -g, rtol=1e-14, atol=0.0))
 
+    @abc.abstractmethod
     def _direction(self, g: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The search direction from the current gradient and the method's memory."""
 
+    @abc.abstractmethod
     def _remember(self, s, y, g_old, g_new) -> None:
-        raise NotImplementedError
+        """Update the method's memory with the step ``s`` and gradient change ``y``."""
 
 
 class CGSolver(_GradientDirectionSolver):

@@ -146,22 +146,31 @@ class Layer:
 
     # ---- rules
     def forward(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The numeric forward pass on a batch."""
+        raise self._missing_rule("forward")
 
     def backward(self, x: np.ndarray, grad_out: np.ndarray, input_grad: bool = True
                  ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
         """Vector-Jacobian product; ``input_grad=False`` may skip the input gradient (returns None)."""
-        raise NotImplementedError
+        raise self._missing_rule("backward")
 
     def jet(self, x: np.ndarray | None, jet_in: Jet | None, direction: dict | None) -> Jet | None:
-        raise NotImplementedError
+        """The output's exact polynomial in ``t`` (minus its value at 0) from the input's jet and own direction."""
+        raise self._missing_rule("jet")
 
     def degree(self, degree_in: int, moves: bool) -> int:
         """Degree in ``t`` of the output, given the input's degree and whether own params move."""
         return degree_in
 
     def symbolic(self, xs: np.ndarray, ps: dict[str, np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        """The output as an object array of symengine expressions of the inputs and parameters."""
+        raise self._missing_rule("symbolic")
+
+    def _missing_rule(self, rule: str) -> ModelError:
+        # A layer of one's own may define only the rules it needs (forward for inference, backward for
+        # gradient training); using one it lacks is the user's error, not an internal one.
+        return ModelError(f"layer {type(self).__name__} has no {rule}() rule; implement {rule}() on it or use "
+                          "the layers of symnet.layers")
 
 
 def _direction_arrays(layer: Layer, direction: dict) -> dict[str, np.ndarray]:

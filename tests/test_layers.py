@@ -5,7 +5,7 @@ import pytest
 
 from symnet import models
 from symnet.errors import DataError, ModelError
-from symnet.layers import ACTIVATIONS, AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.layers import ACTIVATIONS, AvgPool2d, Conv2d, Flatten, Layer, Linear, Poly, Square
 from symnet.model import Sequential
 
 from tiny_models import tiny_models
@@ -309,3 +309,17 @@ def test_batched_forward_equals_unbatched(name, dtype, rng):
         np.testing.assert_allclose(got, whole, **tol)
     # and each row is the forward of that sample alone
     np.testing.assert_allclose(model.forward(X[4], dtype=dtype)[0], whole[4], **tol)
+
+
+def test_a_layer_of_ones_own_without_a_rule_says_which():
+    class Double(Layer):
+        def forward(self, x):
+            return 2.0 * x
+
+    layer = Double()
+    np.testing.assert_allclose(layer(np.ones((2, 3))), 2.0)
+    for call, rule in [(lambda: layer.backward(np.ones((2, 3)), np.ones((2, 3))), "backward"),
+                       (lambda: layer.jet(None, None, None), "jet"),
+                       (lambda: layer.symbolic(np.ones(3), {}), "symbolic")]:
+        with pytest.raises(ModelError, match=f"Double has no {rule}"):
+            call()
