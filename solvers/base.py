@@ -25,8 +25,9 @@ from typing import Any, Callable, ClassVar, Iterable
 import numpy as np
 
 from symnet._threads import blas_threads
-from symnet.errors import DivergenceError, SolverError
+from symnet.errors import DivergenceError, ModelError, SolverError
 from symnet.history import History
+from symnet.layers import LAYER_TYPES
 from symnet import io as sio
 from symnet import progress
 
@@ -115,6 +116,27 @@ class Solver(abc.ABC):
         return (sse + ridge * float(np.sum(self.model_.get_flat() ** 2))) / max(len(X), 1)
 
     # ---------------------------------------------------------------- the loop
+    def _require_exact_network(self, model, data) -> list:
+        """Check that an exact solver can train ``model`` on ``data``; returns its layers.
+
+        Exact solvers need a Sequential of symnet's layers (each has an exact polynomial
+        rule), built for the data's input shape and number of classes.
+        """
+        layers = getattr(model, "layers", None)
+        if layers is None:
+            raise ModelError(f"solver '{self.name}' trains Sequential networks, got {type(model).__name__}")
+        for layer in layers:
+            if type(layer) not in LAYER_TYPES.values():
+                raise ModelError(f"solver '{self.name}' cannot handle layer {layer!r}: it has no exact polynomial "
+                                 f"rule; use layers from symnet.layers ({', '.join(LAYER_TYPES)})")
+        if tuple(data.input_shape) != tuple(model.input_shape):
+            raise ModelError(f"model expects inputs {model.input_shape}, data has {data.input_shape}; "
+                             "build the model for this dataset")
+        if self._Y_train.shape[1] != model.num_outputs:
+            raise ModelError(f"the model has {model.num_outputs} outputs but the data has {self._Y_train.shape[1]} "
+                             f"classes; build the model with num_classes={self._Y_train.shape[1]}")
+        return layers
+
     def fit(
         self,
         model,

@@ -37,8 +37,8 @@ import time
 
 import numpy as np
 
-from symnet.errors import ModelError, SolverError
-from symnet.layers import AvgPool2d, Conv2d, Coord, Flatten, LAYER_TYPES, Linear, Poly
+from symnet.errors import SolverError
+from symnet.layers import AvgPool2d, Conv2d, Coord, Flatten, Linear, Poly
 from symnet.polynomial import minimize
 from symnet.restriction import ExactLoss
 
@@ -88,16 +88,7 @@ class CoordinateSolver(Solver):
             raise SolverError(f"ridge must be a number, got {opts['ridge']!r}") from None
         if not ridge >= 0:
             raise SolverError(f"ridge must be non-negative, got {ridge}")
-        layers = getattr(model, "layers", None)
-        if layers is None:
-            raise ModelError(f"the coordinate solver trains Sequential networks, got {type(model).__name__}")
-        for layer in layers:
-            if type(layer) not in LAYER_TYPES.values():
-                raise ModelError(f"the coordinate solver cannot handle layer {layer!r}: it has no exact polynomial "
-                                 f"rule; use layers from symnet.layers ({', '.join(LAYER_TYPES)})")
-        if data.input_shape != model.input_shape:
-            raise ModelError(f"model expects inputs {model.input_shape}, data has {data.input_shape}; "
-                             "build the model for this dataset")
+        layers = self._require_exact_network(model, data)
         self.rng_ = rng
         self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=ridge)
         names = [layer.name for layer in layers]

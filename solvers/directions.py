@@ -68,8 +68,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from symnet.errors import ModelError, SolverError
-from symnet.layers import AvgPool2d, Conv2d, Flatten, Jet, LAYER_TYPES, Linear, Poly, conv_weight_grad
+from symnet.errors import SolverError
+from symnet.layers import AvgPool2d, Conv2d, Flatten, Jet, Linear, Poly, conv_weight_grad
 from symnet.restriction import ExactLoss
 
 from .base import Solver
@@ -662,19 +662,7 @@ class _ExactDirectionSolver(Solver):
     # ------------------------------------------------------------------ setup
     def _setup(self, model, data, rng):
         opts = self.opts_
-        layers = getattr(model, "layers", None)
-        if layers is None:
-            raise ModelError(f"solver '{self.name}' trains Sequential networks, got {type(model).__name__}")
-        for layer in layers:
-            if type(layer) not in LAYER_TYPES.values():
-                raise ModelError(f"solver '{self.name}' cannot handle layer {layer!r}: it has no exact polynomial "
-                                 f"rule; use layers from symnet.layers ({', '.join(LAYER_TYPES)})")
-        if tuple(data.input_shape) != tuple(model.input_shape):
-            raise ModelError(f"model expects inputs {model.input_shape}, data has {data.input_shape}; "
-                             "build the model for this dataset")
-        if self._Y_train.shape[1] != model.num_outputs:
-            raise ModelError(f"the model has {model.num_outputs} outputs but the data has {self._Y_train.shape[1]} "
-                             f"classes; build the model with num_classes={self._Y_train.shape[1]}")
+        layers = self._require_exact_network(model, data)
         self.ridge_ = self._number("ridge", minimum=0.0)
         N = len(data.x_train)
         batch = opts["batch_size"]

@@ -251,8 +251,6 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
     data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
                          download=args.download, quiet=args.quiet)
     if args.init:
-        if not Path(args.init).exists():
-            raise FileNotFoundError(f"model not found: {args.init}; pass a model.npz or the --out folder of a run")
         model = load_model(args.init)
         model_name = getattr(model, "name", None) or "model"
     else:

@@ -199,18 +199,10 @@ def inspect_path(path: str | os.PathLike, out: str | os.PathLike | None = None) 
     Raises:
         FileNotFoundError: no such file; CorruptFileError: not a readable model.
     """
-    from .errors import CorruptFileError
     from .io import atomic_write_bytes, load_model
 
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {p}; pass a model.npz written by symnet train or compare "
-                                "(or its folder)")
-    try:
-        model = load_model(p)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CorruptFileError(f"{p} is not a readable symnet model ({type(exc).__name__}: {exc}); "
-                               "re-save it with symnet") from None
+    model = load_model(p)
     text = report(model, p)
     written: list[Path] = []
     if out is not None:

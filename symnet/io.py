@@ -83,17 +83,29 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike):
-    """Load a model saved by :func:`save_model` (a ``.npz`` file or its folder)."""
+    """Load a model saved by :func:`save_model` (a ``.npz`` file or its folder).
+
+    Raises:
+        FileNotFoundError: no such file or folder.
+        CorruptFileError: the files are not a readable symnet model.
+    """
     from .model import model_from_spec
 
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}; pass a model.npz written by symnet train or compare "
+                                "(or the run's folder)")
     if path.is_dir():
         path = path / "model.npz"
     if path.suffix != ".npz":
         raise ModelError(f"model file must end in .npz, got {path}; pass the model.npz written by `symnet train`")
     spec = read_json(path.with_suffix(".json"), "model spec")
     arrays = read_npz(path, "model weights")
-    model = model_from_spec(spec)
+    try:
+        model = model_from_spec(spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptFileError(f"{path} is not a readable symnet model ({type(exc).__name__}: {exc}); "
+                               "re-save it with symnet") from None
     expected = dict(model.parameters())
     missing = sorted(set(expected) - set(arrays))
     if missing:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import copy as _copy
 import re
 from typing import Iterable
@@ -163,14 +162,11 @@ class Sequential:
         if int(batch_size) < 1:
             raise ModelError(f"batch_size must be a positive number of samples, got {batch_size}")
         out = np.empty((len(X), self.num_outputs), dtype=dtype)
-        with blas_threads(1 if self._has_parallel_kernels else None):
+        with blas_threads(1 if self._has_parallel_kernels else None), self._params_in(dtype):
             for s in range(0, len(X), batch_size):
                 h = X[s:s + batch_size].astype(dtype, copy=False)
-                if dtype == np.float32:
-                    h = self._forward32(h)
-                else:
-                    for layer in self.layers:
-                        h = layer.forward(h)
+                for layer in self.layers:
+                    h = layer.forward(h).astype(dtype, copy=False)
                 out[s:s + batch_size] = h
         return out
 
@@ -192,12 +188,6 @@ class Sequential:
         finally:
             for layer, params in zip(self.layers, originals):
                 layer.params = params
-
-    def _forward32(self, h: np.ndarray) -> np.ndarray:
-        with self._params_in(np.dtype(np.float32)):
-            for layer in self.layers:
-                h = layer.forward(h).astype(np.float32, copy=False)
-        return h
 
     __call__ = forward
 

@@ -91,40 +91,15 @@ def plot_maps(maps: np.ndarray, path: str | Path, title: str, class_names: Seque
     large coefficients (rarely active border monomials) do not wash out the
     rest; larger values show in the end colours.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from . import plots
 
     maps = np.asarray(maps, dtype=np.float64)
     k = len(maps)
     names = list(class_names) if class_names is not None else [f"class {i}" for i in range(k)]
     if len(names) != k:
         raise ModelError(f"{len(names)} class names for {k} maps; pass one name per class")
-    vmax = float(np.percentile(np.abs(maps), clip_percentile)) if maps.size else 0.0
-    vmax = vmax if vmax > 0 else 1.0
-    cols = min(k, 5)
-    nrows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.3 * cols + 1.2, 2.5 * nrows + 0.6), squeeze=False)
-    image = None
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= k:
-            ax.axis("off")
-            continue
-        image = ax.imshow(maps[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax.set_title(names[i], fontsize=11)
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
-    cax = fig.add_axes((0.91, 0.12, 0.018, 0.72))
-    bar = fig.colorbar(image, cax=cax)
-    bar.set_label(f"coefficient (colours saturate at the {clip_percentile:g}th percentile of |value|)", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig = plots.class_maps(maps, title, names, "coefficient", clip_percentile=clip_percentile)
+    return plots.save(fig, path)
 
 
 def save_maps(model, out_dir: str | Path, prefix: str = "polyreg", degrees: Sequence[int] | None = None,

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import CorruptFileError, DataError, ModelError
+from .errors import DataError, ModelError
 
 #: Default noise levels.
 DEFAULT_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
@@ -218,14 +218,7 @@ def load_models(paths: Sequence[str | os.PathLike]) -> tuple[list, list[str]]:
     models, labels = [], []
     for path in paths:
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"model not found: {p}; pass model.npz files written by symnet train or "
-                                    "symnet compare (or their folders)")
-        try:
-            model = load_model(p)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptFileError(f"{p} is not a readable symnet model ({type(exc).__name__}: {exc}); "
-                                   "re-save it with symnet") from None
+        model = load_model(p)
         models.append(model)
         labels.append(model_label(p))
     check_shapes(models, labels)

@@ -137,5 +137,6 @@ def test_cli_inspect_errors(capsys, tmp_path):
     (tmp_path / "model.npz").write_bytes(b"\x00" * 64)
     (tmp_path / "model.json").write_text(json.dumps(models.get("mlp", input_dim=2).spec()))
     one_line_error("inspect", str(tmp_path / "model.npz"), needles=("not an .npz archive",))
+    np.savez(tmp_path / "model.npz", w=np.zeros(2))  # readable weights, so the broken spec is what fails
     (tmp_path / "model.json").write_text(json.dumps({"type": "sequential"}))
     one_line_error("inspect", str(tmp_path / "model.npz"), needles=("not a readable symnet model",))
