@@ -2,7 +2,7 @@
 
 A one-hidden-layer network ``W2 p(W1 x + b1) + b2`` with a degree-2 activation
 is a linear model over the monomials of degree <= 2 of its inputs; polynomial
-regression (``solvers.polyreg``, window ``None``: every product) fits that
+regression (``symnet.solvers.polyreg``, window ``None``: every product) fits that
 linear model in closed form. This script:
 
 1. draws teacher-student data (``symnet.datasets.teacher_student``: a random
@@ -41,12 +41,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import solvers  # noqa: E402
-from solvers.polyreg import PolyRegModel, PolyRegSolver, features  # noqa: E402
-from symnet import bridge, models  # noqa: E402
-from symnet.datasets import Dataset  # noqa: E402
-from symnet.datasets.synthetic import teacher_student  # noqa: E402
-from symnet.errors import SymnetError  # noqa: E402
+import symnet.solvers as solvers  # noqa: E402
+from symnet.core.polyreg_model import PolyRegModel, features
+from symnet.solvers.polyreg import PolyRegSolver  # noqa: E402
+from symnet.frontend import bridge
+from symnet import models  # noqa: E402
+from symnet.core.datasets import Dataset  # noqa: E402
+from symnet.core.datasets.synthetic import teacher_student  # noqa: E402
+from symnet.core.errors import SymnetError  # noqa: E402
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import symnet  # noqa: E402
 from symnet import api  # noqa: E402
-from symnet.cli import parse_value  # noqa: E402
-from symnet.errors import SymnetError  # noqa: E402
+from symnet.frontend.cli import parse_value  # noqa: E402
+from symnet.core.errors import SymnetError  # noqa: E402
 
 
 def scoped_options(items: list[str]) -> dict:

@@ -24,7 +24,7 @@ Sections:
   sooner?), and L-BFGS on mini-batches, each capped at ``--time-limit`` (400 s) of training.
   ``--target-loss`` adds a second, lower target; ``--model poly2`` runs the section on poly2 and
   ``--exact gn-batch`` keeps only the mini-batch Gauss-Newton run.
-* ``symbolic``: times of :func:`solvers.symbolic_block.solve_block` for blocks of 2, 3 and 4 variables.
+* ``symbolic``: times of :func:`symnet.solvers.symbolic_block.solve_block` for blocks of 2, 3 and 4 variables.
 
 Set ``OPENBLAS_NUM_THREADS=1`` on a shared machine: with the cores busy, two BLAS threads wait on each
 other and small factorisations get ten times slower (measured here).
@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-import solvers  # noqa: E402
-from solvers.linesearch import solve_last_linear  # noqa: E402
-from symnet import datasets, models  # noqa: E402
-from symnet.restriction import ExactLoss  # noqa: E402
+import symnet.solvers as solvers  # noqa: E402
+from symnet.core import datasets
+from symnet import models  # noqa: E402
+from symnet.core.restriction import ExactLoss  # noqa: E402
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -63,7 +63,7 @@ def floor(data, args) -> dict:
     model = models.get("poly", seed=args.seed)
     t0 = time.perf_counter()
     loss = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=args.ridge)
-    solve_last_linear(loss)
+    loss.solve_readout()
     seconds = time.perf_counter() - t0
     test_acc = float(np.mean(np.argmax(model.forward(data.x_test), 1) == data.y_test))
     train_acc = float(np.mean(np.argmax(loss.output, 1) == data.y_train))
@@ -155,7 +155,7 @@ def section_target(data, args) -> None:
 
 
 def section_symbolic(args) -> None:
-    from solvers.symbolic_block import solve_block
+    from symnet.solvers.symbolic_block import solve_block
 
     print(f"\n== symbolic block solve on XOR (2 hidden units, x^2) ==  [{command()}]")
     data = datasets.xor()

@@ -33,9 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solvers.polyreg import PolyRegModel, PolyRegSolver  # noqa: E402
+from symnet.core.polyreg_model import PolyRegModel
+from symnet.solvers.polyreg import PolyRegSolver  # noqa: E402
 from symnet import datasets  # noqa: E402
-from symnet.errors import SymnetError  # noqa: E402
+from symnet.core.errors import SymnetError  # noqa: E402
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -76,7 +77,7 @@ def run(data, method: str, args) -> PolyRegSolver:
     print(f"fit wall time       {wall:.1f} s (evaluation included)")
     print(f"peak RSS so far     {peak_rss_gb():.2f} GB")
     if args.figures and method == "exact":
-        from symnet import polyreg_maps
+        from symnet.frontend import polyreg_maps
 
         paths = polyreg_maps.save_maps(solver.model_, args.figures, prefix=f"{data.name}_{method}")
         print("maps:", ", ".join(str(p) for p in paths))
@@ -87,19 +88,20 @@ def compare_gram(data, args) -> None:
     """Seconds per chunk of Gram accumulation: dsyrk over all used columns vs the dense/sparse split."""
     import numpy as np
 
-    from solvers import _polyreg_kernels as kernels
-    from solvers import polyreg
+    from symnet.core.kernels import monomials
+    from symnet.core.polyreg_model import monomial_table
+    from symnet.solvers.polyreg import GramAccumulator, dense_split
 
     X2 = data.x_train.reshape(len(data.x_train), -1)
     Y = data.one_hot("train")
-    table = polyreg.monomial_table(data.input_shape, args.degree, args.window)
-    counts = sum(kernels.monomial_nonzero_counts(np.ascontiguousarray(X2[s:s + 4096].T), table)[0]
+    table = monomial_table(data.input_shape, args.degree, args.window)
+    counts = sum(monomials.monomial_nonzero_counts(np.ascontiguousarray(X2[s:s + 4096].T), table)[0]
                  for s in range(0, len(X2), 4096))
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] > 0]
-    split = polyreg._dense_split(counts[order], len(X2))
-    accs = {"dsyrk over all": polyreg.GramAccumulator(table, order, len(order), data.num_classes),
-            f"split {split}/{len(order)}": polyreg.GramAccumulator(table, order, split, data.num_classes)}
+    split = dense_split(counts[order], len(X2))
+    accs = {"dsyrk over all": GramAccumulator(table, order, len(order), data.num_classes),
+            f"split {split}/{len(order)}": GramAccumulator(table, order, split, data.num_classes)}
     times: dict[str, list[float]] = {k: [] for k in accs}
     for s in range(0, args.compare_gram * 4096, 4096):  # alternate, so that both see the same machine load
         for name, acc in accs.items():

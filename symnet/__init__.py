@@ -1,5 +1,14 @@
 """symnet: train polynomial networks with exact polynomial solvers.
 
+The package has three layers, and imports run one way (core <- solvers <- front end):
+
+* :mod:`symnet.core`: layers, networks, their exact loss polynomials and derivatives,
+  polynomial roots, datasets and files;
+* :mod:`symnet.solvers`: the training backends behind one interface;
+* :mod:`symnet.frontend`: ``fit``, comparisons, benchmarks, analysis, figures and the CLI.
+
+This module re-exports what a user types most.
+
 Example:
     >>> import symnet
     >>> model = symnet.models.get("mlp", input_dim=2, hidden=2)
@@ -7,16 +16,20 @@ Example:
     2
 """
 
-from . import datasets, layers, models, restriction
-from .api import fit
-from .compare import compare
-from .errors import SymnetError
-from .history import History
-from .io import load_model as load, save_model as save
-from .layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
-from .model import Sequential
+from symnet.core import datasets, errors, layers, models, polynomial, restriction
+from symnet.core.errors import SymnetError
+from symnet.core.history import History
+from symnet.core.io import load_model as load
+from symnet.core.io import save_model as save
+from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.core.model import Sequential
+from symnet import solvers
+from symnet.frontend import api, bridge, inspect, plots, polyreg_maps, robustness
+from symnet.frontend.api import fit, train
+from symnet.frontend.compare import compare
 
-__version__ = "0.1.0"
+from symnet.core.version import __version__
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
-           "compare", "datasets", "fit", "layers", "load", "models", "restriction", "save"]
+           "api", "bridge", "compare", "datasets", "errors", "fit", "inspect", "layers", "load", "models", "plots",
+           "polynomial", "polyreg_maps", "restriction", "robustness", "save", "solvers", "train"]

@@ -1,10 +1,10 @@
-"""Tiny networks shared by the exactness tests: every layer kind, poly2 included."""
+"""Tiny networks and data shared by the tests: every layer kind, poly2 included."""
 
 import numpy as np
 
-from symnet import models
-from symnet.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
-from symnet.model import Sequential
+from symnet.core import models
+from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
+from symnet.core.model import Sequential
 
 
 def tiny_models():
@@ -27,3 +27,39 @@ def tiny_data(model, n=3, seed=0):
     X = rng.random((n,) + model.input_shape)
     Y = np.eye(model.num_outputs)[rng.integers(0, model.num_outputs, n)]
     return X, Y
+
+
+def toy_data(model, n=40, seed=0):
+    """A random classification Dataset for ``model``'s input shape (the first 10 samples double as test set)."""
+    from symnet.core.datasets import Dataset
+
+    rng = np.random.default_rng(seed)
+    X = rng.random((n,) + model.input_shape)
+    y = rng.integers(0, model.num_outputs, n)
+    return Dataset("toy", X, y, X[:10], y[:10], model.num_outputs)
+
+
+def extra_models():
+    """Presets and layer options that tiny_models() does not cover."""
+    return {
+        "poly-relu-b": models.get("poly", input_shape=(1, 5, 5), channels=2, kernel=2, activation="relu-approx-b",
+                                  num_classes=3, seed=11),
+        "poly2-same": models.get("poly2", input_shape=(1, 4, 4), channels=2, channels2=2, kernel=3, padding="same",
+                                 activation="relu-approx-c", num_classes=2, seed=12),
+        "mlp-image": models.get("mlp", input_shape=(1, 2, 2), hidden=3, num_classes=3, activation="relu-approx-a",
+                                seed=13),
+        "conv-rect": Sequential(Conv2d(2, 2, (2, 3), padding="same"), Square(), AvgPool2d(2), Flatten(),
+                                Linear(2 * 2 * 2, 2), input_shape=(2, 4, 5), seed=14),
+    }
+
+
+def all_models():
+    return {**tiny_models(), **extra_models()}
+
+
+
+def randomized(model, seed=0, scale=0.5):
+    """A copy with every parameter (biases too) drawn at random, so no term hides behind a zero."""
+    model = model.copy()
+    model.set_flat(np.random.default_rng(seed).normal(scale=scale, size=model.num_params))
+    return model

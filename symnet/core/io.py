@@ -1,0 +1,143 @@
+"""Atomic file writes, JSON-able values, and model save/load.
+
+Every file symnet writes goes to a temporary name in the same folder, is
+flushed and fsynced, then renamed over the target, so an interrupted run never
+leaves a half-written model, history or checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from symnet.core.errors import CorruptFileError, ModelError
+from symnet.core.model import model_from_spec
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays made JSON-able (non-finite floats become None).
+
+    Example:
+        >>> to_jsonable({"a": np.float64(1.5), "b": [np.inf, np.int64(2)], 3: np.array([True])})
+        {'a': 1.5, 'b': [None, 2], '3': [True]}
+    """
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{what} {path} is not valid JSON ({exc}); re-create it or point to another file") from exc
+
+
+def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, OSError ...
+        raise CorruptFileError(f"{what} {path} is truncated or not an .npz archive ({exc}); re-create it") from exc
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save weights to ``<path>`` (``.npz``) and the spec beside it (``.json``).
+
+    ``path`` may be a directory (files ``model.npz`` and ``model.json`` inside)
+    or a file name ending in ``.npz``.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path / "model.npz"
+    arrays = {name: np.asarray(value) for name, value in model.parameters()}
+    atomic_save_npz(path, **arrays)
+    atomic_write_json(path.with_suffix(".json"), model.spec())
+    return path
+
+
+def load_model(path: str | os.PathLike):
+    """Load a model saved by :func:`save_model` (a ``.npz`` file or its folder).
+
+    Raises:
+        FileNotFoundError: no such file or folder.
+        CorruptFileError: the files are not a readable symnet model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}; pass a model.npz written by symnet train or compare "
+                                "(or the run's folder)")
+    if path.is_dir():
+        path = path / "model.npz"
+    if path.suffix != ".npz":
+        raise ModelError(f"model file must end in .npz, got {path}; pass the model.npz written by `symnet train`")
+    spec = read_json(path.with_suffix(".json"), "model spec")
+    arrays = read_npz(path, "model weights")
+    try:
+        model = model_from_spec(spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptFileError(f"{path} is not a readable symnet model ({type(exc).__name__}: {exc}); "
+                               "re-save it with symnet") from None
+    expected = dict(model.parameters())
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise CorruptFileError(f"model weights {path} lack {missing[:3]}; the .npz and .json do not belong together")
+    for name, value in expected.items():
+        if arrays[name].shape != value.shape:
+            raise CorruptFileError(
+                f"parameter {name} in {path} has shape {arrays[name].shape}, the spec says {value.shape}")
+        value[...] = arrays[name]
+    return model

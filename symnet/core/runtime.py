@@ -1,0 +1,110 @@
+"""The machine's resources: BLAS threads around numba-parallel work, and memory probes.
+
+The convolution, pooling and restriction kernels are numba-parallel over all
+cores. A multi-threaded BLAS between them oversubscribes the cores: OpenBLAS
+threads spin for a while after each call and steal the cores the next numba
+region needs. On 2 cores, batches of 128 through ``poly2`` measured 1.5-3x
+slower with BLAS on 2 threads than on 1 (the GEMMs of a batch are small enough
+that one thread runs them near peak). Large GEMMs (polyreg's Gram matrices)
+keep the default.
+
+Memory: :func:`peak_rss_mb` for a process's peak, :class:`MemoryProbe` for the
+growth over one block of code (the comparison's ``peak +MB`` column).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from typing import Iterator
+
+
+@functools.lru_cache(maxsize=1)
+def _controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # inspects the loaded libraries once (milliseconds)
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Run the block with BLAS limited to ``n`` threads (``None``: leave it as it is).
+
+    Example:
+        >>> import numpy as np
+        >>> with blas_threads(1):
+        ...     _ = np.ones((64, 64)) @ np.ones((64, 64))
+    """
+    if n is None:
+        yield
+        return
+    with _controller().limit(limits=int(n), user_api="blas"):
+        yield
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (``None`` where the OS does not say).
+
+    Example:
+        >>> peak_rss_mb() > 0
+        True
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def _proc_status_mb() -> dict[str, float]:
+    out = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0]) / 1024.0
+    except OSError:
+        pass
+    return out
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-resident counter of this process (Linux); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return "VmHWM" in _proc_status_mb()
+    except OSError:
+        return False
+
+
+class MemoryProbe:
+    """Resident-memory growth of this process over a block of code, in MiB (``growth``; None if unknown).
+
+    On Linux the kernel's peak counter is reset on entry, so the figure is the
+    block's own peak; elsewhere it is the growth of the process's lifetime peak
+    (a block that peaks below an earlier one shows 0).
+
+    Example:
+        >>> import numpy as np
+        >>> with MemoryProbe() as probe:
+        ...     a = np.ones(2**24)          # 128 MiB
+        >>> probe.growth is None or probe.growth > 100
+        True
+    """
+
+    def __enter__(self) -> "MemoryProbe":
+        self.resettable = reset_peak()
+        self.before = _proc_status_mb().get("VmRSS") if self.resettable else peak_rss_mb()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.peak = _proc_status_mb().get("VmHWM") if self.resettable else peak_rss_mb()
+        if self.peak is None or self.before is None:
+            self.growth = None
+        else:
+            self.growth = max(0.0, self.peak - self.before)

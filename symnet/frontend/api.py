@@ -1,0 +1,284 @@
+"""One call to train: ``symnet.fit(model, data, solver, ...)``.
+
+:func:`fit` takes a model (or a preset name), a dataset (or its name) and a
+solver name with its options, trains the model in place and returns the
+:class:`~symnet.core.history.History`. With ``out=DIR`` it also writes, each file
+atomically::
+
+    DIR/model.npz, DIR/model.json   the trained model (symnet.load(DIR) reads it)
+    DIR/history.json                one record per step
+    DIR/summary.json                final figures of the run
+    DIR/checkpoint.npz              written after every step; resume=True continues from it
+
+Example:
+    >>> import symnet; from symnet import solvers
+    >>> data = symnet.datasets.xor()
+    >>> model = symnet.models.get("mlp", input_dim=2, hidden=2, seed=0)
+    >>> history = symnet.fit(model, data, "coordinate", steps=2, quiet=True)
+    >>> [r["step"] for r in history]
+    [0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import symnet.core.datasets as _datasets
+import symnet.core.io as sio
+import symnet.core.models as _models
+import symnet.solvers as _solvers
+from symnet.core.errors import CorruptFileError, DataError, DivergenceError, ModelError, SolverError
+from symnet.core.history import History
+from symnet.core.runtime import peak_rss_mb
+from symnet.solvers.base import Solver
+
+#: Presets that need image inputs ``(C, H, W)``.
+IMAGE_PRESETS = ("seed", "poly", "poly2")
+
+
+def default_model(data) -> str:
+    """The preset that fits ``data``: ``"poly"`` for images, ``"mlp"`` for vectors.
+
+    Example:
+        >>> from symnet.core import datasets
+        >>> default_model(datasets.xor())
+        'mlp'
+    """
+    return "poly" if len(data.input_shape) == 3 else "mlp"
+
+
+def build_model(name: str, data, **kwargs: Any):
+    """Build preset ``name`` for ``data``'s input shape and number of classes.
+
+    Args:
+        name: ``"seed"``, ``"poly"``, ``"poly2"`` or ``"mlp"``.
+        data: a :class:`~symnet.core.datasets.Dataset`.
+        **kwargs: preset options (``channels``, ``kernel``, ``activation``,
+            ``hidden``, ``seed`` ...); ``None`` values are dropped so that the
+            preset's own defaults apply.
+
+    Raises:
+        ModelError: unknown preset, an option the preset lacks, or a preset
+            that does not fit the data's input shape.
+
+    Example:
+        >>> from symnet.core import datasets
+        >>> m = build_model("mlp", datasets.xor(), hidden=3)
+        >>> m.input_shape, m.num_outputs
+        ((2,), 2)
+    """
+    if name not in _models.PRESETS:
+        raise ModelError(f"unknown model {name!r}; presets: {', '.join(_models.available())}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    accepted = set(inspect.signature(_models.PRESETS[name]).parameters) - {"input_shape", "num_classes", "input_dim"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ModelError(f"model {name!r} has no option {unknown[0]!r}; its options are: {', '.join(sorted(accepted))}")
+    shape = tuple(data.input_shape)
+    if name in IMAGE_PRESETS and len(shape) != 3:
+        raise ModelError(f"model {name!r} needs image inputs (channels, height, width) but dataset {data.name!r} "
+                         f"has vector inputs of shape {shape}; use model 'mlp'")
+    return _models.get(name, input_shape=shape, num_classes=int(data.num_classes), **kwargs)
+
+
+def load_data(data, root=None, *, samples: int | None = None, test_samples: int | None = None,
+              download: bool = True, quiet: bool | None = None):
+    """A :class:`~symnet.core.datasets.Dataset` from a dataset or a name, cut to the first samples.
+
+    Example:
+        >>> load_data("xor", samples=4).x_train.shape
+        (4, 2)
+    """
+    if isinstance(data, (str, os.PathLike)):
+        data = _datasets.load(str(data), root, download=download, quiet=quiet)
+    elif not isinstance(data, _datasets.Dataset):
+        raise DataError(f"data must be a Dataset or a dataset name ({', '.join(_datasets.available())}), "
+                        f"got {type(data).__name__}")
+    if samples is not None or test_samples is not None:
+        data = data.subset(samples, test_samples)
+    return data
+
+
+def solver_instance(solver, options: dict) -> Solver:
+    """A solver instance from a registered name, a Solver class or an instance (then ``options`` must be empty)."""
+    if isinstance(solver, Solver):
+        if options:
+            raise SolverError(f"pass options to the solver's constructor or by keyword, not both "
+                              f"(got a {type(solver).__name__} and {sorted(options)})")
+        return solver
+    if isinstance(solver, type) and issubclass(solver, Solver):
+        return solver(**options)
+    return _solvers.get(solver)(**options)
+
+
+def summarize(solver, *, wall_time: float | None = None, model_name: str | None = None) -> dict:
+    """The final figures of a fitted solver, as written to ``summary.json``.
+
+    Example:
+        >>> import symnet; from symnet import solvers
+        >>> data = symnet.datasets.xor()
+        >>> s = train("mlp", data, "coordinate", steps=1, quiet=True)
+        >>> sorted(summarize(s))[:4]
+        ['dataset', 'loss', 'model', 'n_test']
+    """
+    final = solver.history_.final
+    data = solver.data_
+    model = solver.model_
+    updates = final.get("updates") or 0
+    return sio.to_jsonable({
+        "solver": solver.name,
+        "options": solver.opts_,
+        "model": model_name or getattr(model, "name", None) or type(model).__name__,
+        "dataset": data.name,
+        "n_train": len(data.x_train),
+        "n_test": len(data.x_test),
+        "num_params": getattr(model, "num_params", None),
+        "steps": final["step"],
+        "step_unit": solver.step_unit,
+        "loss": final["loss"],
+        "train_acc": final.get("train_acc"),
+        "test_acc": final.get("test_acc"),
+        "time": final["time"],
+        "wall_time": wall_time,
+        "updates": updates,
+        "passes": final.get("passes"),
+        "time_per_update": final["time"] / updates if updates else None,
+        "peak_rss_mb": peak_rss_mb(),
+    })
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out`` now, so a bad path fails before training rather than after it."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output folder {out} exists as a file; pick another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write into output folder {out}; pick another --out")
+
+
+def _check_resumable(out: Path, solver_name: str, data) -> None:
+    """Refuse to resume a checkpoint written by another solver or for another dataset."""
+    ckpt = out / "checkpoint.npz"
+    if not ckpt.exists():
+        raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
+    arrays = sio.read_npz(ckpt, "checkpoint")
+    try:
+        meta = json.loads(bytes(arrays["history"]).decode()).get("meta", {})
+    except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
+        raise CorruptFileError(f"checkpoint {ckpt} lacks a readable history; delete it and start again") from None
+    if meta.get("solver") not in (None, solver_name):
+        raise SolverError(f"checkpoint {ckpt} was written by solver {meta['solver']!r}, not {solver_name!r}; "
+                          f"resume with --solver {meta['solver']} or drop --resume")
+    if meta.get("dataset") not in (None, data.name):
+        raise SolverError(f"checkpoint {ckpt} was written for dataset {meta['dataset']!r}, not {data.name!r}; "
+                          f"resume with --dataset {meta['dataset']} or drop --resume")
+
+
+def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = None,
+                  model_name: str | None = None) -> dict:
+    """Write model, history and summary of a fitted solver into ``out``; return the summary."""
+    out = Path(out)
+    sio.save_model(solver.model_, out / "model.npz")
+    sio.atomic_write_bytes(out / "history.json", (solver.history_.to_json() + "\n").encode())
+    summary = summarize(solver, wall_time=wall_time, model_name=model_name)
+    sio.atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def train(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
+          callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
+          quiet: bool | None = None, seed: int | None = None, **options: Any):
+    """Like :func:`fit`, but return the fitted solver (``.model_``, ``.history_``, ``.opts_``).
+
+    The solver's ``model_`` is the trained model: the one passed in, trained
+    in place, or for backends that build their own (``polyreg``) that model.
+    If training diverges, the last finite model and the history up to it are
+    written to ``out`` before the :class:`~symnet.core.errors.DivergenceError` is
+    raised again.
+
+    Example:
+        >>> import symnet
+        >>> s = train("mlp", symnet.datasets.xor(), "coordinate", steps=1, quiet=True)
+        >>> s.history_.final["step"], s.model_.name
+        (1, 'mlp')
+    """
+    t0 = time.perf_counter()
+    data = load_data(data, quiet=quiet)
+    instance = solver_instance(solver, options)
+    model_name = model if isinstance(model, str) else None
+    if isinstance(model, str):
+        model = build_model(model, data, seed=0 if seed is None else seed)
+    if out is not None:
+        out = Path(out)
+        prepare_out(out)
+        if resume:
+            _check_resumable(out, instance.name, data)
+    elif resume:
+        raise SolverError("resume needs the folder of the run to continue; pass out=DIR (--out DIR)")
+    try:
+        instance.fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks, checkpoint_dir=out,
+                     resume=resume, quiet=quiet, seed=seed)
+    except DivergenceError:
+        # The loop restored the last finite parameters; save them with the history up to there.
+        if out is not None:
+            write_outputs(instance, out, wall_time=time.perf_counter() - t0,
+                          model_name=model_name if instance.model_ is model else None)
+        raise
+    if instance.model_ is not model:  # the backend trained a model of its own; report that one
+        model_name = None
+    if out is not None:
+        instance.summary_ = write_outputs(instance, out, wall_time=time.perf_counter() - t0, model_name=model_name)
+    else:
+        instance.summary_ = summarize(instance, wall_time=time.perf_counter() - t0, model_name=model_name)
+    return instance
+
+
+def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
+        callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
+        quiet: bool | None = None, seed: int | None = None, **options: Any) -> History:
+    """Train ``model`` on ``data`` with ``solver`` and return the history.
+
+    Args:
+        model: a :class:`~symnet.Sequential` (trained in place) or a preset
+            name (``"poly"`` ...), built for the data's input shape and classes
+            and seeded with ``seed``.
+        data: a :class:`~symnet.core.datasets.Dataset` or a dataset name
+            (``"mnist-small"``, ``"mnist"``, ``"xor"`` ...).
+        solver: a registered solver name (``"coordinate"``, ``"adam"``,
+            ``"polyreg"`` ...), a Solver class, or a Solver instance.
+        steps: number of steps (sweeps, epochs ...); ``None`` with no
+            ``time_limit`` means the solver's default.
+        time_limit: stop after this many seconds of training.
+        callbacks: called as ``cb(record, solver)`` after each step; returning
+            ``False`` stops training.
+        out: folder for model, history, summary and per-step checkpoints.
+        resume: continue the run whose checkpoint is in ``out``; ``steps``
+            counts the total, so a run resumed to ``steps=n`` ends where an
+            uninterrupted one would.
+        quiet: hide the progress bar (default: hidden when ``$CI`` is set).
+        seed: seed of the solver's random choices and of a preset's
+            initialisation.
+        **options: solver options (``ridge``, ``lr``, ``batch_size`` ...); an
+            option the solver does not have raises its ``SolverError``.
+
+    Returns:
+        The :class:`~symnet.core.history.History`, one record per step (step 0 is
+        the initial model).
+
+    Example:
+        >>> import symnet
+        >>> h = symnet.fit("mlp", "xor", "coordinate", steps=3, quiet=True, ridge=1e-6)
+        >>> h.final["loss"] <= h[0]["loss"]
+        True
+    """
+    return train(model, data, solver, steps=steps, time_limit=time_limit, callbacks=callbacks, out=out,
+                 resume=resume, quiet=quiet, seed=seed, **options).history_
+
+
+__all__ = ["build_model", "default_model", "fit", "load_data", "prepare_out", "solver_instance", "summarize", "train",
+           "write_outputs"]

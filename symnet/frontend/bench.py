@@ -1,0 +1,104 @@
+"""Benchmarks: train the same model with one or more solvers and tabulate the results.
+
+:func:`run` returns one row (a dict) per solver, from the runner that
+``symnet compare`` uses too (:mod:`symnet.frontend.runner`: same start, same
+budget model); :func:`format_table` and :func:`to_json` turn rows into text.
+``symnet bench`` is a thin shell over these.
+
+Example:
+    >>> rows = run(["coordinate"], dataset="xor", steps=1, quiet=True)
+    >>> rows[0]["solver"], rows[0]["steps"]
+    ('coordinate', 1)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from symnet.core.io import to_jsonable
+
+from symnet.frontend import api, runner
+from symnet.frontend.tables import render
+
+#: Columns of the benchmark table: (row key, header, format).
+BENCH_COLUMNS = (
+    ("dataset", "dataset", "{}"),
+    ("model", "model", "{}"),
+    ("label", "solver", "{}"),
+    ("steps", "steps", "{}"),
+    ("wall_time", "wall s", "{:.3g}"),
+    ("time_per_step", "train s/step", "{:.3g}"),
+    ("loss", "loss", "{:.6g}"),
+    ("train_acc", "train acc", "{:.4f}"),
+    ("test_acc", "test acc", "{:.4f}"),
+    ("time_per_update_us", "us/update", "{:.3g}"),
+)
+
+#: Shown after the other columns when some row did not finish normally.
+STATUS_COLUMN = ("status", "status", "{}")
+
+
+def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: str | None = None,
+        model_options: dict[str, Any] | None = None, samples: int | None = None, test_samples: int | None = None,
+        sweeps: int | None = None, epochs: int | None = None, steps: int | None = None,
+        time_limit: float | None = None, seed: int | None = None, quiet: bool | None = None,
+        options: dict[str, Any] | None = None, download: bool = True, callback=None) -> list[dict]:
+    """Train a fresh copy of one model with each solver in ``names``; one row per solver.
+
+    Every solver starts from the same initial parameters (the preset built
+    with ``seed``). Options are passed to the solvers that accept them; an
+    option no selected solver accepts is an error.
+
+    Args:
+        names: solver names; ``"gradient"`` means every registered gradient
+            optimizer, ``"all"`` every registered solver.
+        dataset: a dataset name or a :class:`~symnet.core.datasets.Dataset`.
+        data_dir: folder with the dataset's files (``--data-dir``).
+        model: preset name (default: ``poly`` for images, ``mlp`` for vectors).
+        model_options: preset options (``channels``, ``kernel`` ...).
+        samples, test_samples: use the first N training / test samples.
+        sweeps, epochs, steps: step budgets (see :func:`symnet.frontend.runner.resolve_steps`);
+            a solver none of them applies to runs its default number of steps.
+        time_limit: seconds of training per solver.
+        seed: initialisation and solver seed.
+        quiet: hide progress bars.
+        options: solver options (``ridge``, ``lr`` ...).
+        download: allow downloading a missing dataset.
+        callback: called with each row as soon as it is ready.
+
+    Returns:
+        The rows of :func:`symnet.frontend.runner.run_entry` (``solver``,
+        ``steps``, ``loss``, ``train_acc``, ``test_acc``, ``time``,
+        ``wall_time``, ``time_per_step``, ``time_per_update_us``, ``status`` ...).
+    """
+    entries = runner.parse_solvers(list(names), options)
+    budget = runner.parse_budget({"time": time_limit, "steps": steps, "sweeps": sweeps, "epochs": epochs})
+    data = api.load_data(dataset, data_dir, samples=samples, test_samples=test_samples,
+                         download=download, quiet=quiet)
+    model_name = model or api.default_model(data)
+    initial = api.build_model(model_name, data, seed=0 if seed is None else seed, **(model_options or {}))
+    return [result["row"] for _, result in runner.run(entries, initial, data, budget, seed=seed, quiet=quiet,
+                                                      callback=callback)]
+
+
+def format_table(rows: Sequence[dict], columns=BENCH_COLUMNS, fmt: str = "text") -> str:
+    """Rows as an aligned text (or Markdown) table; missing or non-finite values show as ``-``.
+
+    Example:
+        >>> print(format_table([{"solver": "sgd", "loss": 0.5}], [("solver", "solver", "{}"), ("loss", "loss", "{:.3f}")]))
+        solver   loss
+        ------  -----
+        sgd     0.500
+    """
+    if columns is BENCH_COLUMNS and any(row.get("status", "ok") != "ok" for row in rows):
+        columns = BENCH_COLUMNS + (STATUS_COLUMN,)
+    return render(rows, columns, fmt)
+
+
+def to_json(rows: Sequence[dict]) -> str:
+    """Rows as a JSON array (non-finite numbers become ``null``)."""
+    return json.dumps(to_jsonable(list(rows)), indent=1)
+
+
+__all__ = ["BENCH_COLUMNS", "format_table", "run", "to_json"]

@@ -1,0 +1,530 @@
+"""The ``symnet`` command line.
+
+Subcommands::
+
+    symnet train   train one model with one solver, save model, history and summary
+    symnet bench   train the same model with several solvers and print a table
+
+Each subcommand is added by one small function that registers its arguments
+and its handler (see :data:`COMMANDS`); adding a command is adding a function.
+
+Every error a user can cause ends the command with one line
+``symnet: error: <what went wrong and what to do>`` on stderr and exit code 2;
+Ctrl-C exits with 130 and keeps the last checkpoint.
+
+Example:
+    >>> main(["train", "--dataset", "xor", "--sweeps", "1", "--quiet", "--out", "/tmp/symnet-doctest-xor"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import symnet.solvers as solvers
+from symnet.core.errors import ModelError, SolverError, SymnetError
+from symnet.core.io import load_model
+from symnet.core.version import __version__
+
+from symnet.frontend import api, bench, robustness, runner
+from symnet.frontend.compare import compare
+from symnet.frontend.inspect import inspect_path
+from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
+
+PROG = "symnet"
+MODEL_PRESETS = ("seed", "poly", "poly2", "mlp")
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot be parsed (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other symnet error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------- value types
+def _number_type(kind: type, what: str, minimum: float | None = None, strict: bool = False):
+    """An argparse ``type=`` that accepts a number of ``kind`` above ``minimum`` with a clear message."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if kind is float and value != value:  # NaN
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+POSITIVE_INT = _number_type(int, "a positive whole number", 0, strict=True)
+COUNT = _number_type(int, "a whole number >= 0", 0)
+SECONDS = _number_type(float, "a positive number of seconds", 0.0, strict=True)
+NONNEGATIVE = _number_type(float, "a number >= 0", 0.0)
+POSITIVE = _number_type(float, "a positive number", 0.0, strict=True)
+
+
+def parse_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"1e-3"`` -> 0.001, ``"true"`` -> True, ``"none"`` -> None, else the string.
+
+    Example:
+        >>> [parse_value(s) for s in ("3", "0.5", "1e-3", "yes", "False", "none", "cyclic")]
+        [3, 0.5, 0.001, True, False, None, 'cyclic']
+    """
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. ridge=1e-4), got {text!r}")
+    return key, parse_value(value)
+
+
+# --------------------------------------------------------------------------- shared flags
+#: Flags that become solver options: (flag, option key, type, help).
+SOLVER_FLAGS = (
+    ("--ridge", "ridge", NONNEGATIVE, "ridge penalty on ||theta||^2"),
+    ("--lr", "lr", POSITIVE, "learning rate (gradient solvers)"),
+    ("--batch-size", "batch_size", POSITIVE_INT, "minibatch size (gradient solvers)"),
+    ("--order", "order", parse_value, "order in which the coordinate solver visits variables"),
+    ("--degree", "degree", POSITIVE_INT, "polynomial degree (polyreg)"),
+    ("--window", "window", parse_value, "the solver's 'window' option"),
+    ("--method", "method", parse_value, "the solver's 'method' option"),
+)
+
+#: Flags that become preset options: (flag, option key, type, help).
+MODEL_FLAGS = (
+    ("--channels", "channels", POSITIVE_INT, "filters of the first conv layer (seed, poly, poly2)"),
+    ("--channels2", "channels2", POSITIVE_INT, "filters of the second conv layer (poly2)"),
+    ("--kernel", "kernel", POSITIVE_INT, "conv kernel size"),
+    ("--activation", "activation", str, "activation polynomial: square, relu-approx-a, relu-approx-b, ..."),
+    ("--hidden", "hidden", POSITIVE_INT, "hidden units (mlp)"),
+)
+
+
+def _metavar(kind) -> str:
+    return {POSITIVE_INT: "N", COUNT: "N", NONNEGATIVE: "X", POSITIVE: "X", str: "NAME"}.get(kind, "VALUE")
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist-small",
+                   help="mnist-small (ships with symnet; default), mnist, fashion-mnist, xor, teacher-student")
+    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files (or a <dataset>/ folder)")
+    g.add_argument("--samples", type=POSITIVE_INT, metavar="N", help="use the first N training samples")
+    g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test samples")
+    g.add_argument("--no-download", dest="download", action="store_false",
+                   help="never download; fail when the files are not found locally")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_PRESETS,
+                   help="preset network (default: poly for images, mlp for vector data)")
+    for flag, _, kind, text in MODEL_FLAGS:
+        g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
+
+
+def _add_budget_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("budget")
+    g.add_argument("--sweeps", type=COUNT, metavar="N", help="sweeps of the coordinate solver")
+    g.add_argument("--epochs", type=COUNT, metavar="N", help="epochs of a gradient solver")
+    g.add_argument("--steps", type=COUNT, metavar="N", help="steps of any solver")
+    g.add_argument("--time-limit", type=SECONDS, metavar="SECONDS", help="stop after this much training time")
+    g.add_argument("--seed", type=COUNT, metavar="N", help="seed of the initialisation and the solver (default 0)")
+
+
+def _add_solver_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("solver options (passed only when given, so each solver's defaults apply)")
+    for flag, _, kind, text in SOLVER_FLAGS:
+        g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
+    g.add_argument("--option", "-O", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other solver option (repeatable); numbers and true/false are converted")
+
+
+def solver_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The solver options the user set on the command line (and no others)."""
+    opts = {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS if getattr(args, key) is not None}
+    for key, value in args.option:
+        opts[key] = value
+    return opts
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset options the user set on the command line (and no others)."""
+    return {key: getattr(args, key) for _, key, _, _ in MODEL_FLAGS if getattr(args, key) is not None}
+
+
+# --------------------------------------------------------------------------- output
+TRAIN_COLUMNS = (
+    ("solver", "solver", "{}"),
+    ("model", "model", "{}"),
+    ("dataset", "dataset", "{}"),
+    ("steps", "steps", "{}"),
+    ("loss", "loss", "{:.6g}"),
+    ("train_acc", "train acc", "{:.4f}"),
+    ("test_acc", "test acc", "{:.4f}"),
+    ("time", "train s", "{:.2f}"),
+    ("wall_time", "wall s", "{:.2f}"),
+)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- commands
+#: name -> function that adds the subcommand to the subparsers; see :func:`build_parser`.
+COMMANDS: dict[str, Callable] = {}
+
+
+def command(name: str):
+    """Register ``fn(subparsers)`` as the builder of subcommand ``name``."""
+
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+@command("train")
+def _train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train one model with one solver",
+                       description="Train a model and save model.npz, model.json, history.json, summary.json "
+                                   "and a per-step checkpoint.npz into --out.")
+    p.add_argument("--solver", default="coordinate", help="solver backend (default: coordinate)")
+    _add_data_flags(p)
+    _add_model_flags(p)
+    p.add_argument("--init", metavar="PATH", help="start from a saved model (model.npz or its folder) "
+                                                  "instead of a fresh preset")
+    _add_budget_flags(p)
+    _add_solver_flags(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<solver>-<model>-<time>)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
+    p.set_defaults(handler=cmd_train)
+    return p
+
+
+#: Training seconds of `symnet train` when no budget flag is given.
+DEFAULT_TIME_LIMIT = 75.0
+
+
+def cmd_train(args: argparse.Namespace, state: dict) -> int:
+    solver_cls = solvers.get(args.solver)
+    options = solver_options(args)
+    instance = solver_cls(**options)
+    instance.check_options()  # a bad option fails now, not after loading the data
+    steps = runner.resolve_steps(instance, sweeps=args.sweeps, epochs=args.epochs, steps=args.steps)
+    if args.resume and not args.out:
+        raise SolverError("--resume needs --out DIR, the folder of the run to continue")
+    if args.init and (args.model or model_options(args)):
+        raise ModelError("--init loads a saved model; drop --model and the model flags, or drop --init")
+
+    data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
+                         download=args.download, quiet=args.quiet)
+    if args.init:
+        model = load_model(args.init)
+        model_name = getattr(model, "name", None) or "model"
+    else:
+        model_name = args.model or api.default_model(data)
+        model = api.build_model(model_name, data, seed=0 if args.seed is None else args.seed, **model_options(args))
+    out = Path(args.out) if args.out else Path("runs") / f"{args.solver}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    state["out"] = out
+    what = f"{model_name} ({model.num_params:,} parameters)"
+    if getattr(solver_cls, "builds_model", False):  # e.g. polyreg: the preset is not what gets trained
+        what = "its own model"
+    _say(f"{'resuming' if args.resume else 'training'} {what} on {data.name} ({len(data.x_train):,} train / "
+         f"{len(data.x_test):,} test) with {args.solver}")
+    time_limit = args.time_limit
+    if steps is None and time_limit is None and not args.resume:
+        # a first run with no budget should finish quickly; later sweeps are asked for explicitly
+        time_limit = DEFAULT_TIME_LIMIT
+        _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
+             "--time-limit to change it)")
+    fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
+                       resume=args.resume, quiet=args.quiet, seed=args.seed)
+    _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
+    _say(f"saved to {out}/ (model.npz, model.json, history.json, summary.json, checkpoint.npz)")
+    return 0
+
+
+@command("bench")
+def _bench_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="train one model with several solvers and print a table",
+                       description="Train the same model from the same start with each solver and print dataset, "
+                                   "model, solver, steps, wall time, loss, accuracies and time per variable update. "
+                                   "'gradient' stands for every gradient optimizer, 'all' for every solver.")
+    p.add_argument("solvers", nargs="*", default=["coordinate"], metavar="SOLVER",
+                   help="solver names, 'gradient' or 'all' (default: coordinate)")
+    _add_data_flags(p)
+    _add_model_flags(p)
+    _add_budget_flags(p)
+    _add_solver_flags(p)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
+    p.set_defaults(handler=cmd_bench)
+    return p
+
+
+def cmd_bench(args: argparse.Namespace, state: dict) -> int:
+    rows = bench.run(args.solvers, dataset=args.dataset, data_dir=args.data_dir, model=args.model,
+                     model_options=model_options(args), samples=args.samples, test_samples=args.test_samples,
+                     sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
+                     seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download)
+    _say(bench.to_json(rows) if args.json else bench.format_table(rows))
+    return 0
+
+
+def _solver_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected solver names separated by commas, got {text!r}")
+    return names
+
+
+def _scoped_option(text: str) -> tuple[str | None, str, Any]:
+    """``adam.lr=1e-3`` -> ("adam", "lr", 0.001); ``ridge=1`` -> (None, "ridge", 1)."""
+    key, sep, value = text.partition("=")
+    scope, dot, name = key.strip().rpartition(".")
+    name = name.strip().replace("-", "_")
+    if not sep or not name.isidentifier() or (dot and not scope.strip()):
+        raise argparse.ArgumentTypeError(f"expected SOLVER.KEY=VALUE or KEY=VALUE (e.g. adam.lr=1e-3), got {text!r}")
+    return (scope.strip() or None), name, parse_value(value)
+
+
+def _number_list(text: str) -> list[float]:
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 0,0.1,0.2), got {text!r}") \
+            from None
+    if not values or any(not (v >= 0 and v != float("inf")) for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
+    return values
+
+
+@command("compare")
+def _compare_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("compare", help="train the same model with several solvers; table, JSON and figures",
+                       description="Train a copy of the same initial model with each solver under the same budget "
+                                   "and write table.txt, table.md, comparison.json, loss and accuracy figures and "
+                                   "each solver's model and history into --out.")
+    p.add_argument("--solvers", type=_solver_list, required=True, metavar="A,B,...",
+                   help="solver names separated by commas, e.g. coordinate,adam,polyreg")
+    _add_data_flags(p)
+    _add_model_flags(p)
+    _add_budget_flags(p)
+    g = p.add_argument_group("solver options (passed only when given, so each solver's defaults apply)")
+    for flag, _, kind, text in SOLVER_FLAGS:
+        g.add_argument(flag, type=kind, help=text + " (every solver that has it)", metavar=_metavar(kind))
+    g.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+                   help="an option of one solver (adam.lr=1e-3), or KEY=VALUE for every solver that has it")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--target-loss", type=NONNEGATIVE, metavar="X",
+                   help="loss for the time-to-target column (default: the worst final loss among the solvers)")
+    g.add_argument("--target-acc", type=_number_type(float, "a fraction between 0 and 1"), metavar="X",
+                   help="test accuracy for the time-to-target column (default: the lowest final one)")
+    g.add_argument("--no-isolate", dest="isolate", action="store_false",
+                   help="run every solver in this process (default: each in a fresh process, for fair "
+                        "memory figures)")
+    g.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<model>-<dataset>-<time>)")
+    g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
+    p.set_defaults(handler=cmd_compare)
+    return p
+
+
+def cmd_compare(args: argparse.Namespace, state: dict) -> int:
+    budget = {k: v for k, v in (("time", args.time_limit), ("steps", args.steps), ("sweeps", args.sweeps),
+                                ("epochs", args.epochs)) if v is not None}
+    if not budget:
+        raise SolverError("give a budget: --time-limit SECONDS (per solver) and/or --steps, --sweeps or --epochs N")
+    budget = runner.parse_budget(budget)
+    options: dict[str, Any] = {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS
+                               if getattr(args, key) is not None}
+    for scope, key, value in args.option:
+        if scope is None:
+            options[key] = value
+        else:
+            if scope not in args.solvers:
+                raise SolverError(f"--option {scope}.{key}: solver {scope!r} is not among --solvers "
+                                  f"({', '.join(args.solvers)})")
+            options.setdefault(scope, {})[key] = value
+    runner.parse_solvers(args.solvers, options)  # unknown solvers and options fail before the data is loaded
+    data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
+                         download=args.download, quiet=args.quiet)
+    seed = 0 if args.seed is None else args.seed
+    model_name = args.model or api.default_model(data)
+    model = api.build_model(model_name, data, seed=seed, **model_options(args))
+    out = Path(args.out) if args.out else \
+        Path("runs") / f"compare-{model_name}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _say(f"comparing {', '.join(args.solvers)} on {model_name} ({model.num_params:,} parameters), {data.name} "
+         f"({len(data.x_train):,} train / {len(data.x_test):,} test), budget per solver: {runner.describe_budget(budget)}"
+         + (", each in its own process" if args.isolate else ""))
+
+    def report(row: dict) -> None:
+        _say(f"  {row['label']}: {row['steps']} {row['step_unit']}(s), loss {row['loss']:.6g}, test acc "
+             f"{'-' if row['test_acc'] is None else format(row['test_acc'], '.4f')}, {row['wall_time']:.1f} s"
+             + ("" if row["status"] == "ok" else f", {row['status']}"))
+
+    result = compare(model, data, args.solvers, budget, target_loss=args.target_loss, target_acc=args.target_acc,
+                     out=out, quiet=args.quiet, seed=seed, options=options, isolate=args.isolate, callback=report)
+    _say("")
+    _say(result.table())
+    _say(f"saved to {out}/ (table.txt, table.md, comparison.json, loss_vs_time.png, loss_vs_passes.png, "
+         "test_acc_vs_time.png, <solver>/model.npz and history.json)")
+    return 0
+
+
+@command("robustness")
+def _robustness_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("robustness", help="test accuracy of saved models under Gaussian noise and black patches",
+                       description="Evaluate saved models on the test set with iid Gaussian noise of each --sigmas "
+                                   "value (clipped to [0, 1]) and with one black rectangle of each --areas value per "
+                                   "image; print and save accuracy and relative accuracy drop.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model.npz files (or run folders) to evaluate")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist-small", help="dataset the models were trained on (default: "
+                                                             "mnist-small)")
+    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files")
+    g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test images")
+    g.add_argument("--no-download", dest="download", action="store_false", help="never download")
+    g = p.add_argument_group("noise")
+    g.add_argument("--sigmas", type=_number_list, default=list(DEFAULT_SIGMAS), metavar="S,S,...",
+                   help=f"Gaussian noise std values (default: {','.join(f'{v:g}' for v in DEFAULT_SIGMAS)})")
+    g.add_argument("--areas", type=_number_list, default=list(DEFAULT_AREAS), metavar="A,A,...",
+                   help=f"black patch areas in pixels (default: {','.join(f'{v:g}' for v in DEFAULT_AREAS)})")
+    g.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed of the noise and patches (default 0)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", help="output folder (default: runs/robustness-<time>)")
+    g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
+    p.set_defaults(handler=cmd_robustness)
+    return p
+
+
+def cmd_robustness(args: argparse.Namespace, state: dict) -> int:
+    models, labels = robustness.load_models(args.models)  # missing, corrupt or mismatched files fail first
+    data = api.load_data(args.dataset, args.data_dir, test_samples=args.test_samples, download=args.download,
+                         quiet=args.quiet)
+    result = robustness.evaluate(models, data, args.sigmas, args.areas, args.seed, names=labels, quiet=args.quiet)
+    out = Path(args.out) if args.out else Path("runs") / f"robustness-{time.strftime('%Y%m%d-%H%M%S')}"
+    result.save(out)
+    _say(result.table())
+    _say(f"saved to {out}/ (table.txt, table.md, robustness.json, robustness_accuracy.png, robustness_drop.png, "
+         "noise_examples.png)")
+    return 0
+
+
+@command("inspect")
+def _inspect_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("inspect", help="describe a saved model: layers, parameters, degrees, filters, weight maps",
+                       description="Print a saved model's layers, parameter counts, the degree of its outputs in "
+                                   "each layer's parameters and in the inputs, and (for small models) its symbolic "
+                                   "form; with --out, also write inspect.txt and images of its filters and weights.")
+    p.add_argument("model", metavar="MODEL", help="a model.npz file (or a run folder)")
+    p.add_argument("--out", metavar="DIR", help="folder for inspect.txt and the PNGs")
+    p.set_defaults(handler=cmd_inspect)
+    return p
+
+
+def cmd_inspect(args: argparse.Namespace, state: dict) -> int:
+    text, written = inspect_path(args.model, args.out)
+    _say(text)
+    if written:
+        _say(f"\nsaved to {args.out}/ ({', '.join(p.name for p in written)})")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand in :data:`COMMANDS`."""
+
+    parser = _Parser(prog=PROG, description="Train polynomial networks with exact polynomial solvers.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for build in COMMANDS.values():
+        build(sub)
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _os_message(exc: OSError) -> str:
+    # OSError's own str() is "[Errno 13] Permission denied: 'x'"; keep it short and name the path.
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 success, 2 error, 130 interrupted).
+
+    Example:
+        >>> main(["train", "--time-limit", "abc"])  # doctest: +SKIP
+        2
+    """
+    state: dict[str, Any] = {}
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        return int(args.handler(args, state) or 0)
+    except UsageError as exc:
+        _error(str(exc))
+        return 2
+    except SymnetError as exc:
+        _error(str(exc))
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # missing, unreadable or unwritable paths, a full disk
+        _error(_os_message(exc))
+        return 2
+    except KeyboardInterrupt:
+        out = state.get("out")
+        if out is not None and (Path(out) / "checkpoint.npz").exists():
+            where = f"; the last checkpoint is kept in {out}/checkpoint.npz (continue with --resume --out {out})"
+        else:
+            where = "; no step had finished, so there is no checkpoint to resume from"
+        print(f"\n{PROG}: interrupted{where}", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

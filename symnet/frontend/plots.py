@@ -1,0 +1,366 @@
+"""Every figure symnet draws: solver comparisons, robustness curves, filters and weight maps.
+
+matplotlib is imported only when a figure is drawn. Figures are built with the
+object-oriented API on an Agg canvas, never through ``pyplot``: drawing one
+does not open a window, does not change the session's backend and leaves no
+global figure behind. Each figure also renders itself as a PNG in Jupyter and
+Colab (``_repr_png_``), so a cell that ends with a figure shows it inline, and
+a :class:`Figures` collection shows all of its figures.
+
+Example:
+    >>> import numpy as np
+    >>> fig = filter_grid(np.random.default_rng(0).normal(size=(4, 1, 3, 3)), "conv0 filters")
+    >>> fig.axes[0].get_title()
+    'filter 0'
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from symnet.core.io import atomic_write_bytes
+
+#: Resolution of saved PNGs (dots per inch).
+DPI = 110
+#: Draw a marker on every record when a curve has at most this many points.
+MAX_MARKED_POINTS = 60
+
+
+# --------------------------------------------------------------------------- figures
+@functools.lru_cache(maxsize=None)
+def _figure_class():
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        """A matplotlib Figure that notebooks display as a PNG."""
+
+        def _repr_png_(self) -> bytes:
+            return to_png(self)
+
+    return InlineFigure
+
+
+def new_figure(width: float, height: float):
+    """An empty figure of ``width`` x ``height`` inches on an Agg canvas, constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure_class()(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig, dpi: int = DPI) -> bytes:
+    """The figure rendered as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save(fig, path: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` (PNG) atomically and return the path."""
+    return atomic_write_bytes(path, to_png(fig, dpi))
+
+
+class Figures(dict):
+    """Named figures (``name -> Figure``); a notebook cell ending with one shows them all.
+
+    Example:
+        >>> figs = Figures(a=new_figure(2, 2))
+        >>> list(figs)
+        ['a']
+    """
+
+    def save(self, out: str | Path, prefix: str = "") -> list[Path]:
+        """Write ``<out>/<prefix><name>.png`` for every figure; return the paths."""
+        return [save(fig, Path(out) / f"{prefix}{name}.png") for name, fig in self.items()]
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for name, fig in self.items():
+            data = base64.b64encode(to_png(fig)).decode()
+            parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"/></figure>')
+        return "\n".join(parts)
+
+
+def _colors(n: int) -> list:
+    """``n`` distinct colours, the same for the same position in every figure."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _marker(n_points: int) -> str | None:
+    return "o" if n_points <= MAX_MARKED_POINTS else None
+
+
+def _rule(meta, key: str, default_text: str) -> str:
+    return "given" if meta.get(key) == "given" else default_text
+
+
+def _legend_outside(ax) -> None:
+    """The legend to the right of the axes, where it cannot hide a curve."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+# --------------------------------------------------------------------------- comparisons
+def comparison_figures(comparison) -> Figures:
+    """The three figures of a :class:`symnet.frontend.compare.Comparison`.
+
+    * ``loss_vs_time``: training objective (log scale) vs training time;
+    * ``loss_vs_passes``: training objective (log scale) vs passes over the training data;
+    * ``test_acc_vs_time``: test accuracy (%) vs training time.
+
+    Training time is wall-clock time inside the solvers' steps; evaluating
+    the model after each step is not counted. The default targets of the
+    comparison are drawn as dashed grey lines.
+    """
+    meta = comparison.meta
+    title = comparison.title()
+    labels = list(comparison.histories)
+    colors = dict(zip(labels, _colors(len(labels))))
+    time_label = "training time (s, wall clock; evaluation excluded)"
+    loss_label = "training loss (objective per sample, log scale)"
+    figs = Figures()
+
+    def curves(x_key: str, y_key: str, scale: float = 1.0):
+        for label in labels:
+            h = comparison.histories[label]
+            x, y = h.column(x_key), h.column(y_key) * scale
+            keep = np.isfinite(x) & np.isfinite(y)
+            yield label, x[keep], y[keep]
+
+    for name, x_key, x_label in (("loss_vs_time", "time", time_label),
+                                 ("loss_vs_passes", "passes", "passes over the training data")):
+        fig = new_figure(9.5, 4.8)
+        ax = fig.add_subplot()
+        drew = False
+        for label, x, y in curves(x_key, "loss"):
+            y_pos = np.where(y > 0, y, np.nan)  # a log axis cannot show 0 (an exact fit); leave a gap
+            ax.plot(x, y_pos, marker=_marker(len(x)), markersize=4, color=colors[label],
+                    label=comparison.legend_label(label))
+            drew = drew or bool(np.isfinite(y_pos).any())
+        if drew:
+            ax.set_yscale("log")
+        target = meta.get("target_loss")
+        if target is not None and target > 0:
+            ax.axhline(target, color="0.45", linestyle="--", linewidth=1,
+                       label=f"target loss {target:.4g}\n({_rule(meta, 'target_loss_rule', 'worst final loss')})")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(loss_label)
+        ax.set_xlim(left=0)
+        ax.set_title(f"Training loss vs {'training time' if x_key == 'time' else 'passes over the data'}\n{title}",
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        _legend_outside(ax)
+        figs[name] = fig
+
+    fig = new_figure(9.5, 4.8)
+    ax = fig.add_subplot()
+    for label, x, y in curves("time", "test_acc", 100.0):
+        ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=comparison.legend_label(label))
+    target = meta.get("target_acc")
+    if target is not None:
+        ax.axhline(100.0 * target, color="0.45", linestyle="--", linewidth=1,
+                   label=f"target accuracy {100 * target:.2f}%\n({_rule(meta, 'target_acc_rule', 'lowest final')})")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(time_label)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Test accuracy vs training time\n{title}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _legend_outside(ax)
+    figs["test_acc_vs_time"] = fig
+    return figs
+
+
+# --------------------------------------------------------------------------- robustness
+def robustness_figures(result) -> Figures:
+    """Accuracy and relative accuracy drop vs noise, one curve per model, for a robustness result.
+
+    * ``robustness_accuracy``: two panels, test accuracy (%) vs the Gaussian
+      noise's sigma and vs the area of the black patch;
+    * ``robustness_drop``: the same panels for the relative accuracy drop
+      ``(A(0) - A) / A(0)`` in %.
+    """
+    names = list(result.names)
+    colors = _colors(len(names))
+    figs = Figures()
+    subtitle = f"{result.dataset}, {result.n_test:,} test images, seed {result.seed}"
+    for key, what, ylabel in (("accuracy", "Test accuracy under noise", "test accuracy (%)"),
+                              ("drop", "Relative accuracy drop under noise", "relative accuracy drop (%)")):
+        fig = new_figure(11.0, 4.6)
+        panels = fig.subplots(1, 2)
+        for ax, kind, xs, xlabel in ((panels[0], "sigma", result.sigmas, "Gaussian noise std sigma (pixels in [0, 1])"),
+                                     (panels[1], "area", result.areas, "black patch area A (pixels)")):
+            values = result.accuracy(kind) if key == "accuracy" else result.drop(kind)
+            for i, name in enumerate(names):
+                ax.plot(xs, 100.0 * values[i], marker="o", markersize=4, color=colors[i], label=name)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            if key == "accuracy":
+                ax.set_ylim(0, 100)
+            else:
+                low = min(0.0, float(np.nanmin(values)) * 100.0) if np.isfinite(values).any() else 0.0
+                ax.set_ylim(low, 100)
+            ax.set_title("global: iid Gaussian noise, clipped to [0, 1]" if kind == "sigma"
+                         else "local: one black rectangle per image", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{what} ({subtitle})", fontsize=11)
+        figs[f"robustness_{key}"] = fig
+    return figs
+
+
+def corruption_examples(clean: np.ndarray, sigma_images: Sequence[np.ndarray], sigmas: Sequence[float],
+                        area_images: Sequence[np.ndarray], areas: Sequence[float], title: str,
+                        area_boxes: Sequence[tuple[int, int, int, int]] | None = None):
+    """One test image under every noise level: a row for sigma, a row for the patch area.
+
+    ``area_boxes`` (top, bottom, left, right), half-open, outline each patch in
+    red: a black patch on a black background would otherwise not show.
+    """
+    from matplotlib.patches import Rectangle
+
+    cols = max(len(sigmas), len(areas), 1)
+    fig = new_figure(1.5 * cols + 0.4, 3.8)
+    axes = np.atleast_2d(fig.subplots(2, cols, squeeze=False))
+    for row, (images, levels, fmt) in enumerate(((sigma_images, sigmas, "sigma = {:g}"),
+                                                 (area_images, areas, "A = {:g}"))):
+        for j in range(cols):
+            ax = axes[row, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(images):
+                ax.axis("off")
+                continue
+            img = np.asarray(images[j])
+            img = img[0] if img.ndim == 3 else img
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_title(fmt.format(levels[j]), fontsize=9)
+            if row == 1 and area_boxes is not None:
+                top, bottom, left, right = area_boxes[j]
+                if bottom > top and right > left:
+                    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                                           edgecolor="red", linewidth=1.2))
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- model pictures
+def _wrap(title: str, width_inches: float, fontsize: float = 10) -> str:
+    """``title`` broken into lines that fit a figure ``width_inches`` wide."""
+    import textwrap
+
+    chars = max(30, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(title, chars)) or title
+
+
+def _colorbar(fig, image, axes, label: str, height_inches: float) -> None:
+    """A colour bar beside ``axes``, at most about 4 inches tall."""
+    bar = fig.colorbar(image, ax=np.ravel(axes).tolist(), shrink=min(0.85, 4.0 / max(height_inches, 1.0)))
+    bar.set_label(label, fontsize=8)
+
+
+def _symmetric_limit(values: np.ndarray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    vmax = float(finite.max()) if finite.size else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
+def image_grid(images: np.ndarray, title: str, row_labels: Sequence[str], col_labels: Sequence[str] | None,
+               colorbar_label: str, panel: float = 1.15):
+    """A grid of 2-D maps ``images[r, c]`` with one symmetric diverging colour scale.
+
+    Args:
+        images: array ``(rows, cols, h, w)``.
+        title: figure title.
+        row_labels: one label per row (on the first panel of the row, or its title when there is one column).
+        col_labels: one label per column (titles of the first row), or None.
+        colorbar_label: what the colours measure.
+        panel: size of one panel in inches.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    rows, cols = images.shape[:2]
+    vmax = _symmetric_limit(images)
+    width, height = panel * cols + 1.3, panel * rows + 0.9
+    fig = new_figure(width, height)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(images[r, c], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if cols == 1:
+                ax.set_title(row_labels[r], fontsize=8)
+            else:
+                if c == 0:
+                    ax.set_ylabel(row_labels[r], fontsize=8)
+                if r == 0 and col_labels is not None:
+                    ax.set_title(col_labels[c], fontsize=8)
+    _colorbar(fig, image, axes, colorbar_label, height)
+    fig.suptitle(_wrap(title, width), fontsize=10)
+    return fig
+
+
+def filter_grid(weight: np.ndarray, title: str, max_out: int = 32, max_in: int = 16):
+    """Conv filters ``weight`` (out, in, kh, kw) as a grid: a row per output channel, a column per input channel.
+
+    Large layers are cut to the first ``max_out`` x ``max_in`` filters (the title says so).
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    n_out, n_in = weight.shape[:2]
+    shown = weight[:max_out, :max_in]
+    if shown.shape[:2] != weight.shape[:2]:
+        title += f" (first {shown.shape[0]} of {n_out} outputs x {shown.shape[1]} of {n_in} inputs)"
+    if n_in == 1:  # one input channel: the filters side by side, up to 8 per row
+        return class_maps(shown[:, 0], title, [f"filter {i}" for i in range(len(shown))], "weight", max_cols=8)
+    return image_grid(shown, title, [f"out {i}" for i in range(len(shown))],
+                      [f"in {j}" for j in range(shown.shape[1])], "weight")
+
+
+def class_maps(maps: np.ndarray, title: str, names: Sequence[str], colorbar_label: str,
+               clip_percentile: float | None = None, max_cols: int = 5):
+    """Maps ``(K, h, w)``, one panel each in a grid of up to ``max_cols`` columns, one diverging colour scale.
+
+    ``clip_percentile`` caps the colour scale at that percentile of ``|value|``
+    (larger values show in the end colours; the colour bar says so).
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    k = len(maps)
+    if clip_percentile is not None and maps.size:
+        vmax = float(np.percentile(np.abs(maps[np.isfinite(maps)]), clip_percentile))
+        vmax = vmax if vmax > 0 else _symmetric_limit(maps)
+        colorbar_label += f" (scale capped at the {clip_percentile:g}th percentile of |value|)"
+    else:
+        vmax = _symmetric_limit(maps)
+    cols = max(1, min(k, max_cols))
+    rows = math.ceil(k / cols)
+    width, height = 1.9 * cols + 1.2, 1.95 * rows + 0.9
+    fig = new_figure(width, height)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    image = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= k:
+            ax.axis("off")
+            continue
+        image = ax.imshow(maps[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_title(names[i], fontsize=9)
+    _colorbar(fig, image, axes, colorbar_label, height)
+    fig.suptitle(_wrap(title, width), fontsize=10)
+    return fig
+
+
+__all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
+           "new_figure", "robustness_figures", "save", "to_png"]

@@ -1,0 +1,288 @@
+"""The one interface every backend implements, and the shared training loop.
+
+A backend subclasses :class:`Solver`, declares its options once in ``OPTIONS``
+(a table of :class:`~symnet.solvers.options.Option`, checked by one validator
+before ``_setup`` runs) and fills four hooks:
+
+* ``_setup(model, data, rng)``: check the model against the data, build caches
+  (the validated options are in ``self.opts_``);
+* ``_step()``: one unit of work (a sweep, an epoch, a batch of bagging) and
+  return a dict with ``loss`` (training objective, mean per sample, ridge
+  included), ``updates`` (variables updated in the step), ``passes`` (passes
+  over the training data in the step) and optionally ``train_scores`` (the
+  model's outputs on the training set, to spare a forward pass);
+* ``_state()`` / ``_load_state(state)``: extra arrays and scalars a resumed
+  run needs (momentum buffers, sweep counters, RNG state).
+
+:meth:`Solver.fit` runs the loop that all backends share: history, callbacks,
+time limit, progress bar, divergence guard, atomic checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
+
+import numpy as np
+
+import symnet.core.io as sio
+import symnet.core.progress as progress
+from symnet.core.errors import DivergenceError, ModelError, SolverError
+from symnet.core.history import History
+from symnet.core.layers import LAYER_TYPES
+from symnet.core.objective import accuracy, evaluate
+from symnet.core.runtime import blas_threads
+
+from symnet.solvers.options import Option, defaults, validate
+
+Callback = Callable[[dict, "Solver"], Any]
+
+
+class Solver(abc.ABC):
+    """Base class of every backend.
+
+    ``__init__`` only stores keyword options; :meth:`fit` validates them,
+    trains ``model`` in place and returns ``self`` with ``model_`` and
+    ``history_`` set.
+
+    Example:
+        >>> import symnet; from symnet import solvers
+        >>> data = symnet.datasets.xor()
+        >>> model = symnet.models.mlp(2, 2, 2, activation="square", seed=0)
+        >>> s = solvers.get("coordinate")(ridge=1e-6).fit(model, data, steps=3, quiet=True)
+        >>> s.history_.final["loss"] <= s.history_[0]["loss"]
+        True
+    """
+
+    name: ClassVar[str] = "base"
+    #: BLAS threads during a step: 1 for solvers whose steps alternate numba-parallel kernels with
+    #: small GEMMs (see :mod:`symnet.core.runtime`), None to leave BLAS as it is (large factorisations).
+    blas_threads: ClassVar[int | None] = None
+    #: What one step is, for progress bars and budgets: "sweep", "epoch", "batch" ...
+    step_unit: ClassVar[str] = "step"
+    #: The options this backend accepts: name -> :class:`~symnet.solvers.options.Option`.
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+    #: ``{name: default}``, derived from :attr:`OPTIONS`.
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.defaults = defaults(cls.OPTIONS)
+
+    def __init__(self, **options: Any) -> None:
+        self.options = dict(options)
+
+    # ---------------------------------------------------------------- hooks
+    @abc.abstractmethod
+    def _setup(self, model, data, rng: np.random.Generator) -> None:
+        """Validate options and model against data; build caches."""
+
+    @abc.abstractmethod
+    def _step(self) -> dict:
+        """One unit of work; see the module docstring for the returned keys."""
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _on_params_restored(self) -> None:
+        """Called after the loop rewrote the model's parameters (resume, divergence)."""
+
+    def _initial_loss(self) -> float | None:
+        """The objective at the initial parameters, if the backend has it cheaply."""
+        return None
+
+    # ---------------------------------------------------------------- helpers
+    def check_options(self) -> dict[str, Any]:
+        """The full, validated options: the defaults of :attr:`OPTIONS` overridden by the given ones.
+
+        Raises:
+            SolverError: an unknown option or a value outside its declared range.
+        """
+        return validate(self.name, self.OPTIONS, self.options)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores (N, classes) of the trained model."""
+        return self.model_.forward(X)
+
+    @property
+    def ridge_used(self) -> float:
+        """The ridge of the objective being minimised (the option, or the value a backend chose)."""
+        return float(self.opts_.get("ridge", 0.0) or 0.0)
+
+    def objective(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """The training objective (:mod:`symnet.core.objective`) on ``(X, Y)``, divided by the number of samples."""
+        return evaluate(self.model_.forward(X), Y, self.model_.get_flat(), self.ridge_used) / max(len(X), 1)
+
+    # ---------------------------------------------------------------- the loop
+    def _require_exact_network(self, model, data) -> list:
+        """Check that an exact solver can train ``model`` on ``data``; returns its layers.
+
+        Exact solvers need a Sequential of symnet's layers (each has an exact polynomial
+        rule), built for the data's input shape and number of classes.
+        """
+        layers = getattr(model, "layers", None)
+        if layers is None:
+            raise ModelError(f"solver '{self.name}' trains Sequential networks, got {type(model).__name__}")
+        for layer in layers:
+            if type(layer) not in LAYER_TYPES.values():
+                raise ModelError(f"solver '{self.name}' cannot handle layer {layer!r}: it has no exact polynomial "
+                                 f"rule; use layers from symnet.layers ({', '.join(LAYER_TYPES)})")
+        if tuple(data.input_shape) != tuple(model.input_shape):
+            raise ModelError(f"model expects inputs {model.input_shape}, data has {data.input_shape}; "
+                             "build the model for this dataset")
+        if self._Y_train.shape[1] != model.num_outputs:
+            raise ModelError(f"the model has {model.num_outputs} outputs but the data has {self._Y_train.shape[1]} "
+                             f"classes; build the model with num_classes={self._Y_train.shape[1]}")
+        return layers
+
+    def fit(
+        self,
+        model,
+        data,
+        *,
+        steps: int | None = None,
+        time_limit: float | None = None,
+        callbacks: Iterable[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool | None = None,
+        seed: int | None = None,
+        eval_train: bool = True,
+    ) -> "Solver":
+        """Train ``model`` on ``data`` in place.
+
+        Args:
+            model: a :class:`symnet.Sequential` (or any model the backend accepts).
+            data: a :class:`symnet.core.datasets.Dataset`.
+            steps: stop after this many steps (sweeps, epochs ...). ``None`` with no
+                ``time_limit`` means the backend's ``default_steps``.
+            time_limit: stop when training time (evaluation excluded) passes this many seconds.
+            callbacks: called as ``cb(record, solver)`` after each step; returning
+                ``False`` stops training.
+            checkpoint_dir: if given, an atomic checkpoint is written there after every step.
+            resume: continue from the checkpoint in ``checkpoint_dir``.
+            quiet: hide the progress bar (default: hidden when ``$CI`` is set).
+            seed: seed of the backend's random choices (default: option ``seed`` or 0).
+            eval_train: compute training accuracy after each step.
+
+        Returns:
+            ``self``, with ``model_``, ``history_`` and ``opts_`` set.
+        """
+        self.opts_ = self.check_options()
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
+            raise SolverError(f"steps must be a non-negative whole number, got {steps!r}")
+        if time_limit is not None:
+            try:
+                time_limit = float(time_limit)
+            except (TypeError, ValueError):
+                raise SolverError(f"time limit must be a number of seconds, got {time_limit!r}") from None
+            if not time_limit > 0:
+                raise SolverError(f"time limit must be positive, got {time_limit}")
+        if steps is None and time_limit is None:
+            steps = int(getattr(self, "default_steps", 10))
+        seed = int(self.opts_.get("seed", 0) if seed is None else seed)
+        rng = np.random.default_rng(seed)
+        self.model_ = model
+        self.data_ = data
+        self._deadline: float | None = None
+        Y_train = data.one_hot("train")
+        self._Y_train = Y_train
+        self._setup(model, data, rng)
+
+        ckpt = Path(checkpoint_dir) / "checkpoint.npz" if checkpoint_dir is not None else None
+        history = History(solver=self.name, options=self.opts_, model=getattr(model, "name", None),
+                          dataset=getattr(data, "name", None), seed=seed, step_unit=self.step_unit)
+        self.history_ = history
+        if resume:
+            if ckpt is None or not ckpt.exists():
+                raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
+            self._restore(ckpt, rng)
+        else:
+            self._record(0, self._initial_loss(), 0.0, 0, 0.0, None, eval_train)
+        done = history.final["step"]
+        elapsed0 = history.final["time"]
+        t_start = time.perf_counter()
+        if time_limit is not None:
+            self._deadline = t_start + max(time_limit - elapsed0, 0.0)
+        target = None if steps is None else done + 0 if resume and steps <= done else steps
+        total = None if target is None else max(target, done)
+        with progress.bar(total=total, desc=self.name, unit=self.step_unit, quiet=quiet) as pbar:
+            pbar.update(done)
+            train_clock = 0.0
+            while True:
+                if target is not None and history.final["step"] >= target:
+                    break
+                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                    break
+                last_good = self.model_.get_flat().copy()
+                t0 = time.perf_counter()
+                with blas_threads(self.blas_threads):
+                    info = self._step()
+                train_clock += time.perf_counter() - t0
+                loss = info.get("loss")
+                if loss is not None and not np.isfinite(loss):
+                    self.model_.set_flat(last_good)
+                    self._on_params_restored()
+                    raise DivergenceError(
+                        f"solver '{self.name}' diverged at step {history.final['step'] + 1} (loss {loss}); "
+                        "the last finite parameters were kept - lower the learning rate or raise the ridge")
+                prev = history.final
+                rec = self._record(prev["step"] + 1, loss, elapsed0 + train_clock,
+                                   prev["updates"] + int(info.get("updates", 0)),
+                                   prev["passes"] + float(info.get("passes", 0.0)),
+                                   info, eval_train)
+                pbar.update(1)
+                pbar.set_postfix(loss=f"{rec['loss']:.4g}", test=f"{rec['test_acc']:.4f}")
+                if ckpt is not None:
+                    self._checkpoint(ckpt, rng)
+                stop = False
+                for cb in callbacks:
+                    if cb(rec, self) is False:
+                        stop = True
+                if stop or info.get("converged"):
+                    break
+        return self
+
+    def _record(self, step, loss, elapsed, updates, passes, info, eval_train) -> dict:
+        data = self.data_
+        train_scores = None if info is None else info.get("train_scores")
+        if loss is None or (eval_train and train_scores is None):
+            train_scores = self.predict(data.x_train)
+        if loss is None:
+            loss = evaluate(train_scores, self._Y_train, self.model_.get_flat(), self.ridge_used) / \
+                max(len(data.x_train), 1)
+        train_acc = accuracy(train_scores, data.y_train) if eval_train else None
+        test_acc = accuracy(self.predict(data.x_test), data.y_test) if len(data.x_test) else None
+        extra = {k: v for k, v in (info or {}).items()
+                 if k not in ("loss", "updates", "passes", "train_scores", "converged") and np.isscalar(v)}
+        return self.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
+                                    time=float(elapsed), updates=int(updates), passes=float(passes), **extra)
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint(self, path: Path, rng: np.random.Generator) -> None:
+        state = self._state()
+        arrays = {f"state.{k}": np.asarray(v) for k, v in state.items()}
+        arrays["params"] = self.model_.get_flat()
+        arrays["history"] = np.frombuffer(self.history_.to_json().encode(), dtype=np.uint8)
+        arrays["rng"] = np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8)
+        arrays["spec"] = np.frombuffer(json.dumps(self.model_.spec()).encode(), dtype=np.uint8)
+        sio.atomic_save_npz(path, **arrays)
+
+    def _restore(self, path: Path, rng: np.random.Generator) -> None:
+        z = sio.read_npz(path, "checkpoint")
+        spec = json.loads(bytes(z["spec"]).decode())
+        if spec != self.model_.spec():
+            raise SolverError(f"checkpoint {path} was written for another model or options; "
+                              "resume with the same --model and flags, or drop --resume")
+        self.model_.set_flat(z["params"])
+        payload = json.loads(bytes(z["history"]).decode())
+        self.history_.records = History.from_dict(payload).records
+        rng.bit_generator.state = json.loads(bytes(z["rng"]).decode())
+        self._on_params_restored()
+        self._load_state({k[len("state."):]: v for k, v in z.items() if k.startswith("state.")})

@@ -1,0 +1,362 @@
+"""Exact coordinate descent: every step jumps to a global minimum of the loss.
+
+One step of :class:`CoordinateSolver` is a sweep:
+
+1. every parameter in turn (layer by layer, or in a random order): restrict
+   the loss to that coordinate, an exact univariate polynomial, and move to
+   its global minimiser if that lowers the loss;
+2. ``rescale``: for each channel of a layer followed by a monomial activation
+   ``a z^p``, the network is unchanged when the channel's weights are scaled
+   by ``s`` and the next layer's weights reading that channel by ``s^-p``;
+   only the ridge term changes, and ``s`` minimising it is closed form;
+3. ``linear_block``: the last Linear layer, solved exactly as one ridge
+   problem (normal equations, Cholesky);
+4. ``extrapolate``: the displacement of the whole sweep is one more
+   direction; the loss along it is still a univariate polynomial, minimised
+   exactly.
+
+No step is ever taken that raises the loss.
+
+Cost model (N samples, O outputs), per coordinate:
+
+* last Linear weight: O(N) (fused Gauss-Seidel kernel, closed-form quadratic);
+* Conv2d weight followed by [Poly] [AvgPool2d] Flatten Linear (``seed`` and
+  ``poly``): O(N * (H_out * W_out * deg + pooled * O * deg)) in one fused kernel;
+* any other weight: generic jets from the weight's layer on, restricted to
+  the channels it touches: N times the touched slice times the downstream
+  fan-out (for ``poly2``'s first conv: one channel, then every channel of the
+  second conv).
+
+Caches are updated incrementally after each accepted step and recomputed
+exactly once per sweep.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from symnet.core.derivatives import conv_chain
+from symnet.core.errors import SolverError
+from symnet.core.kernels.conv import im2col
+from symnet.core.layers import AvgPool2d, Conv2d, Coord, Flatten, Linear, Poly
+from symnet.core.polynomial import minimize
+from symnet.core.restriction import ExactLoss
+
+from symnet.solvers.base import Solver
+from symnet.solvers.kernels.coordinate import conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, linear_sweep
+from symnet.solvers.options import Option
+
+
+class CoordinateSolver(Solver):
+    """Exact coordinate descent with polynomial line minimisation.
+
+    Options:
+        ridge: weight of ``ridge * ||theta||^2`` in the objective (default 1.0;
+            the SSE is summed over samples, so this is small for large N).
+        order: ``"cyclic"`` (layer by layer, last layer first) or ``"random"``.
+        linear_block: solve the last Linear layer exactly after each sweep.
+        rescale: closed-form per-channel rescale after each sweep.
+        extrapolate: exact line search along the sweep's displacement.
+        layers: names of the layers whose coordinates are swept (default all).
+        fused: use the fused numba kernels where the graph allows.
+        seed: seed of the random order.
+
+    Example:
+        >>> import symnet; from symnet import solvers
+        >>> data = symnet.datasets.xor()
+        >>> model = symnet.models.get("mlp", input_dim=2, hidden=2, seed=0)
+        >>> s = solvers.get("coordinate")(ridge=1e-3).fit(model, data, steps=2, quiet=True)
+        >>> s.history_.final["loss"] < s.history_[0]["loss"]
+        True
+    """
+
+    name = "coordinate"
+    step_unit = "sweep"
+    default_steps = 5
+    OPTIONS = {
+        "ridge": Option(1.0, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
+        "order": Option("cyclic", "choice", choices=("cyclic", "random"),
+                        help="layer by layer (last layer first), or a random order"),
+        "linear_block": Option(True, "bool", help="solve the last Linear layer exactly after each sweep"),
+        "rescale": Option(True, "bool", help="closed-form per-channel rescale after each sweep"),
+        "extrapolate": Option(True, "bool", help="exact line search along the sweep's displacement"),
+        "layers": Option(None, "names", none=True, help="names of the layers whose coordinates are swept "
+                                                        "(None: all)"),
+        "fused": Option(True, "bool", help="use the fused numba kernels where the graph allows"),
+        "seed": Option(0, "int", low=0, help="seed of the random order"),
+    }
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, model, data, rng):
+        opts = self.opts_
+        ridge = opts["ridge"]
+        layers = self._require_exact_network(model, data)
+        self.rng_ = rng
+        self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=ridge)
+        names = [layer.name for layer in layers]
+        wanted = opts["layers"]
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise SolverError(f"layers {unknown} not in the model; it has {names}")
+        self.plan_ = []
+        for li, layer in enumerate(layers):
+            if not layer.params or (wanted is not None and layer.name not in wanted):
+                continue
+            self.plan_.append((li, self._kind(li)))
+        self.sweeps_ = 0
+
+    def _kind(self, li: int) -> str:
+        layers = self.model_.layers
+        layer = layers[li]
+        last = len(layers) - 1
+        if li == last and isinstance(layer, Linear):
+            return "linear-last" if self.opts_["fused"] else "generic"
+        if isinstance(layer, Conv2d) and self.opts_["fused"] and self._conv_chain(li) is not None:
+            poly_li = self._conv_chain(li)[0]
+            if poly_li is None or layers[poly_li].order == 1:
+                return "conv-linear-chain"
+            return "conv-chain"
+        return "generic"
+
+    def _conv_chain(self, li: int):
+        """(poly index or None, pool size, linear index) if conv li feeds [Poly][Pool] Flatten Linear(last)."""
+        return conv_chain(self.model_, li)
+
+    def _initial_loss(self):
+        return self.loss_.value / len(self.loss_.X)
+
+    def _on_params_restored(self):
+        self.loss_.refresh()
+
+    def _state(self):
+        return {"sweeps": self.sweeps_}
+
+    def _load_state(self, state):
+        self.sweeps_ = int(state.get("sweeps", 0))
+
+    # ------------------------------------------------------------------ one sweep
+    def _step(self) -> dict:
+        loss = self.loss_
+        model = self.model_
+        theta0 = model.get_flat()
+        start_value = loss.value
+        updates = accepted = 0
+        schedule = self._schedule()
+        for pos, (li, kind, coords) in enumerate(schedule):
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                break
+            self._last_run = pos == len(schedule) - 1  # the sweep ends with a refresh anyway
+            n, a = self._sweep_run(li, kind, coords)
+            updates += n
+            accepted += a
+        extras = {}
+        if self.opts_["rescale"]:
+            extras["rescaled"] = self._rescale()
+        loss.refresh()
+        if self.opts_["linear_block"] and isinstance(model.layers[-1], Linear):
+            extras["block_decrease"] = loss.solve_readout()
+        if self.opts_["extrapolate"]:
+            d = model.get_flat() - theta0
+            if np.any(d):
+                extras["extrapolation"] = loss.line_minimize(d).t  # its step updates the caches exactly
+        self.sweeps_ += 1
+        if loss.value > start_value * (1 + 1e-12) + 1e-12:
+            raise RuntimeError(f"internal error: sweep raised the loss from {start_value} to {loss.value}")
+        N = len(loss.X)
+        return {"loss": loss.value / N, "updates": updates, "passes": 1.0, "accepted": accepted,
+                "train_scores": loss.output, **extras}
+
+    def _schedule(self):
+        """(layer index, kind, coordinate array) runs for this sweep."""
+        runs = []
+        for li, kind in self.plan_:
+            layer = self.model_.layers[li]
+            sizes = [(k, v.size) for k, v in layer.params.items()]
+            coords = np.concatenate([np.stack([np.full(n, i), np.arange(n)], 1)
+                                     for i, (_, n) in enumerate(sizes)])
+            runs.append((li, kind, coords))
+        if self.opts_["order"] == "cyclic":
+            # last layer first: the cheap convex block adapts to the features before the features move
+            return runs[::-1]
+        # random: layers in a random order, the coordinates of each layer in a random order
+        return [(li, kind, coords[self.rng_.permutation(len(coords))])
+                for li, kind, coords in (runs[i] for i in self.rng_.permutation(len(runs)))]
+
+    def _sweep_run(self, li: int, kind: str, coords: np.ndarray) -> tuple[int, int]:
+        layer = self.model_.layers[li]
+        keys = list(layer.params)
+        if kind == "linear-last":
+            return self._linear_run(layer, coords)
+        if kind == "conv-linear-chain":
+            return self._conv_linear_run(li, coords)
+        accepted = 0
+        for done, (ki, flat) in enumerate(coords):
+            if done % 8 == 0 and self._deadline is not None and time.perf_counter() >= self._deadline:
+                return done, accepted
+            key = keys[ki]
+            idx = np.unravel_index(int(flat), layer.params[key].shape)
+            if kind == "conv-chain":
+                accepted += self._conv_coordinate(li, key, tuple(int(i) for i in idx))
+            else:
+                accepted += self.loss_.line_minimize({li: {key: Coord(key, tuple(int(i) for i in idx))}}).accepted
+        return len(coords), accepted
+
+    # ------------------------------------------------------------------ fused paths
+    def _linear_run(self, layer: Linear, coords: np.ndarray) -> tuple[int, int]:
+        loss = self.loss_
+        li = len(self.model_.layers) - 1
+        H = loss.acts[li]
+        F = H.shape[1]
+        # every output row is independent, so one order of the F inputs (F = the bias) serves all rows
+        order = np.arange(F + 1) if self.opts_["order"] == "cyclic" else self.rng_.permutation(F + 1)
+        HT = np.ascontiguousarray(H.T)
+        hsq = np.einsum("fn,fn->f", HT, HT)
+        rT = np.ascontiguousarray(loss.residual.T)
+        b = layer.params["bias"] if layer.bias else np.zeros(layer.out_features)
+        W = layer.params["weight"]
+        linear_sweep(HT, hsq, W, b, rT, loss.ridge, order, layer.bias)
+        loss.residual[...] = rT.T
+        loss.residual_changed()
+        loss.params_changed()
+        return len(coords), len(coords)
+
+    def _conv_linear_run(self, li: int, coords: np.ndarray) -> tuple[int, int]:
+        """Conv coordinates when the chain to the output is linear (``seed``: conv -> flatten -> linear).
+
+        The output moves along a fixed direction per coordinate while the last
+        layer is fixed, so one im2col matmul per output channel gives every
+        tap's direction ``G`` and each exact step costs O(N * outputs).
+        """
+        loss = self.loss_
+        layers = self.model_.layers
+        conv = layers[li]
+        poly_li, pool, lin_li = self._conv_chain(li)
+        slope = float(layers[poly_li].coeffs[1]) if poly_li is not None else 1.0
+        Ho, Wo = self.model_.shapes[li + 1][1:]
+        Hq, Wq = Ho // pool, Wo // pool
+        inner = Hq * Wq
+        xpad = np.ascontiguousarray(conv.padded(loss.acts[li]))
+        N = len(xpad)
+        K = conv.in_channels * conv.kh * conv.kw
+        Wlin = layers[lin_li].params["weight"]
+        keys = list(conv.params)
+        residual = np.ascontiguousarray(loss.residual)
+        is_weight = np.array([keys[ki] == "weight" for ki in coords[:, 0]], dtype=bool)
+        channel = np.where(is_weight, coords[:, 1] // K, coords[:, 1])
+        done = 0
+        for c in range(conv.out_channels):
+            mine = channel == c
+            if not mine.any():
+                continue
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                break
+            # the output weights of channel c, spread back over each pool window: (O, Ho*Wo)
+            up = Wlin[:, c * inner:(c + 1) * inner].reshape(-1, Hq, 1, Wq, 1)
+            up = np.broadcast_to(up, (up.shape[0], Hq, pool, Wq, pool)).reshape(-1, Hq * pool, Wq * pool)
+            Wup = np.zeros((up.shape[0], Ho, Wo))
+            Wup[:, :Hq * pool, :Wq * pool] = up * (slope / (pool * pool))
+            Wup = Wup.reshape(up.shape[0], -1)
+            G = np.empty((K + 1, N, Wup.shape[0]))
+            for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[k, n, p] Wup[o, p]: one GEMM per chunk
+                xs = xpad[s:s + 1024]
+                cols = np.empty((K, len(xs), Ho * Wo))
+                im2col(xs, conv.kh, conv.kw, cols)
+                G[:K, s:s + len(xs)] = (cols.reshape(-1, Ho * Wo) @ Wup.T).reshape(K, len(xs), -1)
+            G[K] = Wup.sum(axis=1)[None, :]
+            w = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)
+            order = np.where(is_weight[mine], coords[mine, 1] % K, K).astype(np.int64)
+            fixed_direction_sweep(G, w, residual, loss.ridge, order)
+            conv.params["weight"][c] = w[:K].reshape(conv.params["weight"][c].shape)
+            if conv.bias:
+                conv.params["bias"][c] = w[K]
+            done += int(mine.sum())
+        if not self._last_run:
+            loss.refresh()
+        return done, done
+
+    def _conv_coordinate(self, li: int, key: str, idx: tuple[int, ...]) -> int:
+        loss = self.loss_
+        layers = self.model_.layers
+        conv = layers[li]
+        poly_li, pool, lin_li = self._conv_chain(li)
+        if not hasattr(self, "_xpad") or self._xpad_src is not loss.acts[li]:
+            self._xpad = np.ascontiguousarray(conv.padded(loss.acts[li]))
+            self._xpad_src = loss.acts[li]
+        xpad = self._xpad
+        c = idx[0]
+        is_bias = key == "bias"
+        ci, di, dj = (0, 0, 0) if is_bias else idx[1:]
+        Ho, Wo = self.model_.shapes[li + 1][1:]
+        Hq, Wq = Ho // pool, Wo // pool
+        inner = Hq * Wq
+        lin = layers[lin_li]
+        Wsub = np.ascontiguousarray(lin.params["weight"][:, c * inner:(c + 1) * inner])
+        if poly_li is not None:
+            pc = layers[poly_li].coeffs
+            z = loss.acts[poly_li]
+            has_pre = True
+        else:
+            pc = np.array([0.0, 1.0])
+            z = np.zeros((1, 1, 1, 1))
+            has_pre = False
+        (coeffs,) = conv_chain_coeffs(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.residual,
+                                      Ho, Wo, has_pre)
+        w = float(conv.params[key][idx])
+        coeffs[0] = loss.value
+        coeffs[1] += 2.0 * loss.ridge * w
+        coeffs[2] += loss.ridge
+        t, after, _ = minimize(coeffs)
+        if not np.isfinite(t) or t == 0.0 or not after < coeffs[0]:
+            return 0
+        conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.acts[lin_li], c * inner,
+                          loss.output, float(t), Ho, Wo, has_pre)
+        conv.params[key][idx] = w + t
+        loss.shift_norm(w, w + t)
+        loss.output_changed()
+        return 1
+
+    # ------------------------------------------------------------------ block steps
+    def _rescale(self) -> int:
+        """Closed-form per-channel rescale that keeps the network and lowers the ridge term."""
+        if not self.loss_.ridge:
+            return 0
+        layers = self.model_.layers
+        count = 0
+        for li, layer in enumerate(layers):
+            if not isinstance(layer, (Conv2d, Linear)) or li + 1 >= len(layers):
+                continue
+            act = layers[li + 1]
+            if not isinstance(act, Poly):
+                continue
+            nz = np.flatnonzero(act.coeffs)
+            if len(nz) != 1 or nz[0] < 1:
+                continue  # only a monomial a z^p is homogeneous
+            p = int(nz[0])
+            j = li + 2
+            inner = 1
+            while j < len(layers) and isinstance(layers[j], (AvgPool2d, Flatten)):
+                if isinstance(layers[j], Flatten) and len(self.model_.shapes[j]) == 3:
+                    inner = int(np.prod(self.model_.shapes[j][1:]))
+                j += 1
+            if j >= len(layers) or not isinstance(layers[j], (Conv2d, Linear)):
+                continue
+            nxt = layers[j]
+            W, Wn = layer.params["weight"], nxt.params["weight"]
+            for c in range(W.shape[0]):
+                cols = slice(c * inner, (c + 1) * inner) if isinstance(nxt, Linear) else c
+                A = float(np.sum(W[c] ** 2)) + (float(layer.params["bias"][c] ** 2) if layer.bias else 0.0)
+                B = float(np.sum(Wn[:, cols] ** 2))
+                if A <= 0.0 or B <= 0.0:
+                    continue
+                s = (p * B / A) ** (1.0 / (2 + 2 * p))
+                if abs(s - 1.0) < 1e-12:
+                    continue
+                W[c] *= s
+                if layer.bias:
+                    layer.params["bias"][c] *= s
+                Wn[:, cols] *= s ** (-p)
+                count += 1
+        return count

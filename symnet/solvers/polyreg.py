@@ -1,0 +1,613 @@
+"""Closed-form polynomial regression over windowed monomials of the inputs.
+
+A one-hidden-layer network with a polynomial activation is a linear model over
+products of its inputs. This backend fits that linear model directly: the
+features are all monomials of the input pixels up to ``degree`` whose factors
+fit in an ``s x s`` spatial window (factors may come from any channel), and a
+one-vs-rest ridge regression onto one-hot targets is solved in closed form;
+the class is the argmax of the scores.
+
+Features. Every unordered product is counted once (a multiset of pixel
+positions, squares included), plus the constant 1 (the bias). For a 28 x 28
+image, a 3 x 3 window and degree 2 that is 1 + 784 + 9,370 = 10,155 features.
+:func:`monomial_table` builds the index table once (vectorised); the feature
+values are generated on the fly in chunks of samples by a numba kernel, so the
+``N x p`` design matrix is never held in memory.
+
+Methods.
+
+* ``method="exact"``: accumulate the Gram ``G = X^T X`` (float64) and ``X^T Y``
+  over chunks of samples, then solve ``(G + ridge I) W = X^T Y`` by Cholesky.
+  Columns that are zero on every training sample are dropped (their ridge
+  coefficient is exactly zero). The remaining columns are ordered by how many
+  samples they are non-zero in; the dense head goes through BLAS ``dsyrk`` and
+  the sparse tail (on MNIST, monomials near the border, non-zero in under a
+  few percent of samples) through a sparse kernel, split where a cost model
+  says the sum of both is least (on MNIST: 8,978 columns used, 5,143 dense;
+  twice as fast as dsyrk over all of them). ``ridge=None`` holds out the last
+  ``val_size`` training samples and factors ``G_train + lam I`` once per
+  candidate value, walking the grid from its middle: one Cholesky takes 2-4 s
+  at p = 8,978 where one symmetric eigendecomposition (which would serve all
+  values at once) takes over a minute, so re-factoring wins for any search
+  of fewer than about 20 values. It keeps the value with the least
+  validation squared error (or the best accuracy, ``select_by="accuracy"``),
+  tries the geometric midpoints next to it, and refits on all samples with
+  the winner scaled by ``N / N_train`` (the same penalty per sample).
+* ``method="bagging"``: ``batches`` random subsets of ``batch_size`` samples,
+  each fitted by ridge regression (through the ``B x B`` dual system
+  ``alpha = (X_b X_b^T + lam I)^{-1} Y_b``, ``w = X_b^T alpha`` when the subset
+  is smaller than the number of features); the model is the average of the
+  coefficients fitted so far. One solver step is one subset. With
+  ``ridge=None`` the subsets are drawn outside the validation split and one
+  running average is kept per candidate penalty (every grid value and, with
+  ``refine_ridge``, every midpoint; one ``B x B`` Gram, one Cholesky per
+  candidate); the model is the average that scores best on the validation
+  split so far (whose features are kept in memory, ``val_size x p`` floats). The best penalty for the average is
+  smaller than the best for a single subset, because averaging already
+  removes much of the variance the penalty would.
+
+Conditioning. Features are products of inputs in [0, 1], so every entry of
+``G`` lies in ``[0, N]`` and no centring or scaling is applied (scaling would
+change which solution the ridge prefers and break the equality with the plain
+least-squares solution). ``G`` is rank-deficient in practice (``x^2`` and ``x``
+nearly coincide for near-binary pixels), which a small ridge, e.g. ``1e-3``
+on a Gram whose diagonal reaches ``N``, repairs; with ``ridge=0`` a singular
+``G`` falls back to the minimum-norm solution from a symmetric
+eigendecomposition. The bias is penalised like every other coefficient, as in
+the project-wide objective ``SSE + ridge * ||theta||^2``.
+
+Example:
+    >>> import numpy as np
+    >>> from symnet.core.datasets import Dataset
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1000, 1, 6, 6)); y = (x[:, 0, 2, 2] * x[:, 0, 2, 3] > 0.25).astype(int)
+    >>> data = Dataset("toy", x[:800], y[:800], x[800:], y[800:], 2)
+    >>> model = PolyRegModel((1, 6, 6), 2, degree=2, window=2)
+    >>> s = PolyRegSolver().fit(model, data, quiet=True)  # ridge chosen on the last 80 samples
+    >>> model.num_features, s.history_.final["test_acc"] > 0.9
+    (183, True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.linalg import blas
+
+from symnet.core.errors import SolverError
+from symnet.core.kernels import monomials as MK
+from symnet.core.linalg import ridge_path, ridge_solve
+from symnet.core.objective import accuracy, sse, value
+from symnet.core.polyreg_model import PolyRegModel, row_blocks, scores, scores_transposed, transposed_chunk
+from symnet.core.runtime import peak_rss_mb
+
+from symnet.solvers.base import Solver
+from symnet.solvers.kernels import polyreg as K
+from symnet.solvers.options import Option
+
+#: Largest number of features the exact method accepts: its Gram is p x p float64
+#: and a solve holds about three of them (p = 25,000 -> 15 GB).
+MAX_EXACT_FEATURES = 25_000
+#: Cost of one sparse multiply-add relative to one dense multiply-add inside
+#: dsyrk, measured on the development machine (dsyrk and the gather kernel
+#: timed side by side on the same chunks): used to split the Gram columns.
+SPARSE_COST = 16.0
+#: Bagging with ridge=None keeps the validation features in memory up to this many float64 values (~1 GB).
+VAL_FEATURES_MAX = 1 << 27
+
+
+def _scratch(buffer: np.ndarray | None, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """A C-ordered (rows, cols) view of a reusable flat buffer (fresh pages cost more than the kernels)."""
+    if buffer is None or buffer.size < rows * cols:
+        buffer = np.empty(rows * cols)
+    return buffer, buffer[: rows * cols].reshape(rows, cols)
+
+
+class GramAccumulator:
+    """``G = X^T X``, ``X^T Y`` and ``sum(Y^2)`` over chunks of samples, float64.
+
+    Only the ``columns`` (indices into ``table``) are accumulated, in that
+    order. The first ``dense`` of them go through BLAS ``dsyrk``; the rest
+    are taken as sparse: their products with every column come from
+    :func:`symnet.solvers.kernels.polyreg.add_sparse_cross`. Put the densest columns first.
+
+    Example:
+        >>> from symnet.core.polyreg_model import features, monomial_table
+        >>> t = monomial_table((1, 3, 3), 2, 2); X = np.random.default_rng(0).random((50, 9))
+        >>> acc = GramAccumulator(t, np.arange(len(t)), dense=10, classes=1)
+        >>> acc.add(X[:20], np.ones((20, 1))); acc.add(X[20:], np.ones((30, 1)))
+        >>> F = features(X, t); bool(np.allclose(np.triu(acc.gram()), np.triu(F.T @ F)))
+        True
+    """
+
+    def __init__(self, table: np.ndarray, columns: np.ndarray, dense: int, classes: int) -> None:
+        self.columns = np.asarray(columns, dtype=np.int64)
+        self.table = np.ascontiguousarray(table[self.columns])
+        p = len(self.columns)
+        self.dense = int(min(max(dense, 0), p))
+        self.G_dense = np.zeros((self.dense, self.dense), order="F")
+        self.cross = np.zeros((p, p - self.dense))
+        self.XtY = np.zeros((p, classes))
+        self.yy = 0.0
+        self.count = 0
+
+    @property
+    def p(self) -> int:
+        return len(self.columns)
+
+    def add(self, X2: np.ndarray, Y: np.ndarray) -> None:
+        """Add samples ``X2`` (n, D) with targets ``Y`` (n, classes)."""
+        if len(X2) == 0:
+            return
+        self._buffer, ft = _scratch(getattr(self, "_buffer", None), self.p, len(X2))
+        MK.monomial_rows(transposed_chunk(X2, 0, len(X2)), self.table, ft)
+        if self.dense:
+            # ft[:dense].T is the (n, dense) design block in Fortran order: no copy into BLAS.
+            out = blas.dsyrk(1.0, ft[: self.dense].T, beta=1.0, c=self.G_dense, trans=1, lower=0, overwrite_c=1)
+            if out is not self.G_dense:  # BLAS wrote a copy (not expected for a Fortran-ordered c)
+                self.G_dense = out
+        if self.dense < self.p:
+            ptr, idx, vals = K.sparse_columns(ft, self.dense)
+            K.add_sparse_cross(ft, self.dense, ptr, idx, vals, self.cross)
+        self.XtY += ft @ Y
+        self.yy += float(np.sum(Y * Y))
+        self.count += len(X2)
+
+    def gram(self) -> np.ndarray:
+        """The accumulated Gram ``(p, p)``, Fortran order; read its upper triangle only.
+
+        Below the diagonal it is zero except for a few correct symmetric
+        entries next to the diagonal of the sparse block (see the kernel).
+        """
+        out = np.zeros((self.p, self.p), order="F")
+        out[: self.dense, : self.dense] = self.G_dense  # dsyrk never writes its lower triangle
+        out[:, self.dense:] = self.cross
+        return out
+
+    def add_to(self, out: np.ndarray) -> np.ndarray:
+        """Add the accumulated upper triangle into ``out`` (p, p) in place and return it."""
+        out[: self.dense, : self.dense] += self.G_dense
+        out[:, self.dense:] += self.cross
+        return out
+
+    def release(self) -> None:
+        """Drop the Gram blocks (after :meth:`gram`), keeping ``XtY``, ``yy`` and ``count``."""
+        self.G_dense = self.cross = self._buffer = None
+
+
+def dense_split(counts: np.ndarray, n: int) -> int:
+    """How many of the columns (sorted by non-zero count, descending) should go to dsyrk.
+
+    Cost in dense multiply-adds: n d^2 / 2 for dsyrk over the first d columns,
+    plus SPARSE_COST * p * (non-zeros of the others) for the sparse kernel.
+    """
+    p = len(counts)
+    if p == 0:
+        return 0
+    d = np.arange(p + 1, dtype=np.float64)
+    tail = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]]).astype(np.float64)
+    cost = n * d * d / 2.0 + SPARSE_COST * p * tail
+    return int(np.argmin(cost))
+
+
+# --------------------------------------------------------------------------- solver
+class PolyRegSolver(Solver):
+    """Closed-form ridge regression over windowed monomials (see the module docstring).
+
+    Options:
+        degree (2), window (3): the features (ignored when ``fit`` gets a
+            :class:`PolyRegModel`, whose own degree and window are used).
+        method ("exact"): ``"exact"`` (Gram + Cholesky) or ``"bagging"``.
+        ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None``
+            chooses it from ``ridge_grid`` on a validation split.
+        ridge_grid: candidate penalties when ``ridge`` is None (default: the
+            decades from 0.1 to 1000; on MNIST the best lies near 30).
+        ridge_search ("walk"): exact: "grid" solves for every grid value;
+            "walk" starts in the middle of the grid and walks towards the
+            better neighbour while the validation score improves (3 to 4
+            solves on MNIST instead of 5), assuming a single optimum.
+        refine_ridge (True): exact: after the grid, also try the geometric
+            midpoints between the best value and its two neighbours (two more
+            solves); bagging: add every midpoint of the grid to the candidates.
+        select_by ("mse"): choose the ridge by validation squared error
+            ("mse") or validation accuracy ("accuracy").
+        val_size (None): samples held out to choose the ridge (the last ones
+            of the training set); None means ``min(5000, N // 10)``.
+        batches (60), batch_size (2000): bagging subsets.
+        chunk_size (4096): samples per Gram chunk (bigger chunks run dsyrk
+            faster and need ``chunk_size * p * 8`` bytes).
+        gram_steps (4): exact method only: the Gram accumulation is split over
+            this many steps (so the progress bar moves and a time limit is
+            checked); the last of them also chooses the ridge and solves. A
+            time limit that expires during accumulation triggers the solve at
+            once, on the samples accumulated so far (``samples`` in the
+            history); the solve itself is not interrupted.
+        dense_columns (None): force the number of Gram columns handled by
+            dsyrk (None: the cost model decides); for tests and profiling.
+        seed (0): bagging subsets.
+
+    Steps: exact: ``gram_steps`` steps, each accumulating a share of the
+    chunks, the last one solving (the model is zero until then; a ``steps``
+    budget below ``gram_steps`` leaves it unsolved); bagging: one subset per
+    step. ``fit`` with neither ``steps`` nor a time limit runs exactly these.
+    Resuming an exact fit re-accumulates the chunks of the finished steps
+    (checkpoints hold no Gram). Bagging reports no loss of its own: the
+    training loop scores the whole training set after each subset for it,
+    which costs more wall time than the fit (not counted in ``time``).
+
+    History extras: ``ridge_used``, ``val_acc`` and ``val_mse`` (ridge chosen),
+    ``samples``, ``features``, ``features_used``, ``dense_columns``,
+    ``gram_time``, ``solve_time``, ``peak_rss_mb``; bagging: ``batch_test_acc``
+    (the subset's own model on the test set; the ``test_acc`` column is the
+    averaged model's).
+    """
+
+    name: ClassVar[str] = "polyreg"
+    #: ``fit`` trains a PolyRegModel of its own unless it is given one (see ``model_``).
+    builds_model: ClassVar[bool] = True
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "degree": Option(2, "int", low=1, help="highest monomial degree"),
+        "window": Option(3, "window", none=True, help="window side, (height, width), or None (every product)"),
+        "method": Option("exact", "choice", choices=("exact", "bagging"), help="Gram + Cholesky, or bagging"),
+        "ridge": Option(None, "float", low=0.0, none=True, help="the penalty; None: chosen on a validation split"),
+        "ridge_grid": Option((0.1, 1.0, 10.0, 100.0, 1000.0), "floats", low=0.0,
+                             help="candidate penalties when ridge is None"),
+        "ridge_search": Option("walk", "choice", choices=("walk", "grid"),
+                               help="exact: walk from the grid's middle, or solve for every value"),
+        "refine_ridge": Option(True, "bool", help="also try the geometric midpoints next to the best value"),
+        "select_by": Option("mse", "choice", choices=("mse", "accuracy"),
+                            help="choose the ridge by validation squared error or accuracy"),
+        "val_size": Option(None, "int", low=1, none=True,
+                           help="samples held out to choose the ridge (None: min(5000, N // 10))"),
+        "batches": Option(60, "int", low=1, help="bagging: subsets"),
+        "batch_size": Option(2000, "int", low=1, help="bagging: samples per subset"),
+        "chunk_size": Option(4096, "int", low=1, help="samples per Gram chunk"),
+        "gram_steps": Option(4, "int", low=1, help="exact: steps the Gram accumulation is split over"),
+        "dense_columns": Option(None, "int", low=0, none=True,
+                                help="force the number of Gram columns handled by dsyrk (None: cost model)"),
+        "seed": Option(0, "int", low=0, help="seed of the bagging subsets"),
+    }
+
+    @property
+    def step_unit(self) -> str:  # type: ignore[override]
+        return "batch" if self.options.get("method", "exact") == "bagging" else "step"
+
+    @property
+    def default_steps(self) -> int:
+        if self.options.get("method", "exact") == "bagging":
+            return int(self.options.get("batches", self.defaults["batches"]))
+        return int(self.options.get("gram_steps", self.defaults["gram_steps"]))
+
+    # ------------------------------------------------------------ setup
+    def _setup(self, model, data, rng: np.random.Generator) -> None:
+        o = self.opts_
+        self._grid = np.unique(np.asarray(o["ridge_grid"]))
+        if isinstance(model, PolyRegModel):
+            for key in ("degree", "window"):
+                if key in self.options and self.options[key] != getattr(model, key):
+                    raise SolverError(f"option {key}={self.options[key]!r} contradicts the model's "
+                                      f"{key}={getattr(model, key)!r}; drop the option or build the model with it")
+            if model.input_shape != tuple(data.input_shape) or model.num_outputs != data.num_classes:
+                raise SolverError(f"the model is built for inputs {model.input_shape} and {model.num_outputs} "
+                                  f"classes but the data has {tuple(data.input_shape)} and {data.num_classes}; "
+                                  "build the model from this dataset")
+        else:
+            model = PolyRegModel(data.input_shape, data.num_classes, o["degree"], o["window"])
+        self.model_ = model
+        self._rng = rng
+        width = int(np.prod(data.input_shape))
+        self._X2 = data.x_train.reshape(len(data.x_train), width)
+        self._X2_test = data.x_test.reshape(len(data.x_test), width)
+        n = len(self._X2)
+        p = model.num_features
+        if o["method"] == "exact" and p > MAX_EXACT_FEATURES:
+            raise SolverError(f"{p:,} features are too many for method='exact' (its Gram needs "
+                              f"{3 * p * p * 8 / 2**30:.0f} GB); use method='bagging' or a smaller degree/window")
+        if o["ridge"] is None:
+            n_val = min(5000, n // 10) if o["val_size"] is None else int(o["val_size"])
+            if n_val < 1 or n_val >= n:
+                raise SolverError(f"cannot hold out {n_val} of {n} training samples to choose the ridge; "
+                                  "pass ridge=<value> or a val_size between 1 and N-1")
+        else:
+            n_val = 0
+        self._n_val = n_val
+        self._ridge_used = None if o["ridge"] is None else float(o["ridge"])
+        self._solved = False
+        if o["method"] == "exact":
+            self._planned = False
+        else:
+            self._batches_done = 0
+            self._bag_sums = self._bag_val = self._val_features = self._test_t = None
+            self._pool = np.arange(n - n_val)
+            if o["batch_size"] > len(self._pool):
+                raise SolverError(f"batch_size {o['batch_size']} exceeds the {len(self._pool)} training samples "
+                                  "available for bagging; lower batch_size")
+
+    # ------------------------------------------------------------ exact
+    def _plan_exact(self) -> None:
+        """Count each monomial's non-zeros (one pass), order and split the columns, cut the chunks."""
+        o = self.opts_
+        model = self.model_
+        n = len(self._X2)
+        chunk = int(o["chunk_size"])
+        t0 = time.perf_counter()
+        counts = np.zeros(model.num_features, dtype=np.int64)
+        for s, e in row_blocks(n, model.num_features, chunk):
+            counts += MK.monomial_nonzero_counts(transposed_chunk(self._X2, s, e), model.table)[0]
+        order = np.argsort(-counts, kind="stable")
+        order = order[counts[order] > 0]
+        dense = dense_split(counts[order], n) if o["dense_columns"] is None else int(o["dense_columns"])
+        self._columns = order
+        self._dense = dense
+        k = model.num_outputs
+        self._acc_train = GramAccumulator(model.table, order, dense, k)
+        self._acc_val = GramAccumulator(model.table, order, dense, k) if self._n_val else None
+        # Validation chunks first, so that a fit cut short by a time limit can still choose its ridge.
+        n_train = n - self._n_val
+        bounds = [(s, e, True) for s, e in row_blocks(self._n_val, 1, chunk)]
+        bounds = [(s + n_train, e + n_train, v) for s, e, v in bounds]
+        bounds += [(s, e, False) for s, e in row_blocks(n_train, 1, chunk)]
+        self._chunks = bounds
+        steps = int(o["gram_steps"])
+        self._chunk_groups = [bounds[i * len(bounds) // steps:(i + 1) * len(bounds) // steps] for i in range(steps)]
+        self._groups_done = 0
+        self._samples_reported = -n  # the counting pass is one pass over the data
+        self._gram_time = time.perf_counter() - t0
+        self._planned = True
+
+    def _accumulate(self, group: list) -> bool:
+        """Add a group of chunks; False when the deadline stopped it early."""
+        Y = self._Y_train
+        for s, e, is_val in group:
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                return False
+            acc = self._acc_val if is_val else self._acc_train
+            acc.add(self._X2[s:e], Y[s:e])
+        return True
+
+    def _samples_seen(self) -> int:
+        return self._acc_train.count + (self._acc_val.count if self._acc_val else 0)
+
+    def _zero_model_info(self) -> dict:
+        n = len(self._X2)
+        passes = (self._samples_seen() - self._samples_reported) / n
+        self._samples_reported = self._samples_seen()
+        return {"loss": float(np.sum(self._Y_train ** 2)) / n, "updates": 0, "passes": passes,
+                "gram_time": self._gram_time,
+                "train_scores": np.zeros((n, self.model_.num_outputs)),
+                "samples": self._samples_seen(), "features": self.model_.num_features,
+                "features_used": len(self._columns), "dense_columns": self._dense, "peak_rss_mb": peak_rss_mb()}
+
+    def _step_exact(self) -> dict:
+        if self._solved:
+            return {"loss": self._loss, "updates": 0, "converged": True, "ridge_used": self._ridge_used}
+        if not self._planned:
+            self._plan_exact()
+        if self._groups_done < len(self._chunk_groups):
+            t0 = time.perf_counter()
+            complete = self._accumulate(self._chunk_groups[self._groups_done])
+            self._gram_time += time.perf_counter() - t0
+            if complete:
+                self._groups_done += 1
+            out_of_time = self._deadline is not None and time.perf_counter() >= self._deadline
+            if complete and not out_of_time and self._groups_done < len(self._chunk_groups):
+                return self._zero_model_info()
+        # The last group, or a time limit reached: the loop would stop before another step, so solve now.
+        return self._solve_exact()
+
+    def _solve_exact(self) -> dict:
+        t0 = time.perf_counter()
+        acc, val = self._acc_train, self._acc_val
+        passes = (self._samples_seen() - self._samples_reported) / len(self._X2)
+        G = acc.gram()
+        acc.release()
+        info: dict[str, Any] = {}
+        ridge = self._ridge_used
+        if ridge is None:
+            if val is None or val.count == 0 or acc.count == 0:
+                ridge = float(np.median(self._grid))
+            else:
+                table = np.ascontiguousarray(self.model_.table[self._columns])
+                ridge, figures, _ = self._select_ridge(lambda lam: ridge_solve(G, acc.XtY, lam), table)
+                info.update(figures)
+                ridge *= (acc.count + val.count) / acc.count
+        if val is not None and val.count:
+            val.add_to(G)
+            val.release()
+            XtY, yy, count = acc.XtY + val.XtY, acc.yy + val.yy, acc.count + val.count
+        else:
+            XtY, yy, count = acc.XtY, acc.yy, acc.count
+        W = ridge_solve(G, XtY, ridge)
+        weight = np.zeros_like(self.model_.weight)
+        weight[self._columns] = W
+        self.model_.weight[...] = weight
+        # SSE from the accumulated moments: |Y|^2 - 2 <W, X^T Y> + <W, G W>.
+        n = len(self._X2)
+        if count == n:
+            GW = blas.dsymm(1.0, G, W, side=0, lower=0) if len(W) else W
+            sse_ = yy - 2.0 * float(np.sum(W * XtY)) + float(np.sum(W * GW))
+        else:  # a time limit left samples out of the Gram: score them all
+            sse_ = sse(scores(self._X2, self.model_.table, self.model_.weight), self._Y_train)
+        self._ridge_used = float(ridge)
+        self._loss = value(sse_, float(np.sum(W * W)), ridge) / n
+        self._solved = True
+        self._solve_time = time.perf_counter() - t0
+        self._acc_train = self._acc_val = None  # free the Gram blocks
+        info.update({"loss": self._loss, "updates": self.model_.num_params, "passes": passes, "converged": True,
+                     "ridge_used": self._ridge_used, "samples": count, "features": self.model_.num_features,
+                     "features_used": len(self._columns), "dense_columns": self._dense,
+                     "gram_time": self._gram_time, "solve_time": self._solve_time, "peak_rss_mb": peak_rss_mb()})
+        return info
+
+    def _select_ridge(self, fit, table: np.ndarray) -> tuple[float, dict, np.ndarray]:
+        """Fit ``fit(lam)`` for every grid value and keep the best on the validation split.
+
+        "Best" is the lowest validation squared error (``select_by="mse"``,
+        ties: higher accuracy) or the highest validation accuracy (ties: lower
+        squared error). The squared error is the objective being minimised and
+        varies smoothly with the ridge; accuracy on a few thousand samples
+        moves in steps of one sample, so it picks among near-ties at random.
+        Returns the value, the validation figures and the fitted coefficients.
+        """
+        n = len(self._X2)
+        Xv = self._X2[n - self._n_val:]
+        yv = self.data_.y_train[n - self._n_val:]
+        Yv = self._Y_train[n - self._n_val:]
+        by_mse = self.opts_["select_by"] == "mse"
+        best = None
+
+        def consider(lam: float) -> None:
+            nonlocal best
+            W = fit(lam)
+            sv = scores(Xv, table, W)
+            acc, mse = accuracy(sv, yv), sse(sv, Yv) / len(Xv)
+            key = (-mse, acc) if by_mse else (acc, -mse)
+            if best is None or key > best[0]:
+                best = (key, lam, {"val_acc": acc, "val_mse": mse}, W)
+
+        grid = [float(v) for v in self._grid]
+        if self.opts_["ridge_search"] == "grid":
+            for lam in grid:
+                consider(lam)
+        else:
+            # Walk: start mid-grid, step towards the better neighbour while the score improves
+            # (the validation error is unimodal in the ridge in practice); saves solves.
+            i = len(grid) // 2
+            consider(grid[i])
+            for step in (-1, 1):
+                j = i + step
+                while 0 <= j < len(grid):
+                    before = best[1]
+                    consider(grid[j])
+                    if best[1] == before:
+                        break
+                    j += step
+                if best[1] != grid[i]:  # improved going down: one optimum means up is worse
+                    break
+        if self.opts_["refine_ridge"]:
+            # geometric midpoints between the best value and its neighbours on the grid
+            i = grid.index(best[1])
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(grid) and grid[i] > 0 and grid[j] > 0:
+                    consider(math.sqrt(grid[i] * grid[j]))
+        return best[1], best[2], best[3]
+
+    # ------------------------------------------------------------ bagging
+    def _batch_features(self, idx: np.ndarray) -> np.ndarray:
+        table = self.model_.table
+        self._buffer, ft = _scratch(getattr(self, "_buffer", None), len(table), len(idx))
+        MK.monomial_rows(np.ascontiguousarray(self._X2[idx].T, dtype=np.float64), table, ft)
+        return ft
+
+    def _fit_batch(self, ft: np.ndarray, Y: np.ndarray, ridge: float) -> np.ndarray:
+        p, b = ft.shape
+        if b < p:
+            Kmat = blas.dsyrk(1.0, ft.T, trans=0, lower=0)  # X_b X_b^T, (b, b)
+            return ft @ ridge_solve(Kmat, Y, ridge)
+        G = blas.dsyrk(1.0, ft.T, trans=1, lower=0)  # X_b^T X_b, (p, p)
+        return ridge_solve(G, ft @ Y, ridge)
+
+    def _bagging_candidates(self) -> list[float]:
+        grid = sorted(float(v) for v in self._grid)
+        if self.opts_["refine_ridge"]:
+            grid += [math.sqrt(x * y) for x, y in zip(grid, grid[1:]) if x > 0]
+        return sorted(grid)
+
+    def _step_bagging(self) -> dict:
+        o = self.opts_
+        t0 = time.perf_counter()
+        idx = np.sort(self._rng.choice(self._pool, size=int(o["batch_size"]), replace=False))
+        ft = self._batch_features(idx)
+        Yb = self._Y_train[idx]
+        info: dict[str, Any] = {}
+        k = self._batches_done
+        if o["ridge"] is None:
+            # One running average per candidate ridge; the model is the one whose average
+            # scores best on the validation split so far (averaging cuts the variance of the
+            # single fits, so the best penalty for the average is below the best for one fit).
+            lams = self._bagging_candidates()
+            fits = ridge_path(ft.T, Yb, lams)
+            if self._bag_sums is None:
+                self._bag_sums = np.zeros((len(lams),) + self.model_.weight.shape)
+                self._bag_val = np.zeros((len(lams), self._n_val, self.model_.num_outputs))
+            self._bag_sums += fits
+            n = len(self._X2)
+            Wcat = np.concatenate(list(fits), axis=1)
+            if self._val_features is None and self._n_val * self.model_.num_features <= VAL_FEATURES_MAX:
+                # The validation features are scored against every candidate at every step: keep them.
+                self._val_features = np.empty((self.model_.num_features, self._n_val))
+                MK.monomial_rows(transposed_chunk(self._X2, n - self._n_val, n), self.model_.table,
+                                self._val_features)
+            if self._val_features is not None:
+                sv = self._val_features.T @ Wcat
+            else:
+                sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat)
+            self._bag_val += sv.reshape(self._n_val, len(lams), -1).transpose(1, 0, 2)
+            yv, Yv = self.data_.y_train[n - self._n_val:], self._Y_train[n - self._n_val:]
+            keys = []
+            for i in range(len(lams)):
+                avg = self._bag_val[i] / (k + 1)
+                acc, mse = accuracy(avg, yv), sse(avg, Yv) / self._n_val
+                keys.append(((-mse, acc) if o["select_by"] == "mse" else (acc, -mse), acc, mse))
+            best = max(range(len(lams)), key=lambda i: keys[i][0])
+            self._ridge_used = lams[best]
+            self.model_.weight[...] = self._bag_sums[best] / (k + 1)
+            W = fits[best]
+            info.update({"val_acc": keys[best][1], "val_mse": keys[best][2]})
+        else:
+            W = self._fit_batch(ft, Yb, self._ridge_used)
+            self.model_.weight *= k / (k + 1)
+            self.model_.weight += W / (k + 1)
+        self._batches_done = k + 1
+        if len(self._X2_test):
+            if self._test_t is None:  # transposed once: the copy costs as much as the scoring
+                self._test_t = np.ascontiguousarray(self._X2_test.T)
+            info["batch_test_acc"] = accuracy(scores_transposed(self._test_t, self.model_.table, W),
+                                              self.data_.y_test)
+        info.update({"loss": None, "updates": self.model_.num_params, "passes": len(idx) / len(self._X2),
+                     "ridge_used": self._ridge_used, "batch_time": time.perf_counter() - t0,
+                     "features": self.model_.num_features, "peak_rss_mb": peak_rss_mb()})
+        return info
+
+    # ------------------------------------------------------------ hooks
+    def _step(self) -> dict:
+        if self.opts_["method"] == "bagging":
+            return self._step_bagging()
+        return self._step_exact()
+
+    @property
+    def ridge_used(self) -> float:
+        return float(self._ridge_used or 0.0)
+
+    def _state(self) -> dict[str, Any]:
+        if self.opts_["method"] == "bagging":
+            state = {"batches_done": self._batches_done,
+                     "ridge_used": np.nan if self._ridge_used is None else self._ridge_used}
+            if self._bag_sums is not None:
+                state.update(bag_sums=self._bag_sums, bag_val=self._bag_val)
+            return state
+        return {"groups_done": self._groups_done, "solved": int(self._solved),
+                "ridge_used": np.nan if self._ridge_used is None else self._ridge_used,
+                "loss": getattr(self, "_loss", np.nan)}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        ridge = float(state.get("ridge_used", np.nan))
+        self._ridge_used = None if math.isnan(ridge) else ridge
+        if self.opts_["method"] == "bagging":
+            self._batches_done = int(state["batches_done"])
+            if "bag_sums" in state:
+                self._bag_sums = np.array(state["bag_sums"], dtype=np.float64)
+                self._bag_val = np.array(state["bag_val"], dtype=np.float64)
+            return
+        self._solved = bool(int(state.get("solved", 0)))
+        self._loss = float(state.get("loss", np.nan))
+        done = int(state.get("groups_done", 0))
+        if not self._solved:
+            self._plan_exact()
+            for group in self._chunk_groups[:done]:
+                self._accumulate(group)
+            self._samples_reported = self._samples_seen()
+        self._groups_done = done

@@ -1,0 +1,163 @@
+"""The coordinate solver: no ascent anywhere, exact minimisers, fused kernels equal generic jets."""
+
+import numpy as np
+import pytest
+
+import symnet.solvers as solvers
+from symnet.solvers.coordinate import CoordinateSolver
+from symnet.core.errors import ModelError, SolverError
+from symnet.core.layers import Layer, Linear
+from symnet.core.model import Sequential
+from symnet.core.restriction import ExactLoss
+
+from tiny_models import tiny_models, toy_data
+
+MODELS = tiny_models()
+
+
+
+
+class TracingSolver(CoordinateSolver):
+    """Records the objective before and after every single coordinate step."""
+
+    def _setup(self, model, data, rng):
+        super()._setup(model, data, rng)
+        self.trace = []
+        inner = self.loss_.line_minimize
+
+        def traced(direction, **kw):
+            before = self.loss_.value
+            out = inner(direction, **kw)
+            self.trace.append((before, self.loss_.value, out))
+            return out
+
+        self.loss_.line_minimize = traced
+
+    def _conv_coordinate(self, li, key, idx):
+        before = self.loss_.value
+        accepted = super()._conv_coordinate(li, key, idx)
+        self.trace.append((before, self.loss_.value, None))
+        return accepted
+
+    def _linear_run(self, layer, coords):
+        before = self.loss_.value
+        out = super()._linear_run(layer, coords)
+        self.trace.append((before, self.loss_.value, None))
+        return out
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("order", ["cyclic", "random"])
+def test_loss_never_rises_at_any_step(name, order):
+    model = MODELS[name].copy()
+    s = TracingSolver(ridge=0.05, order=order).fit(model, toy_data(model), steps=3, quiet=True)
+    assert s.trace
+    for before, after, _ in s.trace:
+        assert after <= before * (1 + 1e-12) + 1e-12
+    losses = s.history_.column("loss")
+    assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
+    # the cached objective equals a fresh forward pass
+    fresh = ExactLoss(model, s.data_.x_train, s.data_.one_hot("train"), ridge=0.05).value / 40
+    assert np.isclose(fresh, losses[-1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fused_kernels_equal_generic_jets(name):
+    data = toy_data(MODELS[name])
+    flats = []
+    for fused in (True, False):
+        model = MODELS[name].copy()
+        CoordinateSolver(ridge=0.1, fused=fused).fit(model, data, steps=2, quiet=True)
+        flats.append(model.get_flat())
+    np.testing.assert_allclose(flats[0], flats[1], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["poly", "poly2", "mlp-cubic", "seed"])
+def test_each_coordinate_step_lands_on_the_brute_force_minimiser(name, rng):
+    model = MODELS[name].copy()
+    data = toy_data(model, n=12)
+    Y = data.one_hot("train")
+    loss = ExactLoss(model, data.x_train, Y, ridge=0.05)
+    for i in rng.choice(model.num_params, size=12, replace=False):
+        theta = model.get_flat()
+        name_i = model.param_names()[i]
+        res = loss.line_minimize(name_i)
+        t, before, after = res.t, res.before, res.after
+        # brute force: evaluate the true loss by forward passes on a dense grid around the step
+        probe = model.copy()
+        grid = np.linspace(-abs(t) - 3, abs(t) + 3, 4001)
+        values = []
+        for g in grid:
+            th = theta.copy()
+            th[i] += g
+            probe.set_flat(th)
+            values.append(np.sum((probe.forward(data.x_train) - Y) ** 2) + 0.05 * th @ th)
+        best = grid[int(np.argmin(values))]
+        assert after <= min(values) + 1e-9 * abs(min(values))
+        assert abs(t - best) <= (grid[1] - grid[0]) * 1.01 or np.isclose(after, min(values), rtol=1e-9)
+        assert np.isclose(loss.value, after, rtol=1e-10)
+
+
+def test_rescale_keeps_predictions_and_lowers_ridge():
+    model = MODELS["poly"].copy()
+    data = toy_data(model)
+    s = CoordinateSolver(ridge=0.5, linear_block=False, extrapolate=False)
+    s.fit(model, data, steps=0, quiet=True)
+    out_before = model.forward(data.x_train)
+    norm_before = float(model.get_flat() @ model.get_flat())
+    assert s._rescale() > 0
+    np.testing.assert_allclose(model.forward(data.x_train), out_before, rtol=1e-10, atol=1e-12)
+    assert model.get_flat() @ model.get_flat() < norm_before
+    # at the optimum, a second rescale changes nothing
+    s._rescale()
+    assert s._rescale() == 0
+
+
+def test_last_linear_block_equals_closed_form_ridge():
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=30)
+    s = CoordinateSolver(ridge=0.3)
+    s.fit(model, data, steps=0, quiet=True)
+    s.loss_.solve_readout()
+    H = s.loss_.acts[len(model.layers) - 1]
+    A = np.hstack([H, np.ones((len(H), 1))])
+    Y = data.one_hot("train")
+    want = np.linalg.solve(A.T @ A + 0.3 * np.eye(A.shape[1]), A.T @ Y)
+    lin = model.layers[-1]
+    np.testing.assert_allclose(lin.params["weight"], want[:-1].T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(lin.params["bias"], want[-1], rtol=1e-8, atol=1e-10)
+
+
+def test_fit_returns_history_with_required_columns():
+    model = MODELS["mlp"].copy()
+    s = solvers.get("coordinate")(ridge=0.01).fit(model, toy_data(model), steps=2, quiet=True)
+    assert [r["step"] for r in s.history_] == [0, 1, 2]
+    for col in ("loss", "train_acc", "test_acc", "time", "updates", "passes"):
+        assert col in s.history_.final
+    assert s.history_.final["updates"] == 2 * model.num_params
+
+
+def test_time_limit_stops_within_a_sweep():
+    model = MODELS["poly2"].copy()
+    s = CoordinateSolver(ridge=0.1).fit(model, toy_data(model, n=200), time_limit=0.05, quiet=True)
+    assert len(s.history_) >= 2 and s.history_.final["time"] < 30
+
+
+class Relu(Layer):
+    kind = "relu"
+
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+
+def test_unsupported_layer_and_bad_options_are_clear_errors():
+    model = Sequential(Linear(2, 2), Relu(), Linear(2, 2), input_shape=(2,), seed=0)
+    with pytest.raises(ModelError, match="cannot handle layer"):
+        CoordinateSolver().fit(model, toy_data(model), steps=1, quiet=True)
+    good = MODELS["mlp"].copy()
+    with pytest.raises(SolverError, match="order"):
+        CoordinateSolver(order="sideways").fit(good, toy_data(good), steps=1, quiet=True)
+    with pytest.raises(SolverError, match="no option"):
+        CoordinateSolver(learning_rate=1).fit(good, toy_data(good), steps=1, quiet=True)
+    with pytest.raises(SolverError, match="unknown solver"):
+        solvers.get("newton-raphson-magic")
