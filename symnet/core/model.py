@@ -12,6 +12,8 @@ import numpy as np
 from symnet.core.runtime import blas_threads
 from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import LAYER_TYPES, Layer
+from symnet.core.objective import sum_squares
+from symnet.core.objective import value as objective_value
 from symnet.core.polyreg_model import PolyRegModel
 
 _ELEMENT = re.compile(r"^(?P<array>[\w.]+?)(\[(?P<index>[\d,\s]*)\])?$")
@@ -231,7 +233,7 @@ class Sequential:
         with self._params_in(dtype):
             acts = self.forward_cache(X, dtype)
             r = acts[-1].astype(np.float64) - Y
-            loss = float(np.sum(r * r))
+            sse = sum_squares(r)
             g = (2.0 * r).astype(dtype, copy=False)
             grads: list[np.ndarray] = []
             for li in range(len(self.layers) - 1, -1, -1):
@@ -239,11 +241,10 @@ class Sequential:
                 g, pg = layer.backward(acts[li], g, input_grad=li > 0)
                 grads.extend(pg[k].ravel() for k in reversed(list(layer.params)))
         flat = np.concatenate(grads[::-1]).astype(np.float64, copy=False) if grads else np.zeros(0)
-        if ridge:
-            theta = self.get_flat()
-            loss += ridge * float(theta @ theta)
-            flat = flat + 2.0 * ridge * theta
-        return loss, flat
+        if not ridge:
+            return sse, flat
+        theta = self.get_flat()
+        return objective_value(sse, float(theta @ theta), ridge), flat + 2.0 * ridge * theta
 
     # ------------------------------------------------------------------ symbolic view
     def symbols(self):

@@ -508,22 +508,24 @@ def r2_by_degree(T_network: np.ndarray, T_polyreg: np.ndarray, degrees, *,
     return [_degree_r2(A[deg == d], B[deg == d], int(d), int(np.count_nonzero(deg == d))) for d in np.unique(deg)]
 
 
+#: Columns of :func:`format_r2`.
+R2_COLUMNS = (("degree", "degree", "{}"), ("monomials", "monomials", "{}"), ("r2", "R^2", "{:.6f}"),
+              ("r2_uncentred", "R^2 uncent", "{:.6f}"), ("pearson_r2", "Pearson", "{:.6f}"),
+              ("norm_network", "|T net|", "{:.4f}"), ("norm_polyreg", "|T poly|", "{:.4f}"))
+
+
 def format_r2(rows: Sequence[DegreeR2], title: str = "") -> str:
     """A readable table of :func:`r2_by_degree` rows.
 
     Example:
         >>> print(format_r2(r2_by_degree(np.ones((3, 1)), np.ones((3, 1)), [0, 1, 1])))
-        degree monomials        R^2 R^2 uncent    Pearson    |T net|   |T poly|
-             0         1   1.000000   1.000000   1.000000     1.0000     1.0000
-             1         2   1.000000   1.000000   1.000000     1.4142     1.4142
+        degree  monomials       R^2  R^2 uncent   Pearson  |T net|  |T poly|
+        ------  ---------  --------  ----------  --------  -------  --------
+             0          1  1.000000    1.000000  1.000000   1.0000    1.0000
+             1          2  1.000000    1.000000  1.000000   1.4142    1.4142
     """
-    lines = [title] if title else []
-    lines.append(f"{'degree':>6} {'monomials':>9} {'R^2':>10} {'R^2 uncent':>10} {'Pearson':>10} {'|T net|':>10} "
-                 f"{'|T poly|':>10}")
-    for r in rows:
-        lines.append(f"{r.degree:>6} {r.monomials:>9} {r.r2:>10.6f} {r.r2_uncentred:>10.6f} {r.pearson_r2:>10.6f} "
-                     f"{r.norm_network:>10.4f} {r.norm_polyreg:>10.4f}")
-    return "\n".join(lines)
+    table = render([r._asdict() for r in rows], R2_COLUMNS)
+    return f"{title}\n{table}" if title else table
 
 
 # --------------------------------------------------------------------------- posterior activation fit
@@ -697,22 +699,20 @@ class BridgeReport:
         """The rows as plain dicts (for JSON or pandas)."""
         return [dict(vars(r)) for r in self.rows]
 
-    def format(self) -> str:
-        def num(v, width=9, digits=4):
-            if v is None:
-                return f"{'-':>{width}}"
-            return f"{v:>{width}.{digits}f}"
+    #: Columns of :meth:`format`.
+    COLUMNS = (("degree", "degree", "{}"), ("monomials", "monomials", "{}"), ("r2", "R^2", "{:.6f}"),
+               ("pearson_r2", "Pearson", "{:.6f}"), ("r2_fitted", "R^2 fit", "{:.6f}"),
+               ("a_original", "a orig", "{:.4f}"), ("a_fitted", "a fit", "{:.4f}"), ("note", "", "{}"))
 
+    def format(self) -> str:
+        rows = [dict(vars(r), note="" if r.identified in (None, True) else "(not identified)") for r in self.rows]
+        how = f"activation fit: {self.method}" + (", coefficients centred over classes" if
+                                                  self.extra.get("center_classes") else "")
+        rows.append({"degree": "all", "monomials": sum(r.monomials for r in self.rows), "r2": self.overall_r2,
+                     "r2_fitted": self.overall_r2_fitted, "note": f"({how})"})
+        align = ["r"] * 7 + ["l"]
         lines = [self.title] if self.title else []
-        lines.append(f"{'degree':>6} {'monomials':>9} {'R^2':>10} {'Pearson':>10} {'R^2 fit':>10} "
-                     f"{'a orig':>9} {'a fit':>9}")
-        for r in self.rows:
-            mark = "" if r.identified in (None, True) else "  (not identified)"
-            lines.append(f"{r.degree:>6} {r.monomials:>9} {num(r.r2, 10, 6)} {num(r.pearson_r2, 10, 6)} "
-                         f"{num(r.r2_fitted, 10, 6)} {num(r.a_original)} {num(r.a_fitted)}{mark}")
-        lines.append(f"{'all':>6} {sum(r.monomials for r in self.rows):>9} {num(self.overall_r2, 10, 6)} {'':>10} "
-                     f"{num(self.overall_r2_fitted, 10, 6)}   (activation fit: {self.method}"
-                     + (", coefficients centred over classes)" if self.extra.get("center_classes") else ")"))
+        lines.append(render(rows, self.COLUMNS, align=align))
         if self.dropped_monomials:
             lines.append(f"network monomials outside the table: {self.dropped_monomials:,} "
                          f"(norm {self.dropped_norm:.4g}); R^2 covers the table's monomials only")

@@ -238,7 +238,7 @@ class UniPoly:
             free = _free_symbol_names(expr)
             name = free[0] if free else "t"
         else:
-            name = symbolic._symbol_name(t)
+            name = symbolic.symbol_name(t)
         return cls(c, name)
 
     def to_sympy(self, exact: bool = False):

@@ -31,7 +31,7 @@ from symnet.core.polynomial.dense import as_coeffs
 __all__ = ["to_symengine", "from_symengine", "to_sympy", "from_sympy", "to_latex"]
 
 
-def _symbol_name(t: Any) -> str:
+def symbol_name(t: Any) -> str:
     if isinstance(t, str):
         if not t.isidentifier():
             raise DataError(f"variable name must be an identifier like 't', got {t!r}.")
@@ -68,7 +68,7 @@ def to_symengine(c: Any, t: Any = "t", *, exact: bool = False) -> se.Basic:
         1/2 + 2*x**2
     """
     c = as_coeffs(c)
-    sym = se.Symbol(_symbol_name(t))
+    sym = se.Symbol(symbol_name(t))
     expr = se.Integer(0)
     for k, ck in enumerate(c.tolist()):
         if ck == 0.0:
@@ -85,13 +85,13 @@ def to_sympy(c: Any, t: Any = "t", *, exact: bool = False) -> sympy.Expr:
         2*t + 1
     """
     c = as_coeffs(c)
-    sym = sympy.Symbol(_symbol_name(t))
+    sym = sympy.Symbol(symbol_name(t))
     return sympy.Add(*[_sp_number(ck, exact) * sym**k for k, ck in enumerate(c.tolist()) if ck != 0.0])
 
 
 def _infer_symbol(free: set, t: Any) -> str | None:
     if t is not None:
-        return _symbol_name(t)
+        return symbol_name(t)
     names = sorted(str(s) for s in free)
     if len(names) > 1:
         raise DataError(
@@ -156,7 +156,7 @@ def from_symengine(expr: Any, t: Any = None) -> np.ndarray:
         [0.5, -1.0, 1.0]
     """
     if isinstance(expr, sympy.Poly):
-        return _from_sympy_poly(expr, None if t is None else _symbol_name(t))
+        return _from_sympy_poly(expr, None if t is None else symbol_name(t))
     try:
         e = se.expand(se.sympify(expr))
     except (se.SympifyError, TypeError, ValueError, RuntimeError):
@@ -241,7 +241,7 @@ def to_latex(c: Any, t: Any = "t", *, exact: bool = False, digits: int | None = 
         '\\frac{1}{2} + x'
     """
     c = as_coeffs(c)
-    name = _symbol_name(t)
+    name = symbol_name(t)
     if exact:
         return sympy.latex(to_sympy(c, name, exact=True), order="rev-lex")
     terms = []
