@@ -32,3 +32,14 @@ class SolverError(SymnetError, ValueError):
 
 class DivergenceError(SymnetError, FloatingPointError):
     """Training produced a non-finite loss; the last finite parameters are kept."""
+
+
+class RunExistsError(SymnetError, FileExistsError):
+    """An output folder already holds a run; resume it, overwrite it, or pick another folder."""
+
+
+class SymnetWarning(UserWarning):
+    """Something about a run the user did not ask about: a budget cut short, a step that could not be cut.
+
+    The CLI prints each one as a line ``symnet: note: ...`` on stderr.
+    """

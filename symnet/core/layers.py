@@ -868,6 +868,35 @@ class Square(Poly):
         return {}
 
 
+#: Layer types by class name: what a saved model's spec can name, and what the exact solvers accept.
 LAYER_TYPES: dict[str, type[Layer]] = {
     "Linear": Linear, "Conv2d": Conv2d, "AvgPool2d": AvgPool2d, "Flatten": Flatten, "Poly": Poly, "Square": Square,
 }
+
+
+def register_layer(cls: type[Layer]) -> type[Layer]:
+    """Register a layer class of one's own so that saved models with it load again (usable as a decorator).
+
+    The class must be a :class:`Layer` whose ``config()`` returns the keyword
+    arguments that rebuild it (``cls(**layer.config())``). Registering it also
+    tells the exact solvers it has the rules they call (``jet``, ``degree`` and,
+    for Gauss-Newton, the derivative rules); a rule it lacks raises a
+    :class:`~symnet.core.errors.ModelError` naming the rule when it is used.
+
+    Example:
+        >>> @register_layer
+        ... class Doubler(Layer):
+        ...     kind = "double"
+        ...     def forward(self, x):
+        ...         return 2.0 * x
+        >>> LAYER_TYPES["Doubler"] is Doubler
+        True
+        >>> del LAYER_TYPES["Doubler"]
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ModelError(f"register_layer takes a subclass of symnet.layers.Layer, got {cls!r}")
+    known = LAYER_TYPES.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ModelError(f"a different layer class is already registered as {cls.__name__!r}; rename yours")
+    LAYER_TYPES[cls.__name__] = cls
+    return cls

@@ -376,7 +376,8 @@ def model_from_spec(spec: dict):
         cfg = dict(cfg)
         kind = cfg.pop("type")
         if kind not in LAYER_TYPES:
-            raise ModelError(f"unknown layer type {kind!r} in spec; known: {', '.join(LAYER_TYPES)}")
+            raise ModelError(f"unknown layer type {kind!r} in spec; known: {', '.join(LAYER_TYPES)} (a layer class of "
+                             "one's own loads after symnet.layers.register_layer(TheClass))")
         layers.append(LAYER_TYPES[kind](**cfg))
     return Sequential(*layers, input_shape=spec["input_shape"], seed=None, name=spec.get("name"),
                       meta=spec.get("meta"))

@@ -20,10 +20,24 @@ def _spatial(size: int, kernel: int, padding: str) -> int:
     return size if padding == "same" else size - kernel + 1
 
 
+def _check_fits(name: str, H: int, W: int, kernel: int, pool: int, padding: str, blocks: int) -> None:
+    """A clear error when ``blocks`` conv+pool blocks leave no pixels of an H x W input."""
+    h, w = H, W
+    for b in range(blocks):
+        hc, wc = _spatial(h, kernel, padding), _spatial(w, kernel, padding)
+        if min(hc, wc) < 1 or min(hc // pool, wc // pool) < 1:
+            where = f"block {b + 1} of {blocks} gets a {h}x{w} map" if blocks > 1 else f"the input is {h}x{w}"
+            raise ModelError(f"{name} with kernel {kernel} and pool {pool} leaves no pixels: {where}, too small "
+                             f"for a {kernel}x{kernel} kernel and a {pool}x{pool} pool; use a smaller kernel, a "
+                             "smaller pool or padding='same'")
+        h, w = hc // pool, wc // pool
+
+
 def seed(input_shape=(1, 28, 28), num_classes: int = 10, channels: int = 1, kernel: int = 3,
          bias: bool = True, seed: int | None = 0) -> Sequential:
     """Conv with one 3x3 filter, then linear 676 -> 10, no activation (about 6.8k parameters)."""
     C, H, W = input_shape
+    _check_fits("seed", H, W, kernel, 1, "valid", 1)
     h, w = _spatial(H, kernel, "valid"), _spatial(W, kernel, "valid")
     return Sequential(Conv2d(C, channels, kernel, bias=bias), Flatten(),
                       Linear(channels * h * w, num_classes, bias=bias),
@@ -35,6 +49,7 @@ def poly(input_shape=(1, 28, 28), num_classes: int = 10, channels: int = 16, ker
          seed: int | None = 0) -> Sequential:
     """Conv (C filters of k x k) -> x^2 -> avgpool 2 -> linear to the classes."""
     C, H, W = input_shape
+    _check_fits("poly", H, W, kernel, pool, padding, 1)
     h, w = _spatial(H, kernel, padding) // pool, _spatial(W, kernel, padding) // pool
     return Sequential(Conv2d(C, channels, kernel, padding=padding, bias=bias), Poly(activation), AvgPool2d(pool),
                       Flatten(), Linear(channels * h * w, num_classes, bias=bias),
@@ -46,6 +61,7 @@ def poly2(input_shape=(1, 28, 28), num_classes: int = 10, channels: int = 16, ch
           seed: int | None = 0) -> Sequential:
     """Conv -> x^2 -> pool -> conv -> x^2 -> pool -> linear (16 and 32 filters of 5x5 by default)."""
     C, H, W = input_shape
+    _check_fits("poly2", H, W, kernel, pool, padding, 2)
     h, w = _spatial(H, kernel, padding) // pool, _spatial(W, kernel, padding) // pool
     h, w = _spatial(h, kernel, padding) // pool, _spatial(w, kernel, padding) // pool
     if h < 1 or w < 1:

@@ -117,9 +117,10 @@ def monomial_table(input_shape: Sequence[int], degree: int = 2, window: Any = 3)
         fits_w = width - span_w
         counts = (height - span_r) * fits_w
         total = int(counts.sum())
-        if total + sum(len(b) for b in blocks) > MAX_FEATURES:
-            raise ModelError(f"{total:,} monomials of degree {d} exceed the limit of {MAX_FEATURES:,}; "
-                             "lower the degree or the window")
+        so_far = total + sum(len(b) for b in blocks)
+        if so_far > MAX_FEATURES:
+            raise ModelError(f"degree {degree} over a {sh}x{sw} window gives more than {MAX_FEATURES:,} monomials "
+                             f"({so_far:,} counting the degrees up to {d}); lower the degree or the window")
         which = np.repeat(np.arange(len(shapes)), counts)
         pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         r0, c0 = pos // fits_w[which], pos % fits_w[which]

@@ -108,3 +108,29 @@ class MemoryProbe:
             self.growth = None
         else:
             self.growth = max(0.0, self.peak - self.before)
+
+
+def caused_by_interrupt(exc: BaseException | None) -> bool:
+    """True for a KeyboardInterrupt, or for an error raised while one was pending.
+
+    Ctrl-C that lands inside a compiled (numba) kernel surfaces as a
+    ``SystemError`` ("returned a result with an exception set") whose context
+    is the KeyboardInterrupt; callers treat both the same way.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyboardInterrupt
+        ...     except KeyboardInterrupt:
+        ...         raise SystemError("returned a result with an exception set")
+        ... except SystemError as exc:
+        ...     caused_by_interrupt(exc)
+        True
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import symnet.core.datasets as _datasets
 import symnet.core.io as sio
 import symnet.core.models as _models
 import symnet.solvers as _solvers
-from symnet.core.errors import CorruptFileError, DataError, DivergenceError, ModelError, SolverError
+from symnet.core.errors import DataError, DivergenceError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
 from symnet.core.runtime import peak_rss_mb
 from symnet.solvers.base import Solver
@@ -161,22 +160,39 @@ def prepare_out(out: Path) -> None:
         raise PermissionError(f"cannot write into output folder {out}; pick another --out")
 
 
-def _check_resumable(out: Path, solver_name: str, data) -> None:
-    """Refuse to resume a checkpoint written by another solver or for another dataset."""
-    ckpt = out / "checkpoint.npz"
-    if not ckpt.exists():
-        raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
-    arrays = sio.read_npz(ckpt, "checkpoint")
-    try:
-        meta = json.loads(bytes(arrays["history"]).decode()).get("meta", {})
-    except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
-        raise CorruptFileError(f"checkpoint {ckpt} lacks a readable history; delete it and start again") from None
-    if meta.get("solver") not in (None, solver_name):
-        raise SolverError(f"checkpoint {ckpt} was written by solver {meta['solver']!r}, not {solver_name!r}; "
-                          f"resume with --solver {meta['solver']} or drop --resume")
-    if meta.get("dataset") not in (None, data.name):
-        raise SolverError(f"checkpoint {ckpt} was written for dataset {meta['dataset']!r}, not {data.name!r}; "
-                          f"resume with --dataset {meta['dataset']} or drop --resume")
+#: The files a run writes into its folder.
+RUN_FILES = ("model.npz", "model.json", "history.json", "summary.json", "checkpoint.npz", "certificates.npz")
+
+
+def claim_out(out: Path, *, resume: bool = False, overwrite: bool = False, create: bool = True) -> None:
+    """Make ``out`` ready for a run: created if needed, and never an earlier run replaced unasked.
+
+    A folder that is not empty is refused unless the run resumes from it or
+    ``overwrite`` is set; ``overwrite`` removes the files of the earlier run
+    (:data:`RUN_FILES`) and leaves any others alone. ``create=False`` only
+    checks (the CLI checks before it loads the data, and creates no folder
+    for a run that fails before it starts).
+
+    Raises:
+        RunExistsError: ``out`` is not empty and neither ``resume`` nor ``overwrite`` is set.
+        FileExistsError, PermissionError: ``out`` is a file, or not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output folder {out} exists as a file; pick another --out")
+    if create:
+        prepare_out(out)
+    if resume or not out.exists():
+        return
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return
+    if not overwrite:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise RunExistsError(f"{out} is not empty ({shown}); continue the run there with --resume, replace it "
+                             "with --overwrite, or pick another --out")
+    if create:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
 
 
 def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = None,
@@ -192,7 +208,7 @@ def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = N
 
 def train(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
           callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
-          quiet: bool | None = None, seed: int | None = None, **options: Any):
+          overwrite: bool = False, quiet: bool | None = None, seed: int | None = None, **options: Any):
     """Like :func:`fit`, but return the fitted solver (``.model_``, ``.history_``, ``.opts_``).
 
     The solver's ``model_`` is the trained model: the one passed in, trained
@@ -215,32 +231,34 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
         model = build_model(model, data, seed=0 if seed is None else seed)
     if out is not None:
         out = Path(out)
-        prepare_out(out)
-        if resume:
-            _check_resumable(out, instance.name, data)
+        claim_out(out, resume=resume, overwrite=overwrite)
     elif resume:
         raise SolverError("resume needs the folder of the run to continue; pass out=DIR (--out DIR)")
+
+    def wall() -> float:  # the whole run's wall time: earlier sessions of a resumed run, and loading the data
+        return getattr(instance, "_wall0", 0.0) + time.perf_counter() - t0
+
     try:
         instance.fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks, checkpoint_dir=out,
-                     resume=resume, quiet=quiet, seed=seed)
+                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed)
     except DivergenceError:
         # The loop restored the last finite parameters; save them with the history up to there.
         if out is not None:
-            write_outputs(instance, out, wall_time=time.perf_counter() - t0,
+            write_outputs(instance, out, wall_time=wall(),
                           model_name=model_name if instance.model_ is model else None)
         raise
     if instance.model_ is not model:  # the backend trained a model of its own; report that one
         model_name = None
     if out is not None:
-        instance.summary_ = write_outputs(instance, out, wall_time=time.perf_counter() - t0, model_name=model_name)
+        instance.summary_ = write_outputs(instance, out, wall_time=wall(), model_name=model_name)
     else:
-        instance.summary_ = summarize(instance, wall_time=time.perf_counter() - t0, model_name=model_name)
+        instance.summary_ = summarize(instance, wall_time=wall(), model_name=model_name)
     return instance
 
 
 def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
         callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
-        quiet: bool | None = None, seed: int | None = None, **options: Any) -> History:
+        overwrite: bool = False, quiet: bool | None = None, seed: int | None = None, **options: Any) -> History:
     """Train ``model`` on ``data`` with ``solver`` and return the history.
 
     Args:
@@ -256,10 +274,13 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
         time_limit: stop after this many seconds of training.
         callbacks: called as ``cb(record, solver)`` after each step; returning
             ``False`` stops training.
-        out: folder for model, history, summary and per-step checkpoints.
+        out: folder for model, history, summary and per-step checkpoints; a
+            folder that is not empty is refused unless ``resume`` or ``overwrite``.
         resume: continue the run whose checkpoint is in ``out``; ``steps``
             counts the total, so a run resumed to ``steps=n`` ends where an
-            uninterrupted one would.
+            uninterrupted one would. Any other setting that differs from the
+            checkpoint's (data, options, seed, model) is refused.
+        overwrite: replace the run in ``out``.
         quiet: hide the progress bar (default: hidden when ``$CI`` is set).
         seed: seed of the solver's random choices and of a preset's
             initialisation.
@@ -277,8 +298,9 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
         True
     """
     return train(model, data, solver, steps=steps, time_limit=time_limit, callbacks=callbacks, out=out,
-                 resume=resume, quiet=quiet, seed=seed, **options).history_
+                 resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, **options).history_
 
 
-__all__ = ["build_model", "default_model", "fit", "load_data", "prepare_out", "solver_instance", "summarize", "train",
+__all__ = ["RUN_FILES", "build_model", "claim_out", "default_model", "fit", "load_data", "prepare_out",
+           "solver_instance", "summarize", "train",
            "write_outputs"]

@@ -23,12 +23,14 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import symnet.solvers as solvers
-from symnet.core.errors import ModelError, SolverError, SymnetError
+from symnet.core.errors import ModelError, SolverError, SymnetError, SymnetWarning
 from symnet.core.io import load_model
+from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
 from symnet.frontend import api, bench, robustness, runner
@@ -135,9 +137,11 @@ def _metavar(kind) -> str:
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="mnist-small",
-                   help="mnist-small (ships with symnet; default), mnist, fashion-mnist, xor, teacher-student")
-    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files (or a <dataset>/ folder)")
+    g.add_argument("--dataset", default=None,
+                   help="mnist-small (ships with symnet; the default), mnist (the default with --data-dir), "
+                        "fashion-mnist, xor, teacher-student")
+    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files (or a <dataset>/ folder); "
+                                                     "the only place they are looked for")
     g.add_argument("--samples", type=POSITIVE_INT, metavar="N", help="use the first N training samples")
     g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test samples")
     g.add_argument("--no-download", dest="download", action="store_false",
@@ -167,6 +171,13 @@ def _add_solver_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
     g.add_argument("--option", "-O", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other solver option (repeatable); numbers and true/false are converted")
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """``--dataset``, or by default full MNIST when ``--data-dir`` is given and the bundled subset otherwise."""
+    if args.dataset is not None:
+        return args.dataset
+    return "mnist" if args.data_dir else "mnist-small"
 
 
 def solver_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,6 +241,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<solver>-<model>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (refused otherwise)")
     g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
     p.set_defaults(handler=cmd_train)
     return p
@@ -249,8 +261,12 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         raise SolverError("--resume needs --out DIR, the folder of the run to continue")
     if args.init and (args.model or model_options(args)):
         raise ModelError("--init loads a saved model; drop --model and the model flags, or drop --init")
+    if args.resume and args.overwrite:
+        raise SolverError("--resume continues the run in --out and --overwrite replaces it; give one of them")
+    if args.out:  # an earlier run in the folder is refused before any data is loaded
+        api.claim_out(Path(args.out), resume=args.resume, overwrite=args.overwrite, create=False)
 
-    data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
+    data = api.load_data(dataset_name(args), args.data_dir, samples=args.samples, test_samples=args.test_samples,
                          download=args.download, quiet=args.quiet)
     if args.init:
         model = load_model(args.init)
@@ -272,9 +288,10 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
              "--time-limit to change it)")
     fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
-                       resume=args.resume, quiet=args.quiet, seed=args.seed)
+                       resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed)
     _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
-    _say(f"saved to {out}/ (model.npz, model.json, history.json, summary.json, checkpoint.npz)")
+    written = [name for name in api.RUN_FILES if (out / name).exists()]
+    _say(f"saved to {out}/ ({', '.join(written)})")
     return 0
 
 
@@ -297,7 +314,7 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_bench(args: argparse.Namespace, state: dict) -> int:
-    rows = bench.run(args.solvers, dataset=args.dataset, data_dir=args.data_dir, model=args.model,
+    rows = bench.run(args.solvers, dataset=dataset_name(args), data_dir=args.data_dir, model=args.model,
                      model_options=model_options(args), samples=args.samples, test_samples=args.test_samples,
                      sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                      seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download)
@@ -358,6 +375,7 @@ def _compare_parser(sub) -> argparse.ArgumentParser:
                    help="run every solver in this process (default: each in a fresh process, for fair "
                         "memory figures)")
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<model>-<dataset>-<time>)")
+    g.add_argument("--overwrite", action="store_true", help="replace the comparison in --out (refused otherwise)")
     g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
     p.set_defaults(handler=cmd_compare)
     return p
@@ -380,7 +398,7 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
                                   f"({', '.join(args.solvers)})")
             options.setdefault(scope, {})[key] = value
     runner.parse_solvers(args.solvers, options)  # unknown solvers and options fail before the data is loaded
-    data = api.load_data(args.dataset, args.data_dir, samples=args.samples, test_samples=args.test_samples,
+    data = api.load_data(dataset_name(args), args.data_dir, samples=args.samples, test_samples=args.test_samples,
                          download=args.download, quiet=args.quiet)
     seed = 0 if args.seed is None else args.seed
     model_name = args.model or api.default_model(data)
@@ -397,7 +415,8 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
              + ("" if row["status"] == "ok" else f", {row['status']}"))
 
     result = compare(model, data, args.solvers, budget, target_loss=args.target_loss, target_acc=args.target_acc,
-                     out=out, quiet=args.quiet, seed=seed, options=options, isolate=args.isolate, callback=report)
+                     out=out, quiet=args.quiet, seed=seed, options=options, isolate=args.isolate, overwrite=args.overwrite,
+                     callback=report)
     _say("")
     _say(result.table())
     _say(f"saved to {out}/ (table.txt, table.md, comparison.json, loss_vs_time.png, loss_vs_passes.png, "
@@ -413,8 +432,8 @@ def _robustness_parser(sub) -> argparse.ArgumentParser:
                                    "image; print and save accuracy and relative accuracy drop.")
     p.add_argument("models", nargs="+", metavar="MODEL", help="model.npz files (or run folders) to evaluate")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="mnist-small", help="dataset the models were trained on (default: "
-                                                             "mnist-small)")
+    g.add_argument("--dataset", default=None, help="dataset the models were trained on (default: mnist-small, or "
+                                                    "mnist with --data-dir)")
     g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files")
     g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test images")
     g.add_argument("--no-download", dest="download", action="store_false", help="never download")
@@ -433,7 +452,7 @@ def _robustness_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_robustness(args: argparse.Namespace, state: dict) -> int:
     models, labels = robustness.load_models(args.models)  # missing, corrupt or mismatched files fail first
-    data = api.load_data(args.dataset, args.data_dir, test_samples=args.test_samples, download=args.download,
+    data = api.load_data(dataset_name(args), args.data_dir, test_samples=args.test_samples, download=args.download,
                          quiet=args.quiet)
     result = robustness.evaluate(models, data, args.sigmas, args.areas, args.seed, names=labels, quiet=args.quiet)
     out = Path(args.out) if args.out else Path("runs") / f"robustness-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -496,6 +515,21 @@ def main(argv: list[str] | None = None) -> int:
         2
     """
     state: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SymnetWarning)
+        shown = warnings.showwarning
+
+        def note(message, category, *args, **kwargs):
+            if issubclass(category, SymnetWarning):  # a run's notes are for the user: one plain line each
+                print(f"{PROG}: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = note
+        return _main(argv, state)
+
+
+def _main(argv: list[str] | None, state: dict) -> int:
     try:
         parser = build_parser()
         try:
@@ -516,7 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # missing, unreadable or unwritable paths, a full disk
         _error(_os_message(exc))
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        if not caused_by_interrupt(exc):  # a bug, not the user: let its traceback show
+            raise
         out = state.get("out")
         if out is not None and (Path(out) / "checkpoint.npz").exists():
             where = f"; the last checkpoint is kept in {out}/checkpoint.npz (continue with --resume --out {out})"

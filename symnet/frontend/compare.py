@@ -55,7 +55,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 import symnet.core.io as sio
-from symnet.core.errors import CorruptFileError, DataError, ModelError, SolverError
+from symnet.core.errors import CorruptFileError, DataError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
 from symnet.core.runtime import reset_peak
 
@@ -288,7 +288,7 @@ def _check_target(value: Any, what: str, upper: float | None = None) -> float | 
 def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float | None = None,
             target_acc: float | None = None, out: str | os.PathLike | None = None, quiet: bool | None = None,
             seed: int = 0, options: Mapping[str, Any] | None = None, isolate: bool = False,
-            callback=None) -> Comparison:
+            overwrite: bool = False, callback=None) -> Comparison:
     """Train a copy of ``model`` with each solver under the same budget and compare them.
 
     Args:
@@ -304,13 +304,15 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
         target_acc: test accuracy (fraction) for the time-to-target column
             (default: the lowest final test accuracy among the solvers).
         out: folder for table, JSON, figures, models and histories (written
-            as each solver finishes, then complete at the end).
+            as each solver finishes, then complete at the end); a folder that
+            is not empty is refused unless ``overwrite``.
         quiet: hide progress bars.
         seed: seed of the preset's initialisation and of every solver.
         options: per-solver options ``{"adam": {"lr": 1e-3}}`` and/or shared
             ones ``{"ridge": 1.0}`` (given to the solvers that have them).
         isolate: run each solver in a fresh process (fair memory figures;
             see the module docstring).
+        overwrite: write into a folder that is not empty (replacing an earlier comparison's files).
         callback: called with each row as soon as its solver finishes.
 
     Returns:
@@ -351,6 +353,9 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
     out = Path(out) if out is not None else None
     if out is not None:
         api.prepare_out(out)
+        if any(out.iterdir()) and not overwrite:
+            raise RunExistsError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace what is there, "
+                                 "or pick another folder")
     memory_method = ("measured in a fresh process per solver" if isolate else "measured in this process")
     resettable = reset_peak()
     memory_method += (" with the kernel's peak counter reset before each solver" if resettable else

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -30,11 +31,12 @@ import numpy as np
 
 import symnet.core.io as sio
 import symnet.core.progress as progress
-from symnet.core.errors import DivergenceError, ModelError, SolverError
+from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, RunExistsError, SolverError,
+                                SymnetWarning)
 from symnet.core.history import History
 from symnet.core.layers import LAYER_TYPES
 from symnet.core.objective import accuracy, evaluate
-from symnet.core.runtime import blas_threads
+from symnet.core.runtime import blas_threads, caused_by_interrupt
 
 from symnet.solvers.options import Option, defaults, validate
 
@@ -151,6 +153,7 @@ class Solver(abc.ABC):
         callbacks: Iterable[Callback] = (),
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         quiet: bool | None = None,
         seed: int | None = None,
         eval_train: bool = True,
@@ -165,8 +168,13 @@ class Solver(abc.ABC):
             time_limit: stop when training time (evaluation excluded) passes this many seconds.
             callbacks: called as ``cb(record, solver)`` after each step; returning
                 ``False`` stops training.
-            checkpoint_dir: if given, an atomic checkpoint is written there after every step.
-            resume: continue from the checkpoint in ``checkpoint_dir``.
+            checkpoint_dir: if given, an atomic checkpoint is written there after every step;
+                it records every setting that defines the run (solver, options, seed, model,
+                data fingerprint) and the wall time so far.
+            resume: continue from the checkpoint in ``checkpoint_dir``; refused, with the
+                differences listed, when any setting differs (only the budget may grow).
+            overwrite: replace an existing checkpoint in ``checkpoint_dir`` (without it, and
+                without ``resume``, an existing checkpoint is an error).
             quiet: hide the progress bar (default: hidden when ``$CI`` is set).
             seed: seed of the backend's random choices (default: option ``seed`` or 0).
             eval_train: compute training accuracy after each step.
@@ -174,6 +182,30 @@ class Solver(abc.ABC):
         Returns:
             ``self``, with ``model_``, ``history_`` and ``opts_`` set.
         """
+        try:
+            return self._fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks,
+                             checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite, quiet=quiet,
+                             seed=seed, eval_train=eval_train)
+        except Exception as exc:
+            if caused_by_interrupt(exc):  # Ctrl-C inside a compiled kernel: a plain KeyboardInterrupt
+                raise KeyboardInterrupt from None
+            raise
+
+    def _fit(
+        self,
+        model,
+        data,
+        *,
+        steps: int | None = None,
+        time_limit: float | None = None,
+        callbacks: Iterable[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        quiet: bool | None = None,
+        seed: int | None = None,
+        eval_train: bool = True,
+    ) -> "Solver":
         self.opts_ = self.check_options()
         if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
             raise SolverError(f"steps must be a non-negative whole number, got {steps!r}")
@@ -188,23 +220,41 @@ class Solver(abc.ABC):
             steps = int(getattr(self, "default_steps", 10))
         seed = int(self.opts_.get("seed", 0) if seed is None else seed)
         rng = np.random.default_rng(seed)
+        t_enter = time.perf_counter()
+        data = data.validate()  # the arrays are writable: a NaN may have been written since construction
+        ckpt = Path(checkpoint_dir) / "checkpoint.npz" if checkpoint_dir is not None else None
+        self.settings_ = self.run_settings(model, data, seed)
+        stored = None
+        if resume:
+            if ckpt is None or not ckpt.exists():
+                raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
+            stored = sio.read_npz(ckpt, "checkpoint")
+            self._check_settings(stored, ckpt)  # before any setup work: a mismatch fails at once
+        elif ckpt is not None and ckpt.exists() and not overwrite:
+            raise RunExistsError(f"{ckpt.parent} already holds a run (checkpoint.npz); continue it with resume "
+                                 "(--resume), replace it with overwrite (--overwrite), or pick another folder")
         self.model_ = model
         self.data_ = data
         self._deadline: float | None = None
+        self._wall0 = 0.0
+        self.notices_: list[str] = []
+        # what the backends may plan their work around (polyreg groups its Gram chunks into the steps it has)
+        self.steps_budget_ = steps if not resume else None
+        self.time_limit_ = time_limit
         Y_train = data.one_hot("train")
         self._Y_train = Y_train
         self._setup(model, data, rng)
 
-        ckpt = Path(checkpoint_dir) / "checkpoint.npz" if checkpoint_dir is not None else None
         history = History(solver=self.name, options=self.opts_, model=getattr(model, "name", None),
                           dataset=getattr(data, "name", None), seed=seed, step_unit=self.step_unit)
+        if self.notices_:
+            history.meta["notices"] = list(self.notices_)
         self.history_ = history
-        if resume:
-            if ckpt is None or not ckpt.exists():
-                raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
-            self._restore(ckpt, rng)
+        if stored is not None:
+            self._restore(stored, rng)
         else:
             self._record(0, self._initial_loss(), 0.0, 0, 0.0, None, eval_train)
+        self._t_enter = t_enter
         done = history.final["step"]
         elapsed0 = history.final["time"]
         t_start = time.perf_counter()
@@ -249,6 +299,47 @@ class Solver(abc.ABC):
                     break
         return self
 
+    def _notify(self, message: str) -> None:
+        """Tell the user something about this run they did not ask about (a budget cut short, a unit of work
+        that cannot be cut): kept in ``notices_`` and the history, and issued as a :class:`SymnetWarning`."""
+        self.notices_.append(message)
+        if getattr(self, "history_", None) is not None:
+            self.history_.meta.setdefault("notices", []).append(message)
+        warnings.warn(f"solver '{self.name}': {message}", SymnetWarning, stacklevel=3)
+
+    @property
+    def wall_time_(self) -> float:
+        """Wall seconds of the whole run so far (earlier sessions of a resumed run included)."""
+        return self._wall0 + time.perf_counter() - self._t_enter
+
+    def run_settings(self, model, data, seed: int) -> dict:
+        """Everything that defines a run, as a checkpoint records it: solver, options, seed, model, data.
+
+        Example:
+            >>> import symnet; from symnet import solvers
+            >>> data = symnet.datasets.xor(8)
+            >>> s = solvers.get("coordinate")()
+            >>> s.opts_ = s.check_options()
+            >>> sorted(s.run_settings(symnet.models.mlp(2, 2, 2), data, 0))
+            ['data', 'model', 'options', 'seed', 'solver']
+        """
+        return sio.to_jsonable({"solver": self.name, "options": self.opts_, "seed": int(seed),
+                                "model": model.spec() if hasattr(model, "spec") else type(model).__name__,
+                                "data": data.fingerprint()})
+
+    def _check_settings(self, stored: dict, path: Path) -> None:
+        """Refuse to resume a checkpoint whose run was defined by other settings; list every difference."""
+        if "run" not in stored:
+            raise CorruptFileError(f"checkpoint {path} does not record the settings of its run (written by an "
+                                   "older symnet?); start a new run instead of resuming")
+        before = json.loads(bytes(stored["run"]).decode())
+        changes = [f"{key}: {a!r} -> {b!r}" for key, a, b in _differences(before, self.settings_)]
+        if changes:
+            raise SolverError(f"cannot resume the run in {path.parent}: its settings differ from the checkpoint's "
+                              f"({'; '.join(changes[:8])}{'; ...' if len(changes) > 8 else ''}); resume with the "
+                              "same settings (only the budget may grow), or start a new run with another --out "
+                              "(or --overwrite)")
+
     def _record(self, step, loss, elapsed, updates, passes, info, eval_train) -> dict:
         data = self.data_
         train_scores = None if info is None else info.get("train_scores")
@@ -272,17 +363,25 @@ class Solver(abc.ABC):
         arrays["history"] = np.frombuffer(self.history_.to_json().encode(), dtype=np.uint8)
         arrays["rng"] = np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8)
         arrays["spec"] = np.frombuffer(json.dumps(self.model_.spec()).encode(), dtype=np.uint8)
+        arrays["run"] = np.frombuffer(json.dumps(self.settings_).encode(), dtype=np.uint8)
+        arrays["wall"] = np.asarray(self.wall_time_)
         sio.atomic_save_npz(path, **arrays)
 
-    def _restore(self, path: Path, rng: np.random.Generator) -> None:
-        z = sio.read_npz(path, "checkpoint")
-        spec = json.loads(bytes(z["spec"]).decode())
-        if spec != self.model_.spec():
-            raise SolverError(f"checkpoint {path} was written for another model or options; "
-                              "resume with the same --model and flags, or drop --resume")
+    def _restore(self, z: dict, rng: np.random.Generator) -> None:
         self.model_.set_flat(z["params"])
         payload = json.loads(bytes(z["history"]).decode())
         self.history_.records = History.from_dict(payload).records
         rng.bit_generator.state = json.loads(bytes(z["rng"]).decode())
+        self._wall0 = float(z["wall"]) if "wall" in z else 0.0
         self._on_params_restored()
         self._load_state({k[len("state."):]: v for k, v in z.items() if k.startswith("state.")})
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old, new)`` for every leaf where two JSON-like values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [(prefix[:-1], a, b)]

@@ -84,6 +84,7 @@ METHOD_OPTIONS: dict[str, Option] = {
     "rho": Option(0.9, "float", low=0.0, high=1.0, high_open=True, help="decay of the squared gradients"),
     "momentum_decay": Option(0.004, "float", low=0.0, help="Nadam's momentum schedule decay"),
     "momentum_warmup": Option(True, "bool", help="Nadam's momentum schedule mu_t (warm-up)"),
+    "scheduled_average": Option(False, "bool", help="Nadam: the paper's moving average with mu_t (PyTorch: b1)"),
     "bias_correction": Option(True, "bool", help="AMSGrad's bias correction of the first moment"),
     "beta": Option(1e-3, "float", low=0.0, help="hypergradient learning rate of the learning rate"),
 }

@@ -349,7 +349,7 @@ def scale_by_rms(rho: float = 0.9, eps: float = 1e-8) -> GradientTransformation:
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
                   nesterov: bool = False, momentum_decay: float = 0.004,
-                  momentum_warmup: bool = True) -> GradientTransformation:
+                  momentum_warmup: bool = True, scheduled_average: bool = False) -> GradientTransformation:
     """Adam's direction (Kingma & Ba 2015, Algorithm 1), or Nadam's with ``nesterov=True``.
 
     Adam, with ``t = 1, 2, ...`` and ``m_0 = v_0 = 0``::
@@ -358,22 +358,23 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
         v_t = b2 v_{t-1} + (1 - b2) g_t^2        v^_t = v_t / (1 - b2^t)
         u_t = m^_t / (sqrt(v^_t) + eps)          (eps outside the root, as in the paper)
 
-    Nadam is Dozat (2016, "Incorporating Nesterov Momentum into Adam", Algorithm 2)
-    with its momentum schedule ``mu_t = b1 (1 - 0.5 * 0.96^(t * momentum_decay))``
-    (``momentum_decay = 0.004 = 1/250``)::
+    Nadam (``nesterov=True``) is the update PyTorch documents for ``torch.optim.NAdam``
+    (and Keras implements), with Dozat's momentum schedule
+    ``mu_t = b1 (1 - 0.5 * 0.96^(t * momentum_decay))`` (``momentum_decay = 0.004 = 1/250``)::
 
-        g^_t  = g_t / (1 - prod_{i<=t} mu_i)
-        m_t   = mu_t m_{t-1} + (1 - mu_t) g_t     m^_t = m_t / (1 - prod_{i<=t+1} mu_i)
+        m_t   = b1 m_{t-1} + (1 - b1) g_t         (a constant b1 in the moving average)
         v_t   = b2 v_{t-1} + (1 - b2) g_t^2       v^_t = v_t / (1 - b2^t)
-        m-_t  = (1 - mu_t) g^_t + mu_{t+1} m^_t
+        m-_t  = mu_{t+1} m_t / (1 - prod_{i<=t+1} mu_i) + (1 - mu_t) g_t / (1 - prod_{i<=t} mu_i)
         u_t   = m-_t / (sqrt(v^_t) + eps)
 
-    This is the paper's form: the moving average itself uses ``mu_t``, which makes
-    ``1 - prod mu_i`` its exact bias correction. Keras and PyTorch keep a constant
-    ``b1`` in the moving average and use ``mu_t`` only in the mix and corrections,
-    so they differ from this in the third decimal during the warm-up. With
-    ``momentum_warmup=False`` every ``mu_t = b1`` and the formula reduces to the
-    simplified constant-momentum Nadam (as in optax's ``nesterov=True``).
+    ``scheduled_average=True`` gives instead the paper's form (Dozat 2016,
+    "Incorporating Nesterov Momentum into Adam", Algorithm 2), whose moving
+    average itself uses the schedule, ``m_t = mu_t m_{t-1} + (1 - mu_t) g_t``:
+    then ``1 - prod mu_i`` is its exact bias correction. The two differ by a lot
+    during the warm-up, where ``mu_t`` stays near 0.45-0.52 for the first thousand
+    steps (the first update already differs by about a quarter). With
+    ``momentum_warmup=False`` every ``mu_t = b1``, both forms coincide and reduce to
+    the simplified constant-momentum Nadam (as in optax's ``nesterov=True``).
 
     Example:
         >>> tx = scale_by_adam(eps=0.0)
@@ -410,7 +411,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
         t = state.count + 1
         mu_t, mu_next = mu_schedule(t), mu_schedule(t + 1)
         prod_t = state.mu_product * mu_t
-        mu = mu_t * state.mu + (1.0 - mu_t) * g
+        decay = mu_t if scheduled_average else b1
+        mu = decay * state.mu + (1.0 - decay) * g
         nu = b2 * state.nu + (1.0 - b2) * (g * g)
         m_bar = _nesterov_mix(g, mu, mu_t, mu_next, prod_t)
         v_hat = nu / (1.0 - b2 ** t)
@@ -433,8 +435,8 @@ def _nesterov_mix(g, mu, mu_t, mu_next, prod_t):
 
 
 def scale_by_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
-                     bias_correction: bool = True, nesterov: bool = False,
-                     momentum_decay: float = 0.004, momentum_warmup: bool = True) -> GradientTransformation:
+                     bias_correction: bool = True, nesterov: bool = False, momentum_decay: float = 0.004,
+                     momentum_warmup: bool = True, scheduled_average: bool = False) -> GradientTransformation:
     """AMSGrad's direction (Reddi, Kale & Kumar 2018, Algorithm 2), or NAMSGrad's with ``nesterov=True``.
 
     AMSGrad keeps the running maximum of Adam's second moment so the effective
@@ -451,8 +453,9 @@ def scale_by_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
     gives the paper's ``u_t = m_t / (sqrt(w_t) + eps)``.
 
     NAMSGrad (``nesterov=True``) replaces the numerator by Nadam's look-ahead
-    momentum exactly as in :func:`scale_by_adam` (Dozat 2016, with the ``mu_t``
-    schedule) and keeps AMSGrad's denominator ``sqrt(w_t / (1 - b2^t)) + eps``.
+    momentum exactly as in :func:`scale_by_adam` (PyTorch's form, or Dozat's paper
+    form with ``scheduled_average=True``) and keeps AMSGrad's denominator
+    ``sqrt(w_t / (1 - b2^t)) + eps``.
 
     Example:
         >>> tx = scale_by_amsgrad(b2=0.5, eps=0.0); s = tx.init(np.zeros(1))
@@ -480,7 +483,8 @@ def scale_by_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
         if nesterov:
             mu_t, mu_next = mu_schedule(t), mu_schedule(t + 1)
             prod_t = state.mu_product * mu_t
-            mu = mu_t * state.mu + (1.0 - mu_t) * g
+            decay = mu_t if scheduled_average else b1
+            mu = decay * state.mu + (1.0 - decay) * g
             num = _nesterov_mix(g, mu, mu_t, mu_next, prod_t)
         else:
             prod_t = state.mu_product
@@ -735,14 +739,15 @@ def adam(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: f
 
 
 def nadam(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          momentum_decay: float = 0.004, *, momentum_warmup: bool = True, weight_decay: float = 0.0,
-          decoupled: bool = False, clip_norm: float | None = None,
+          momentum_decay: float = 0.004, *, momentum_warmup: bool = True, scheduled_average: bool = False,
+          weight_decay: float = 0.0, decoupled: bool = False, clip_norm: float | None = None,
           schedule: Schedule | None = None) -> GradientTransformation:
-    """Nadam, Dozat (2016) Algorithm 2 with the ``mu_t`` momentum schedule.
+    """Nadam as PyTorch documents it, with Dozat's ``mu_t`` momentum schedule in the look-ahead.
 
-    Formula in :func:`scale_by_adam` (``nesterov=True``). Defaults lr 2e-3,
-    b1 0.9, b2 0.999, eps 1e-8, momentum_decay 0.004 (= 1/250 in
-    ``0.96^(t/250)``) are those of the Keras and PyTorch implementations.
+    Formula in :func:`scale_by_adam` (``nesterov=True``); ``scheduled_average=True``
+    is the paper's form (Dozat 2016, Algorithm 2). Defaults lr 2e-3, b1 0.9,
+    b2 0.999, eps 1e-8, momentum_decay 0.004 (= 1/250 in ``0.96^(t/250)``) are
+    those of the Keras and PyTorch implementations.
 
     Example:
         >>> tx = nadam(); s = tx.init(np.zeros(1))
@@ -750,7 +755,7 @@ def nadam(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, eps: 
         True
     """
     core = scale_by_adam(b1, b2, eps, nesterov=True, momentum_decay=momentum_decay,
-                         momentum_warmup=momentum_warmup)
+                         momentum_warmup=momentum_warmup, scheduled_average=scheduled_average)
     return _assemble([core], learning_rate, weight_decay, decoupled, clip_norm, schedule)
 
 
@@ -772,8 +777,8 @@ def amsgrad(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps
 
 
 def namsgrad(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-             momentum_decay: float = 0.004, *, momentum_warmup: bool = True, weight_decay: float = 0.0,
-             decoupled: bool = False, clip_norm: float | None = None,
+             momentum_decay: float = 0.004, *, momentum_warmup: bool = True, scheduled_average: bool = False,
+             weight_decay: float = 0.0, decoupled: bool = False, clip_norm: float | None = None,
              schedule: Schedule | None = None) -> GradientTransformation:
     """NAMSGrad: Nadam's look-ahead numerator over AMSGrad's max-second-moment denominator.
 
@@ -785,7 +790,7 @@ def namsgrad(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, ep
         True
     """
     core = scale_by_amsgrad(b1, b2, eps, nesterov=True, momentum_decay=momentum_decay,
-                            momentum_warmup=momentum_warmup)
+                            momentum_warmup=momentum_warmup, scheduled_average=scheduled_average)
     return _assemble([core], learning_rate, weight_decay, decoupled, clip_norm, schedule)
 
 
@@ -889,7 +894,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "momentum": _spec(momentum, "heavy-ball momentum (Polyak 1964)"),
     "nesterov": _spec(nesterov, "Nesterov momentum (Sutskever et al. 2013)"),
     "adam": _spec(adam, "Adam (Kingma & Ba 2015)"),
-    "nadam": _spec(nadam, "Nadam with the mu_t schedule (Dozat 2016)"),
+    "nadam": _spec(nadam, "Nadam as in PyTorch (Dozat 2016; scheduled_average=True: the paper's form)"),
     "amsgrad": _spec(amsgrad, "AMSGrad (Reddi et al. 2018)"),
     "namsgrad": _spec(namsgrad, "AMSGrad with Nadam's Nesterov momentum"),
     "rmsprop": _spec(rmsprop, "RMSprop (Tieleman & Hinton 2012)"),

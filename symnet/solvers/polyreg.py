@@ -230,9 +230,9 @@ class PolyRegSolver(Solver):
         seed (0): bagging subsets.
 
     Steps: exact: ``gram_steps`` steps, each accumulating a share of the
-    chunks, the last one solving (the model is zero until then; a ``steps``
-    budget below ``gram_steps`` leaves it unsolved); bagging: one subset per
-    step. ``fit`` with neither ``steps`` nor a time limit runs exactly these.
+    chunks, the last one solving (the model is zero until then); a ``steps``
+    budget below ``gram_steps`` puts the chunks into that many steps, so the
+    model is always solved on every sample; bagging: one subset per step. ``fit`` with neither ``steps`` nor a time limit runs exactly these.
     Resuming an exact fit re-accumulates the chunks of the finished steps
     (checkpoints hold no Gram). Bagging reports no loss of its own: the
     training loop scores the whole training set after each subset for it,
@@ -318,6 +318,11 @@ class PolyRegSolver(Solver):
         self._solved = False
         if o["method"] == "exact":
             self._planned = False
+            self._groups = 0
+            if self.time_limit_ is not None:
+                self._notify("a time limit stops the Gram accumulation (the fit then uses the samples "
+                             "accumulated so far) and the search for the ridge, but not the closing Cholesky "
+                             f"solve of the {model.num_features:,}-feature Gram, which cannot be cut")
         else:
             self._batches_done = 0
             self._bag_sums = self._bag_val = self._val_features = self._test_t = None
@@ -351,7 +356,12 @@ class PolyRegSolver(Solver):
         bounds = [(s + n_train, e + n_train, v) for s, e, v in bounds]
         bounds += [(s, e, False) for s, e in row_blocks(n_train, 1, chunk)]
         self._chunks = bounds
-        steps = int(o["gram_steps"])
+        # The Gram chunks go into as many steps as the budget allows (at most gram_steps), so that the last
+        # step the budget grants solves on every sample: a budget of fewer steps never leaves a zero model.
+        steps = self._groups if self._groups else int(o["gram_steps"])
+        if not self._groups and self.steps_budget_:
+            steps = min(steps, int(self.steps_budget_))
+        self._groups = steps
         self._chunk_groups = [bounds[i * len(bounds) // steps:(i + 1) * len(bounds) // steps] for i in range(steps)]
         self._groups_done = 0
         self._samples_reported = -n  # the counting pass is one pass over the data
@@ -458,9 +468,18 @@ class PolyRegSolver(Solver):
         Yv = self._Y_train[n - self._n_val:]
         by_mse = self.opts_["select_by"] == "mse"
         best = None
+        tried: list[float] = []
+        cut: list[float] = []
 
         def consider(lam: float) -> None:
             nonlocal best
+            if best is not None and self._deadline is not None and time.perf_counter() >= self._deadline:
+                if not cut:
+                    cut.append(lam)
+                    self._notify(f"the time limit ended the search for the ridge after {len(tried)} value(s); "
+                                 f"using the best of them, {best[1]:g}")
+                return
+            tried.append(lam)
             W = fit(lam)
             sv = scores(Xv, table, W)
             acc, mse = accuracy(sv, yv), sse(sv, Yv) / len(Xv)
@@ -589,7 +608,7 @@ class PolyRegSolver(Solver):
             if self._bag_sums is not None:
                 state.update(bag_sums=self._bag_sums, bag_val=self._bag_val)
             return state
-        return {"groups_done": self._groups_done, "solved": int(self._solved),
+        return {"groups_done": self._groups_done, "groups": self._groups, "solved": int(self._solved),
                 "ridge_used": np.nan if self._ridge_used is None else self._ridge_used,
                 "loss": getattr(self, "_loss", np.nan)}
 
@@ -605,6 +624,7 @@ class PolyRegSolver(Solver):
         self._solved = bool(int(state.get("solved", 0)))
         self._loss = float(state.get("loss", np.nan))
         done = int(state.get("groups_done", 0))
+        self._groups = int(state.get("groups", 0))
         if not self._solved:
             self._plan_exact()
             for group in self._chunk_groups[:done]:

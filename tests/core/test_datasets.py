@@ -101,9 +101,11 @@ def test_user_cache_and_system_folders(tmp_path, monkeypatch):
 
 def test_data_dirs_order(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMNET_DATA", "/env")
-    assert datasets.data_dirs("fashionmnist", "/r") == [
-        Path("/r"), Path("/r/fashion-mnist"), Path("/env"), Path("/env/fashion-mnist"),
+    assert datasets.data_dirs("fashionmnist") == [
+        Path("/env"), Path("/env/fashion-mnist"),
         tmp_path / "home" / ".cache" / "symnet" / "fashion-mnist", tmp_path / "system" / "fashion-mnist"]
+    # a folder the caller names is the only place searched: never another copy in silence
+    assert datasets.data_dirs("fashionmnist", "/r") == [Path("/r"), Path("/r/fashion-mnist")]
 
 
 def test_other_image_sizes_are_accepted(tmp_path):
@@ -115,12 +117,12 @@ def test_other_image_sizes_are_accepted(tmp_path):
 
 def test_offline_message_lists_every_folder(tmp_path, monkeypatch, isolated):
     monkeypatch.setenv("SYMNET_DATA", str(tmp_path / "env"))
-    (tmp_path / "root").mkdir()
-    write_idx(tmp_path / "root" / "train-images-idx3-ubyte.gz", _fake_arrays()[0])
+    (tmp_path / "env").mkdir()
+    write_idx(tmp_path / "env" / "train-images-idx3-ubyte.gz", _fake_arrays()[0])
     with pytest.raises(DatasetNotFoundError) as info:
-        load("mnist", tmp_path / "root", quiet=True)
+        load("mnist", quiet=True)
     message = str(info.value)
-    for folder in [tmp_path / "root", tmp_path / "root" / "mnist", tmp_path / "env", tmp_path / "env" / "mnist",
+    for folder in [tmp_path / "env", tmp_path / "env" / "mnist",
                    tmp_path / "home" / ".cache" / "symnet" / "mnist", tmp_path / "system" / "mnist"]:
         assert str(folder) + " (" in message
     assert "lacks train-labels-idx1-ubyte" in message  # the partly filled folder says what is missing
@@ -131,6 +133,20 @@ def test_offline_message_lists_every_folder(tmp_path, monkeypatch, isolated):
     assert any("ossci-datasets" in url for url in isolated) and any("lecun" in url for url in isolated)
     assert not (tmp_path / "home" / ".cache" / "symnet" / "mnist").exists() or not any(
         (tmp_path / "home" / ".cache" / "symnet" / "mnist").iterdir())
+
+
+def test_a_named_data_folder_is_the_only_place_searched(tmp_path, monkeypatch, isolated):
+    monkeypatch.setenv("SYMNET_DATA", str(tmp_path / "env"))
+    _write_set(tmp_path / "env", _fake_arrays())           # a copy elsewhere is not picked up instead
+    (tmp_path / "root").mkdir()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("mnist", tmp_path / "root", quiet=True)
+    message = str(info.value)
+    assert f"{tmp_path / 'root'} (none of the files)" in message and str(tmp_path / "env") not in message
+    assert "--data-dir" in message and not isolated   # and nothing was downloaded
+    for name in ("mnist-small", "xor", "teacher-student"):
+        with pytest.raises(DataError, match="does not apply"):
+            load(name, tmp_path / "root")
 
 
 def test_no_download_means_no_network(isolated):

@@ -135,19 +135,20 @@ def test_resume_continues_to_the_same_end_as_an_uninterrupted_run(tmp_path):
 
 def test_resume_errors(tmp_path):
     data = datasets.xor()
+    run = tmp_path / "run"
     with pytest.raises(SolverError, match="out=DIR"):
         symnet.fit(mlp_for(data), data, "dummy", resume=True)
     with pytest.raises(SolverError, match="nothing to resume"):
         symnet.fit(mlp_for(data), data, "dummy", resume=True, out=tmp_path / "empty")
-    symnet.fit(mlp_for(data), data, "dummy", steps=1, quiet=True, out=tmp_path)
-    with pytest.raises(SolverError, match="written by solver 'dummy'"):
-        symnet.fit(mlp_for(data), data, "replacing", steps=2, resume=True, out=tmp_path)
-    with pytest.raises(SolverError, match="for dataset 'xor'"):
+    symnet.fit(mlp_for(data), data, "dummy", steps=1, quiet=True, out=run)
+    with pytest.raises(SolverError, match="solver: 'dummy' -> 'replacing'"):
+        symnet.fit(mlp_for(data), data, "replacing", steps=2, resume=True, out=run)
+    with pytest.raises(SolverError, match="data.name: 'xor' -> 'other'"):
         other = datasets.Dataset("other", data.x_train, data.y_train, data.x_test, data.y_test, 2)
-        symnet.fit(mlp_for(data), other, "dummy", steps=2, resume=True, out=tmp_path)
-    (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
+        symnet.fit(mlp_for(data), other, "dummy", steps=2, resume=True, out=run)
+    (run / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CorruptFileError, match="checkpoint"):
-        symnet.fit(mlp_for(data), data, "dummy", steps=2, resume=True, out=tmp_path)
+        symnet.fit(mlp_for(data), data, "dummy", steps=2, resume=True, out=run)
 
 
 def test_divergence_saves_the_last_finite_model(tmp_path):

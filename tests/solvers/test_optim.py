@@ -120,8 +120,12 @@ def dozat_mu(hp, t):
 
 
 def ref_nadam(grad, lr, hp, amsgrad=False, x0=X0, steps=STEPS):
-    """Dozat (2016), Algorithm 2; with amsgrad=True n^ is replaced by max(n)/(1 - b2^t)."""
-    b2, eps = hp["b2"], hp["eps"]
+    """torch.optim.NAdam as its documentation writes the update (constant b1 in the moving average).
+
+    with amsgrad=True v^ is replaced by max(v)/(1 - b2^t); with hp["scheduled_average"] the moving average
+    uses mu_t instead of b1 (Dozat 2016, Algorithm 2).
+    """
+    b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
     x, m, n, w, out = list(x0), [0.0] * len(x0), [0.0] * len(x0), [0.0] * len(x0), [list(x0)]
     for t in range(1, steps + 1):
         g = grad(x)
@@ -130,16 +134,15 @@ def ref_nadam(grad, lr, hp, amsgrad=False, x0=X0, steps=STEPS):
         for i in range(1, t + 1):
             prod_t *= dozat_mu(hp, i)
         prod_next = prod_t * mu_next
+        decay = mu_t if hp.get("scheduled_average") else b1
         new = []
         for i in range(len(x0)):
-            g_hat = g[i] / (1 - prod_t)
-            m[i] = mu_t * m[i] + (1 - mu_t) * g[i]
-            m_hat = m[i] / (1 - prod_next)
+            m[i] = decay * m[i] + (1 - decay) * g[i]
             n[i] = b2 * n[i] + (1 - b2) * g[i] ** 2
             w[i] = max(w[i], n[i])
             n_hat = (w[i] if amsgrad else n[i]) / (1 - b2 ** t)
-            m_bar = (1 - mu_t) * g_hat + mu_next * m_hat
-            new.append(x[i] - lr(t - 1) * m_bar / (math.sqrt(n_hat) + eps))
+            m_hat = mu_next * m[i] / (1 - prod_next) + (1 - mu_t) * g[i] / (1 - prod_t)
+            new.append(x[i] - lr(t - 1) * m_hat / (math.sqrt(n_hat) + eps))
         x = new
         out.append(x)
     return out
@@ -330,6 +333,17 @@ def test_amsgrad_without_bias_correction_is_the_papers_algorithm():
     hp = dict(optim.OPTIMIZERS["amsgrad"].defaults, learning_rate=0.1, b1=0.7, b2=0.6, bias_correction=False)
     ours, _ = run(optim.amsgrad(0.1, b1=0.7, b2=0.6, bias_correction=False))
     np.testing.assert_allclose(ours, ref_amsgrad(quad_grad, lambda t: 0.1, hp), rtol=1e-12, atol=1e-12)
+
+
+def test_nadam_paper_form_is_an_option_and_differs_during_the_warm_up():
+    # Dozat's Algorithm 2 moves the average with mu_t; driven by the same gradients it is not PyTorch's NAdam.
+    lr = 0.1
+    hp = dict(optim.OPTIMIZERS["nadam"].defaults, scheduled_average=True)
+    paper, _ = run(optim.nadam(lr, scheduled_average=True))
+    np.testing.assert_allclose(paper, ref_nadam(quad_grad, lambda t: lr, hp), rtol=1e-12, atol=1e-12)
+    default, _ = run(optim.nadam(lr))
+    first = [np.asarray(a[1]) - X0 for a in (paper, default)]
+    assert not np.allclose(first[0], first[1], rtol=0.1)   # the very first update differs by far more than 10%
 
 
 def test_nadam_without_warmup_is_the_constant_momentum_form():

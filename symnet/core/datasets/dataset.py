@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from symnet.core.errors import DataError
+
+
+def _check_finite(name: str, x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        rows = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        raise DataError(f"{name} inputs contain NaN or infinite values in {len(rows)} sample(s) (the first: "
+                        f"{int(rows[0])}); clean or drop those samples")
 
 
 def _check_split(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,9 +31,7 @@ def _check_split(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> t
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{name} inputs must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise DataError(f"{name} inputs contain {bad} NaN or infinite values; clean or drop those samples")
+    _check_finite(name, x)
     if len(y) and not np.issubdtype(y.dtype, np.integer):
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise DataError(f"{name} labels must be whole numbers 0..{num_classes - 1}; got non-integers")
@@ -73,6 +79,34 @@ class Dataset:
         object.__setattr__(self, "y_train", ytr)
         object.__setattr__(self, "x_test", xte)
         object.__setattr__(self, "y_test", yte)
+
+    def validate(self) -> "Dataset":
+        """Check the arrays again (they are writable, so they can change after construction); returns self.
+
+        Raises:
+            DataError: a NaN or infinite input, or a label outside ``0..num_classes-1``.
+        """
+        for name, x, y in (("training", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            _check_finite(name, x)
+            if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+                raise DataError(f"{name} labels must lie in 0..{self.num_classes - 1}; found "
+                                f"{int(y.min())}..{int(y.max())}")
+        return self
+
+    def fingerprint(self) -> dict:
+        """What identifies the data of a run: name, sizes, shape and a digest of every array.
+
+        Example:
+            >>> import numpy as np
+            >>> d = Dataset("toy", np.zeros((4, 2)), np.array([0, 1, 1, 0]), np.zeros((0, 2)), np.zeros(0, int), 2)
+            >>> sorted(d.fingerprint())
+            ['digest', 'input_shape', 'n_test', 'n_train', 'name', 'num_classes']
+        """
+        h = hashlib.blake2b(digest_size=16)
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(np.ascontiguousarray(array).view(np.uint8).ravel())
+        return {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
+                "input_shape": list(self.input_shape), "num_classes": int(self.num_classes), "digest": h.hexdigest()}
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -155,18 +155,22 @@ def data_dirs(name: str = "mnist", root: str | os.PathLike | None = None) -> lis
 
     Args:
         name: ``"mnist"`` or ``"fashion-mnist"`` (aliases accepted).
-        root: The folder given by the caller (``--data-dir``), if any.
+        root: The folder given by the caller (``--data-dir``), if any: then it
+            (and its ``<name>`` subfolder) is the only place searched.
 
     Example:
-        >>> [str(p) for p in data_dirs("mnist", "/data")][:2]
+        >>> [str(p) for p in data_dirs("mnist", "/data")]
         ['/data', '/data/mnist']
     """
     name = canonical_name(name)
+    if root is not None:  # a folder the caller names is the only place to look: never another copy silently
+        base = Path(root).expanduser()
+        return [base, base / name]
     dirs: list[Path] = []
-    for base in (root, os.environ.get("SYMNET_DATA") or None):
-        if base is not None:
-            base = Path(base).expanduser()
-            dirs += [base, base / name]
+    base = os.environ.get("SYMNET_DATA") or None
+    if base is not None:
+        base = Path(base).expanduser()
+        dirs += [base, base / name]
     dirs += [cache_dir(name), SYSTEM_DIR / name]
     unique: list[Path] = []
     for d in dirs:
@@ -319,6 +323,10 @@ def load(name: str = "mnist-small", root: str | os.PathLike | None = None, *,
         ('mnist-small', 10, 1.0)
     """
     name = canonical_name(name)
+    if root is not None and name in ("mnist-small", "xor", "teacher-student"):
+        what = "ships with symnet" if name == "mnist-small" else "is generated"
+        raise DataError(f"dataset {name!r} {what}, so a data folder does not apply to it; drop --data-dir, or "
+                        "name the dataset in that folder (e.g. --dataset mnist)")
     if name == "xor":
         return synthetic.xor()
     if name == "teacher-student":
@@ -340,6 +348,11 @@ def load(name: str = "mnist-small", root: str | os.PathLike | None = None, *,
 
     target = cache_dir(name)
     info = _SOURCES[name]
+    if root is not None:
+        raise DatasetNotFoundError(
+            f"{info['title']} files not found in the data folder {root}: searched {'; '.join(searched)}. Put the "
+            f"four files {', '.join(FILES.values())} (each may be gzipped) there or in {name}/ inside it, or "
+            "point --data-dir (root= in Python) at the folder that has them")
     if download:
         why = _download(name, target, quiet)
         files = _find_files(target)
