@@ -478,6 +478,8 @@ def _reproduce_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", metavar="NAME", help=f"one of: {', '.join(reproduce.available())}")
     p.add_argument("--list", action="store_true", help="list the reproductions and their parts, then exit")
     p.add_argument("--quick", action="store_true", help="small subsets, under a minute (checks that it runs)")
+    p.add_argument("--dry-run", action="store_true", help="run nothing: print the table with the source's figures "
+                                                          "and notes, ours marked 'not run'")
     p.add_argument("--parts", metavar="A,B,...", help="run only these parts (see --list); the other rows show "
                                                        "'not run'")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/ (or MNIST's IDX "
@@ -501,7 +503,7 @@ def cmd_reproduce(args: argparse.Namespace, state: dict) -> int:
                           f"({PROG} reproduce --list)")
     out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = reproduce.reproduce(args.name, quick=args.quick, data_dir=args.data_dir, out=out, parts=args.parts,
-                                 quiet=args.quiet, seed=args.seed, log=_say)
+                                 quiet=args.quiet, seed=args.seed, log=_say, dry_run=args.dry_run)
     _say("")
     _say(result.table())
     _say(f"\nsaved to {out}/ (table.md, table.txt, results.json, "

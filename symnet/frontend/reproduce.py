@@ -61,12 +61,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy.optimize import linprog
 
 import symnet.core.datasets as datasets
 import symnet.core.io as sio
 import symnet.core.models as models
 from symnet.core.errors import DatasetNotFoundError, SolverError
+from symnet.core.layers import ACTIVATIONS
 from symnet.core.linalg import ridge_dual, ridge_solve
 from symnet.core.polyreg_model import PolyRegModel, features, monomial_table
 from symnet.core.version import __version__
@@ -187,6 +187,11 @@ class Reproduction:
         lines.append("parts: " + "; ".join(f"{k}: {v}" for k, v in self.parts.items()))
         load = m.get("load_average") or [None, None]
         load_text = " / ".join("-" if v is None else f"{v:.2f}" for v in load)
+        if all(v == "not run" for v in self.parts.values()):
+            lines.append(f"dry run ({m.get('date')}): nothing was run; the commands for the parts are "
+                         f"'symnet reproduce {self.name} --parts PART' (symnet reproduce --list)")
+            lines.append(f"command: {m.get('command')}")
+            return "\n".join(lines)
         lines.append(f"measured {m.get('date')} on {m.get('machine')}; load average (1 min) before / after: "
                      f"{load_text}; {m.get('wall_time', 0.0):.0f} s wall; symnet {m.get('version')}"
                      + ("; QUICK mode (small subsets: checks that it runs, not the published figures)"
@@ -359,11 +364,13 @@ def _load_average() -> float | None:
 
 def _command(name: str, quick: bool, data_dir, parts, seed: int, out) -> str:
     words = ["symnet", "reproduce", name]
+    if parts == []:
+        words.append("--dry-run")
     if quick:
         words.append("--quick")
     if data_dir is not None:
         words += ["--data-dir", str(data_dir)]
-    if parts is not None:
+    if parts:
         words += ["--parts", ",".join(parts)]
     if seed:
         words += ["--seed", str(seed)]
@@ -374,7 +381,8 @@ def _command(name: str, quick: bool, data_dir, parts, seed: int, out) -> str:
 
 def reproduce(name: str, *, quick: bool = False, data_dir: str | os.PathLike | None = None,
               out: str | os.PathLike | None = None, parts: Sequence[str] | str | None = None,
-              quiet: bool | None = None, seed: int = 0, log: Callable[[str], None] | None = None) -> Reproduction:
+              quiet: bool | None = None, seed: int = 0, log: Callable[[str], None] | None = None,
+              dry_run: bool = False) -> Reproduction:
     """Run reproduction ``name`` and return its :class:`Reproduction` (saved into ``out`` when given).
 
     Args:
@@ -388,6 +396,8 @@ def reproduce(name: str, *, quick: bool = False, data_dir: str | os.PathLike | N
         quiet: hide progress bars.
         seed: seed of initialisations, subsets and teachers.
         log: called with one line per part started and finished (default: silent).
+        dry_run: run nothing; every row shows the source's figure and ours as ``not run``
+            (the table to fill, with the notes).
 
     Raises:
         SolverError: unknown reproduction or part.
@@ -405,6 +415,8 @@ def reproduce(name: str, *, quick: bool = False, data_dir: str | os.PathLike | N
             raise SolverError(f"reproduction {name!r} has no part {unknown[0] if unknown else '(none given)'!r}; "
                               f"its parts are: {', '.join(keys)}")
         parts = [k for k in keys if k in parts]
+    if dry_run:
+        parts = []
     if out is not None:
         api.prepare_out(Path(out))
     ctx = _Context(spec, quick=quick, data_dir=data_dir, parts=None if parts is None else set(parts), quiet=quiet,
@@ -568,7 +580,8 @@ def _polyreg_tables(ctx: _Context) -> list[Row]:
     note_spread = ("L1 = mean |w - median(w)|, L2 = standard deviation, over all 10 x 10,155 coefficients "
                    "(features never non-zero in training keep coefficient 0)")
     note_cnn = ("CNN: symnet's poly2 (conv 16 5x5 -> x^2 -> avgpool 2 -> conv 32 5x5 -> x^2 -> avgpool 2 -> "
-                "linear; squared loss on one-hot targets); the source's CNN had its own architecture and loss")
+                "linear; squared loss on one-hot targets); the source's CNN is its own (architecture and loss not "
+                "restated here)")
     note_adam = (f"Adam: lr 1e-3, batches of 128, {CNN_ADAM_EPOCHS} epochs, float32, no ridge, seed 0")
     note_gn = (f"gauss-newton with its default options at the time of the run (in results.json), "
                f"{CNN_GN_SECONDS:.0f} s of training; the source has no exact-solver CNN")
@@ -765,7 +778,10 @@ def _recovery(ctx: _Context) -> list[Row]:
 # --------------------------------------------------------------------------- 3. bridge-tables
 THESIS_BRIDGE = {"l2": (0.9983, 0.815, 0.0026), "linf": (0.9984, 0.965, 0.0026), "posterior": (0.9984, 0.9853, 0.0031)}
 #: The source's posterior fit (symnet's preset relu-approx-c), lowest degree first.
-POSTERIOR_COEFFICIENTS = (0.114, 0.498, 0.352, -0.0011)
+POSTERIOR_COEFFICIENTS = ACTIVATIONS["relu-approx-c"]
+#: The pre-activation scale at which the source's posterior a0 and a2 are ReLU's Gaussian L2 projection
+#: (0.1995 s and 0.1995 / s): s = sqrt(a0 / a2).
+SOURCE_SCALE = math.sqrt(POSTERIOR_COEFFICIENTS[0] / POSTERIOR_COEFFICIENTS[2])
 #: Interval of the L2 and L-infinity approximations of ReLU.
 APPROX_INTERVAL = 3.0
 BRIDGE = {False: {"d": 10, "m": 10, "n": 10_000, "teachers": 11}, True: {"d": 4, "m": 4, "n": 500, "teachers": 3}}
@@ -791,6 +807,8 @@ def relu_approximation(norm: str, degree: int = 3, half_width: float = APPROX_IN
     if norm == "l2":
         coef = np.linalg.lstsq(V, y, rcond=None)[0]
     elif norm == "linf":
+        from scipy.optimize import linprog  # scipy.optimize costs half a second at import; only this needs it
+
         k = degree + 1
         cost = np.zeros(k + 1)
         cost[-1] = 1.0
@@ -807,14 +825,15 @@ def relu_approximation(norm: str, degree: int = 3, half_width: float = APPROX_IN
     return coef
 
 
-def _relu_network(W1: np.ndarray, W2: np.ndarray, activation):
-    """``W2 relu(W1 x)`` as a symnet mlp with a polynomial activation, first-layer rows of unit norm.
+def _relu_network(W1: np.ndarray, W2: np.ndarray, activation, scale: float = 1.0):
+    """``W2 relu(W1 x)`` as a symnet mlp with a polynomial activation, first-layer rows of norm ``scale``.
 
     ``relu(c z) = c relu(z)`` for ``c > 0``, so moving each row's norm into
-    the read-out gives the same ReLU network with pre-activations of unit
-    scale (N(0, 1) for Gaussian inputs), where the approximations on [-3, 3] apply.
+    the read-out gives the same ReLU network with pre-activations of scale
+    ``scale`` (N(0, scale^2) for Gaussian inputs); at 1 the approximations on
+    [-3, 3] apply.
     """
-    norms = np.linalg.norm(W1, axis=1)
+    norms = np.linalg.norm(W1, axis=1) / scale
     net = models.get("mlp", input_dim=W1.shape[1], hidden=W1.shape[0], num_classes=W2.shape[0],
                      activation=[float(a) for a in activation], seed=None)
     layers = [layer for layer in net.layers if getattr(layer, "params", None)]
@@ -835,66 +854,91 @@ def _relu_network(W1: np.ndarray, W2: np.ndarray, activation):
 def _bridge_tables(ctx: _Context) -> list[Row]:
     cfg = BRIDGE[ctx.quick]
     d, m, n, T = cfg["d"], cfg["m"], cfg["n"], cfg["teachers"]
-    approx = {"l2": relu_approximation("l2"), "linf": relu_approximation("linf"),
-              "preset-c": np.array(POSTERIOR_COEFFICIENTS)}
+    presets = {key: np.array(ACTIVATIONS[f"relu-approx-{key[-1]}"]) for key in ("preset-a", "preset-b", "preset-c")}
+    # The two ways of writing the same ReLU network: pre-activations of scale 1 and of the source's scale.
+    approx = {"unit": {"l2": relu_approximation("l2"), "linf": relu_approximation("linf"),
+                       "preset-c": presets["preset-c"]},
+              "source": presets}
+    scales = {"unit": 1.0, "source": SOURCE_SCALE}
 
     def run():
-        per: dict[str, list] = {k: [] for k in ("l2", "linf", "preset-c", "posterior")}
-        fitted = []
+        r2: dict = {sc: {k: [] for k in list(approx[sc]) + ["posterior"]} for sc in scales}
+        fitted: dict = {sc: [] for sc in scales}
         for t in range(T):
             r = datasets.network_regression(n, 1, d, m, "relu", seed=ctx.seed * 1000 + t)
             table, weights = _least_squares_by_degree(r.x_train, r.y_train, (3,))
             W_poly = weights[3]
-            for key, coeffs in approx.items():
-                net = _relu_network(r.teacher["W1"], r.teacher["W2"], coeffs)
-                eq = bridge.equivalent_weights(net, table, allow_dropped=True)
-                per[key].append({row.degree: row.r2 for row in bridge.r2_by_degree(eq.weight, W_poly, table)})
-            start = _relu_network(r.teacher["W1"], r.teacher["W2"], POSTERIOR_COEFFICIENTS)
-            fit = bridge.fit_activation_coefficients(start, W_poly, table)
-            fitted.append(fit.coefficients.tolist())
-            per["posterior"].append({row.degree: row.r2 for row in fit.after})
-        return {"r2": per, "coefficients": fitted}
+            for sc, scale in scales.items():
+                for key, coeffs in approx[sc].items():
+                    net = _relu_network(r.teacher["W1"], r.teacher["W2"], coeffs, scale)
+                    eq = bridge.equivalent_weights(net, table, allow_dropped=True)
+                    r2[sc][key].append({row.degree: row.r2 for row in bridge.r2_by_degree(eq.weight, W_poly, table)})
+                start = _relu_network(r.teacher["W1"], r.teacher["W2"], POSTERIOR_COEFFICIENTS, scale)
+                fit = bridge.fit_activation_coefficients(start, W_poly, table)
+                fitted[sc].append(fit.coefficients.tolist())
+                r2[sc]["posterior"].append({row.degree: row.r2 for row in fit.after})
+        return {"r2": r2, "coefficients": fitted}
 
     res = ctx.run("teachers", run)
     if res is not None:
         ctx.details.update(res)
-        ctx.details["approximations"] = {k: v.tolist() for k, v in approx.items()}
+        ctx.details["approximations"] = {sc: {k: v.tolist() for k, v in a.items()} for sc, a in approx.items()}
+        ctx.details["scales"] = scales
 
     def coeffs_text(c):
         return " + ".join(f"{v:.4g}x^{j}" if j > 1 else (f"{v:.4g}x" if j == 1 else f"{v:.4g}")
                           for j, v in enumerate(c)).replace("+ -", "- ")
 
     setting = (f"network: a random ReLU teacher (d = {d} Gaussian inputs, m = {m} hidden units, N(0, 1) weights, "
-               f"no biases; rows scaled to unit norm, the same function), one output; polyreg: least squares "
-               f"(ridge 0) of degree 3, window None, on n = {n:,} of its outputs; median over {T} teachers")
+               f"no biases), one output, written with first-layer rows of unit norm (pre-activations N(0, 1)); "
+               f"polyreg: least squares (ridge 0) of degree 3, window None, on n = {n:,} of its outputs; median "
+               f"over {T} teachers")
     trained = ("the source compared a network trained by gradient descent on its data; symnet trains polynomial "
                "networks only, so the ReLU network here is the teacher itself, the network a perfect fit would "
                "reach")
+    note_scale = (f"the same ReLU network written with first-layer rows of norm s = {SOURCE_SCALE:.3f} (the read-out "
+                  "scaled back), so its pre-activations are N(0, s^2). For Gaussian pre-activations of scale s the "
+                  "L2 projection of ReLU onto degree <= 3 is 0.1995 s + x/2 + 0.1995 x^2 / s; s = sqrt(0.114 / "
+                  "0.352) is the scale at which the source's posterior a0 and a2 are that projection: a "
+                  "calibration from the source's figures, not a prediction")
+    note_pairing = ("relu-approx-a (0.188 + 0.5x + 0.21x^2) and relu-approx-b (0.096 + 0.5x + 0.3x^2) are the "
+                    "project's stored ReLU approximations; pairing a with the source's L2 row and b with its "
+                    "L-infinity row is inferred from the source's figures (their a2 against the posterior 0.352), "
+                    "the source does not print its coefficients here")
     note_approx = {
-        "l2": f"L2 approximation: least squares on [-3, 3]: {coeffs_text(approx['l2'])}",
-        "linf": f"L-infinity approximation: minimax on [-3, 3]: {coeffs_text(approx['linf'])}",
+        "l2": f"L2 approximation computed here: least squares on [-3, 3]: {coeffs_text(approx['unit']['l2'])}",
+        "linf": f"L-infinity approximation computed here: minimax on [-3, 3]: {coeffs_text(approx['unit']['linf'])}",
+        "preset-a": note_pairing, "preset-b": note_pairing,
         "preset-c": "the source's posterior activation applied as it is (relu-approx-c)",
         "posterior": ("posterior fit: the activation's coefficients fitted to polyreg's weights, degree by degree "
                       "from the highest (fit_activation_coefficients), first and last layers held"),
     }
     r2_note = ("R^2 per degree: 1 - |T_poly - T_net|^2 / |T_poly - mean T_poly|^2 over the monomials of that "
-               "degree (bridge.r2_by_degree)")
-    labels = {"l2": ("3.8", "L2 approximation of ReLU"), "linf": ("3.8", "L-infinity approximation of ReLU"),
-              "posterior": ("3.9", "posterior fit of the activation"),
-              "preset-c": ("3.9", "the source's posterior activation as is")}
+               "degree (bridge.r2_by_degree); it can fall below 0")
+    labels = {"l2": ("3.8", "L2 approximation of ReLU", "l2"),
+              "linf": ("3.8", "L-infinity approximation of ReLU", "linf"),
+              "preset-a": ("3.8", "relu-approx-a (as L2)", "l2"),
+              "preset-b": ("3.8", "relu-approx-b (as L-infinity)", "linf"),
+              "posterior": ("3.9", "posterior fit of the activation", "posterior"),
+              "preset-c": ("3.9", "relu-approx-c (the source's posterior) as is", None)}
     rows = []
-    for key in ("l2", "linf", "posterior", "preset-c"):
-        table, what = labels[key]
-        src = THESIS_BRIDGE.get(key)
-        for D in (1, 2, 3):
-            rows.append(ctx.row(table, f"{what}, degree {D}", "median R^2", None if src is None else src[D - 1],
-                                res, lambda r, key=key, D=D: np.median([x[D] for x in r["r2"][key]]), "r2",
-                                (setting, trained, note_approx[key], r2_note)
-                                + (("no source figure: an extra row",) if src is None else ()), "teachers"))
-    for j, value in enumerate(POSTERIOR_COEFFICIENTS):
-        rows.append(ctx.row("3.9", f"posterior fit, coefficient a{j} (of x^{j})", "median", value, res,
-                            lambda r, j=j: np.median([c[j] for c in r["coefficients"]]), "coefficient",
-                            (setting, trained, note_approx["posterior"]), "teachers"))
+    for sc, keys in (("unit", ("l2", "linf", "posterior", "preset-c")),
+                     ("source", ("preset-a", "preset-b", "posterior", "preset-c"))):
+        where = "" if sc == "unit" else f", scale {SOURCE_SCALE:.2f}"
+        extra = () if sc == "unit" else (note_scale,)
+        for key in keys:
+            table, what, src_key = labels[key]
+            src = THESIS_BRIDGE.get(src_key)
+            for D in (1, 2, 3):
+                rows.append(ctx.row(table, f"{what}{where}, degree {D}", "median R^2",
+                                    None if src is None else src[D - 1], res,
+                                    lambda r, sc=sc, key=key, D=D: np.median([x[D] for x in r["r2"][sc][key]]),
+                                    "r2", (setting, trained) + extra + (note_approx[key], r2_note)
+                                    + (("no source figure: an extra row",) if src is None else ()), "teachers"))
+        for j, value in enumerate(POSTERIOR_COEFFICIENTS):
+            rows.append(ctx.row("3.9", f"posterior fit{where}, a{j} (of x^{j})", "median", value, res,
+                                lambda r, sc=sc, j=j: np.median([c[j] for c in r["coefficients"][sc]]),
+                                "coefficient", (setting, trained) + extra + (note_approx["posterior"],), "teachers"))
     return rows
 
 

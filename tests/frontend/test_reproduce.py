@@ -94,7 +94,9 @@ def test_bridge_tables_r2_and_coefficients(quick):
         if "degree 1" in r.setting:
             assert 0.9 <= r.ours <= 1.0  # ReLU's odd part x/2 is exact in every stand-in
     coeffs = {r.setting: r.ours for r in _ok(result, kind="coefficient")}
-    assert len(coeffs) == 4 and abs(coeffs["posterior fit, coefficient a1 (of x^1)"] - 0.5) < 0.1
+    assert len(coeffs) == 8 and abs(coeffs["posterior fit, a1 (of x^1)"] - 0.5) < 0.1
+    # ReLU's Gaussian L2 projection: a0 = 0.1995 s, a2 = 0.1995 / s at pre-activation scale s (loose: 3 teachers)
+    assert coeffs["posterior fit, scale 0.57, a2 (of x^2)"] > coeffs["posterior fit, a2 (of x^2)"] > 0.1
 
 
 def test_symbolic_seed_accuracy_above_chance_and_time_per_variable(quick):
@@ -161,3 +163,12 @@ def test_cli_list_run_and_errors(capsys, tmp_path):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("symnet: error: ") and needle in err
+
+
+def test_dry_run_prints_the_table_to_fill(capsys, tmp_path):
+    result = reproduce.reproduce("polyreg-tables", dry_run=True, out=tmp_path)
+    assert set(result.parts.values()) == {"not run"} and all(r.ours is None for r in result.rows)
+    assert result.meta["wall_time"] < 5 and "dry run" in result.table()
+    assert (tmp_path / "table.md").exists() and "--dry-run" in result.meta["command"]
+    assert cli.main(["reproduce", "symbolic-seed", "--dry-run", "--out", str(tmp_path / "s")]) == 0
+    assert "about 44%" in capsys.readouterr().out
