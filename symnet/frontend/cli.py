@@ -485,6 +485,9 @@ def _reproduce_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/ (or MNIST's IDX "
                                                      "files); nothing is downloaded")
     p.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed (default 0)")
+    p.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+                   help="an option for one solver wherever the reproduction runs it (repeatable), e.g. "
+                        "gauss-newton.batch_size=1000; the caption lists them")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/reproduce-<name>-<time>)")
     p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
     p.set_defaults(handler=cmd_reproduce)
@@ -501,9 +504,15 @@ def cmd_reproduce(args: argparse.Namespace, state: dict) -> int:
     if args.name not in reproduce.available():
         raise SolverError(f"unknown reproduction {args.name!r}; choose one of {', '.join(reproduce.available())} "
                           f"({PROG} reproduce --list)")
+    options: dict[str, dict] = {}
+    for scope, key, value in args.option:
+        if scope is None:
+            raise UsageError(f"--option {key}=...: name the solver, as SOLVER.{key}=VALUE (e.g. "
+                             f"gauss-newton.{key}=...)")
+        options.setdefault(scope, {})[key] = value
     out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = reproduce.reproduce(args.name, quick=args.quick, data_dir=args.data_dir, out=out, parts=args.parts,
-                                 quiet=args.quiet, seed=args.seed, log=_say, dry_run=args.dry_run)
+                                 quiet=args.quiet, seed=args.seed, log=_say, dry_run=args.dry_run, options=options)
     _say("")
     _say(result.table())
     _say(f"\nsaved to {out}/ (table.md, table.txt, results.json, "

@@ -172,3 +172,15 @@ def test_dry_run_prints_the_table_to_fill(capsys, tmp_path):
     assert (tmp_path / "table.md").exists() and "--dry-run" in result.meta["command"]
     assert cli.main(["reproduce", "symbolic-seed", "--dry-run", "--out", str(tmp_path / "s")]) == 0
     assert "about 44%" in capsys.readouterr().out
+
+
+def test_solver_options_from_the_command_line(capsys, tmp_path):
+    code = cli.main(["reproduce", "symbolic-seed", "--quick", "--parts", "100", "-O", "coordinate.ridge=0.5",
+                     "--out", str(tmp_path), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "coordinate: ridge=0.5" in out and "-O coordinate.ridge=0.5" in out
+    details = json.loads((tmp_path / "results.json").read_text())["details"]["100"]
+    assert details["defaults"]["options"]["ridge"] == 0.5 and details["plain"]["options"]["ridge"] == 0.5
+    for argv, needle in ((["-O", "coordinate.nope=1"], "nope"), (["-O", "ridge=1"], "name the solver")):
+        assert cli.main(["reproduce", "symbolic-seed", "--quick"] + argv) == 2
+        assert needle in capsys.readouterr().err
