@@ -360,7 +360,8 @@ def _machine() -> str:
                     break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores{memory}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores{memory}, {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}")
 
 
 def _load_average() -> float | None:
@@ -656,15 +657,17 @@ def _polyreg_tables(ctx: _Context) -> list[Row]:
         quick = (note_quick,) if q else ()
         test, train = (lambda r: r["test_acc"]), (lambda r: r["train_acc"])
 
-        def lam(r):
-            return f"ridge chosen: {r['ridge_used']:.3g}" if r and r.get("ridge_used") is not None else None
+        def chosen(r):
+            """The validation note with the penalty this run chose (the source used none)."""
+            if r is None or r.get("ridge_used") is None:
+                return (note_ridge,)
+            return (note_ridge.replace("then refitted", f"here {r['ridge_used']:.3g}, then refitted"),)
 
-        ridge_note = (note_ridge,)
         rows += [
             ctx.row("3.5", f"{title}, bagged least squares", "test acc", src["bagged"], bg_ls, test, "percent",
                     (notes_features, note_bag) + quick, f"{s}-bagged-ls"),
             ctx.row("3.5", f"{title}, bagged ridge", "test acc", src["bagged"], bg_rg, test, "percent",
-                    (notes_features, note_bag, note_ridge) + quick, f"{s}-bagged-ridge"),
+                    (notes_features, note_bag) + chosen(bg_rg) + quick, f"{s}-bagged-ridge"),
             ctx.row("3.5", f"{title}, CNN: poly2 + Adam", "test acc", src["cnn"], adam, test, "percent",
                     (note_cnn, note_adam) + quick, f"{s}-cnn-adam"),
             ctx.row("3.5", f"{title}, CNN: poly2 + gauss-newton", "test acc", src["cnn"], gn, test, "percent",
@@ -674,22 +677,19 @@ def _polyreg_tables(ctx: _Context) -> list[Row]:
             ctx.row("3.6", f"{title}, exact least squares", "test acc", src["exact_test"], ex_ls, test,
                     "percent", (notes_features, note_ls) + quick, f"{s}-exact-ls"),
             ctx.row("3.6", f"{title}, exact ridge", "train acc", src["exact_train"], ex_rg, train, "percent",
-                    (notes_features,) + ridge_note + quick, f"{s}-exact-ridge"),
+                    (notes_features,) + chosen(ex_rg) + quick, f"{s}-exact-ridge"),
             ctx.row("3.6", f"{title}, exact ridge", "test acc", src["exact_test"], ex_rg, test, "percent",
-                    (notes_features,) + ridge_note + quick, f"{s}-exact-ridge"),
+                    (notes_features,) + chosen(ex_rg) + quick, f"{s}-exact-ridge"),
         ]
         for label, res, part, key in ((f"{title}, exact least squares", ex_ls, f"{s}-exact-ls", "exact"),
                                       (f"{title}, exact ridge", ex_rg, f"{s}-exact-ridge", "exact"),
                                       (f"{title}, bagged least squares", bg_ls, f"{s}-bagged-ls", "bagged"),
                                       (f"{title}, bagged ridge", bg_rg, f"{s}-bagged-ridge", "bagged")):
-            extra = (note_ridge,) if "ridge" in part else ((note_ls,) if key == "exact" else ())
+            extra = chosen(res) if "ridge" in part else ((note_ls,) if key == "exact" else ())
             for metric, which in (("L1", "l1"), ("L2", "l2")):
                 rows.append(ctx.row("3.7", label, f"coefficient {metric}", src[f"{key}_{which}"], res,
                                     lambda r, which=which: r[which], "magnitude",
                                     (note_spread,) + extra + quick, part))
-        for res in (ex_rg, bg_rg):
-            if res is not None:
-                ctx.details.setdefault(ds, {}).setdefault("ridge_chosen", []).append(lam(res))
     return rows
 
 
@@ -1010,8 +1010,8 @@ def _symbolic_seed(ctx: _Context) -> list[Row]:
                  "images runs first); the source: about an hour for fewer than ~6,800 variables, so more than "
                  "0.5 s each")
     note_mem = "growth of resident memory during the sweep; the source ran out of memory expanding the loss"
-    note_quick = f"QUICK: the bundled MNIST subset, {big:,} training images instead of 60,000 and {test_n} test images" \
-        if q else None
+    note_quick = (f"QUICK: the bundled MNIST subset, {big:,} training images instead of 60,000 and {test_n} test "
+                  "images") if q else None
     quick = (note_quick,) if q else ()
     rows = []
     for label, res, part, src_acc in (("100 images", small, "100", 0.44), (f"{n_big} images", large, "60000", None)):
