@@ -1064,7 +1064,8 @@ def _mlp_optimizers(ctx: _Context) -> list[Row]:
         model = api.build_model("mlp", d, hidden=MLP_HIDDEN, seed=ctx.seed)
         solvers = [(nm, dict({"lr": MLP_RATES[nm]} if nm in MLP_RATES else {}, **ctx.options.get(nm, {})))
                    for nm in names]
-        c = compare(model, d, solvers, {"epochs": epochs, "time": seconds}, seed=ctx.seed, quiet=ctx.quiet,
+        budget = {"epochs": epochs} if "adam" in names else {"time": seconds}
+        c = compare(model, d, solvers, budget, seed=ctx.seed, quiet=ctx.quiet,
                     out=None if ctx.out is None else ctx.out / f"runs-{'gradient' if 'adam' in names else 'exact'}")
         for name, fig in c.plot().items():
             ctx.figures[f"{'gradient' if 'adam' in names else 'exact'}_{name}"] = fig
