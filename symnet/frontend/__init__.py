@@ -6,6 +6,8 @@
   (``symnet compare``) share;
 * analysis of trained models: :mod:`~symnet.frontend.robustness`, :mod:`~symnet.frontend.inspect`,
   :mod:`~symnet.frontend.bridge` (network <-> polynomial regression), :mod:`~symnet.frontend.polyreg_maps`;
+* :mod:`~symnet.frontend.reproduce`: the published tables this project answers, rerun, the source's
+  figures beside ours (``symnet reproduce``);
 * output: :mod:`~symnet.frontend.tables` (text and Markdown tables), :mod:`~symnet.frontend.plots` (figures);
 * :mod:`~symnet.frontend.cli`: the ``symnet`` command, a thin shell over the functions above.
 

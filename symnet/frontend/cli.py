@@ -2,8 +2,12 @@
 
 Subcommands::
 
-    symnet train   train one model with one solver, save model, history and summary
-    symnet bench   train the same model with several solvers and print a table
+    symnet train       train one model with one solver, save model, history and summary
+    symnet bench       train the same model with several solvers and print a table
+    symnet compare     the same with a shared budget; table, JSON and figures
+    symnet robustness  accuracy of saved models under noise
+    symnet inspect     describe a saved model
+    symnet reproduce   one published table: the source's figures beside ours
 
 Each subcommand is added by one small function that registers its arguments
 and its handler (see :data:`COMMANDS`); adding a command is adding a function.
@@ -33,7 +37,7 @@ from symnet.core.io import load_model
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
-from symnet.frontend import api, bench, robustness, runner
+from symnet.frontend import api, bench, reproduce, robustness, runner
 from symnet.frontend.compare import compare
 from symnet.frontend.inspect import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
@@ -480,6 +484,58 @@ def cmd_inspect(args: argparse.Namespace, state: dict) -> int:
     _say(text)
     if written:
         _say(f"\nsaved to {args.out}/ ({', '.join(p.name for p in written)})")
+    return 0
+
+
+@command("reproduce")
+def _reproduce_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("reproduce", help="reproduce a published table: the source's figures beside ours",
+                       description="Run one reproduction and print a table with the source's figure, ours and "
+                                   "notes on every setting that differs; write table.md, table.txt, results.json "
+                                   "and figures into --out. 'symnet reproduce --list' names them all with their "
+                                   "parts.")
+    p.add_argument("name", nargs="?", metavar="NAME", help=f"one of: {', '.join(reproduce.available())}")
+    p.add_argument("--list", action="store_true", help="list the reproductions and their parts, then exit")
+    p.add_argument("--quick", action="store_true", help="small subsets, under a minute (checks that it runs)")
+    p.add_argument("--dry-run", action="store_true", help="run nothing: print the table with the source's figures "
+                                                          "and notes, ours marked 'not run'")
+    p.add_argument("--parts", metavar="A,B,...", help="run only these parts (see --list); the other rows show "
+                                                       "'not run'")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/ (or MNIST's IDX "
+                                                     "files); nothing is downloaded")
+    p.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed (default 0)")
+    p.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+                   help="an option for one solver wherever the reproduction runs it (repeatable), e.g. "
+                        "gauss-newton.batch_size=1000; the caption lists them")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/reproduce-<name>-<time>)")
+    p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
+    p.set_defaults(handler=cmd_reproduce)
+    return p
+
+
+def cmd_reproduce(args: argparse.Namespace, state: dict) -> int:
+    if args.list:
+        _say(reproduce.describe())
+        return 0
+    if not args.name:
+        raise UsageError(f"name a reproduction ({', '.join(reproduce.available())}) or pass --list "
+                         f"(see '{PROG} reproduce --help')")
+    if args.name not in reproduce.available():
+        raise SolverError(f"unknown reproduction {args.name!r}; choose one of {', '.join(reproduce.available())} "
+                          f"({PROG} reproduce --list)")
+    options: dict[str, dict] = {}
+    for scope, key, value in args.option:
+        if scope is None:
+            raise UsageError(f"--option {key}=...: name the solver, as SOLVER.{key}=VALUE (e.g. "
+                             f"gauss-newton.{key}=...)")
+        options.setdefault(scope, {})[key] = value
+    out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = reproduce.reproduce(args.name, quick=args.quick, data_dir=args.data_dir, out=out, parts=args.parts,
+                                 quiet=args.quiet, seed=args.seed, log=_say, dry_run=args.dry_run, options=options)
+    _say("")
+    _say(result.table())
+    _say(f"\nsaved to {out}/ (table.md, table.txt, results.json, "
+         f"{', '.join(f'{k}.png' for k in result.figures) or 'no figures'})")
     return 0
 
 

@@ -362,5 +362,100 @@ def class_maps(maps: np.ndarray, title: str, names: Sequence[str], colorbar_labe
     return fig
 
 
+# --------------------------------------------------------------------------- reproductions
+#: How each kind of quantity of a reproduction is drawn: (axis label, scale factor, log axis).
+_KIND_AXES = {
+    "percent": ("accuracy (%)", 100.0, False),
+    "r2": ("R^2 (%)", 100.0, False),
+    "magnitude": ("coefficient magnitude (log scale)", 1.0, True),
+    "coefficient": ("coefficient", 1.0, False),
+    "seconds": ("seconds (log scale)", 1.0, True),
+}
+
+
+def source_vs_ours(rows: Sequence[dict], title: str):
+    """The source's figure and ours side by side, one pair of bars per row that has both.
+
+    Args:
+        rows: dicts with ``label``, ``kind`` (a key of the axes table:
+            ``"percent"``, ``"r2"``, ``"magnitude"``, ``"coefficient"``,
+            ``"seconds"``), ``source`` and ``ours`` (numbers or None).
+        title: the figure's title.
+
+    Returns:
+        A figure with one panel per kind of quantity, or None when no row has
+        both figures.
+
+    Example:
+        >>> fig = source_vs_ours([{"label": "MNIST test", "kind": "percent", "source": 0.96, "ours": 0.97}], "t")
+        >>> fig.axes[0].get_xlabel()
+        'accuracy (%)'
+    """
+    def usable(r):
+        ok = [isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in ("source", "ours")]
+        return all(ok) and r.get("kind") in _KIND_AXES and (not _KIND_AXES[r["kind"]][2] or
+                                                           (r["source"] > 0 and r["ours"] > 0))
+
+    kinds = [k for k in _KIND_AXES if any(usable(r) and r["kind"] == k for r in rows)]
+    if not kinds:
+        return None
+    groups = [[r for r in rows if usable(r) and r["kind"] == k] for k in kinds]
+    height = 1.2 + sum(0.34 * len(g) + 0.8 for g in groups)
+    fig = new_figure(10.0, height)
+    axes = fig.subplots(len(kinds), 1, squeeze=False,
+                        gridspec_kw={"height_ratios": [len(g) + 1 for g in groups]})[:, 0]
+    colors = _colors(2)
+    for ax, kind, group in zip(axes, kinds, groups):
+        label, factor, log = _KIND_AXES[kind]
+        y = np.arange(len(group))
+        for i, (key, name) in enumerate((("source", "source"), ("ours", "ours"))):
+            ax.barh(y + (-0.2 if i == 0 else 0.2), [factor * r[key] for r in group], height=0.38,
+                    color=colors[i], label=name)
+        ax.set_yticks(y, [r["label"] for r in group], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
+        if log:
+            ax.set_xscale("log")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        _legend_outside(ax)
+    fig.suptitle(_wrap(title, 10.0), fontsize=10)
+    return fig
+
+
+def recovery_curves(widths: Sequence[int], curves: dict, title: str, xlabel: str = "hidden units m"):
+    """Median R^2 (with the quartiles as a band) against the teacher's width, a panel per activation.
+
+    Args:
+        widths: the x values.
+        curves: ``{panel name: {line name: (median, lower quartile, upper quartile)}}``,
+            each a sequence as long as ``widths`` (R^2 as fractions).
+        title: the figure's title.
+        xlabel: the x axis label.
+
+    Example:
+        >>> fig = recovery_curves([1, 2], {"relu": {"degree 2": ([0.9, 0.8], [0.8, 0.7], [1.0, 0.9])}}, "t")
+        >>> fig.axes[0].get_title()
+        'relu'
+    """
+    fig = new_figure(5.0 * len(curves) + 1.5, 4.4)
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (panel, lines) in zip(axes, curves.items()):
+        colors = _colors(len(lines))
+        for color, (name, (median, low, high)) in zip(colors, lines.items()):
+            ax.plot(widths, 100.0 * np.asarray(median, dtype=float), marker="o", markersize=4, color=color,
+                    label=name)
+            ax.fill_between(widths, 100.0 * np.asarray(low, dtype=float), 100.0 * np.asarray(high, dtype=float),
+                            color=color, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("out-of-sample R^2 (%), median and quartiles")
+        ax.set_ylim(top=100)
+        ax.set_title(panel, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(_wrap(title, 5.0 * len(curves) + 1.5), fontsize=10)
+    return fig
+
+
 __all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
-           "new_figure", "robustness_figures", "save", "to_png"]
+           "new_figure", "recovery_curves", "robustness_figures", "save", "source_vs_ours", "to_png"]

@@ -5,6 +5,9 @@
 * :func:`teacher_student` -- inputs labelled by a random polynomial network
   (the *teacher*), so a student of the same architecture can in principle
   reach zero error and its distance from the teacher can be measured.
+* :func:`network_regression` -- Gaussian inputs and the real-valued output of
+  a random one-hidden-layer ReLU or sigmoid network: how much of such a
+  network can a polynomial of low degree recover?
 
 Example:
     >>> d = xor(8)
@@ -15,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 
@@ -206,3 +210,72 @@ def teacher_student(n_train: int = 1000, n_test: int = 500, input_dim: int = 8, 
     }
     return Dataset("teacher-student", x_train, out_train.argmax(axis=1), x_test,
                    out_test.argmax(axis=1) if n_test else np.zeros(0, np.int64), num_classes, meta)
+
+
+#: Activations of :func:`network_regression`'s teachers.
+TEACHER_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # 1 / (1 + e^-z) without overflow
+}
+
+
+class Regression(NamedTuple):
+    """Real-valued training and test targets of a teacher network (see :func:`network_regression`).
+
+    Attributes:
+        x_train, x_test: inputs ``(N, input_dim)``.
+        y_train, y_test: the teacher's outputs ``(N, outputs)``.
+        teacher: ``W1`` (hidden, input_dim), ``W2`` (outputs, hidden) and the ``activation`` name.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    teacher: dict
+
+
+def network_regression(n_train: int = 2000, n_test: int = 1000, input_dim: int = 10, hidden: int = 10,
+                       activation: str = "relu", outputs: int = 1, seed: int = 0) -> Regression:
+    """Gaussian inputs and the real-valued outputs of a random one-hidden-layer network.
+
+    The teacher computes ``W2 s(W1 x)`` with ``W1`` and ``W2`` drawn from
+    N(0, 1) entry by entry, no biases, and ``s`` the ReLU or the logistic
+    sigmoid; the inputs are N(0, I). With N(0, 1) weights a pre-activation
+    has variance ``|w_u|^2``, about ``input_dim``: a sigmoid teacher of many
+    inputs is close to a sum of steps, a ReLU teacher is the same function
+    at any scale (``relu(c z) = c relu(z)`` for ``c > 0``).
+
+    Args:
+        n_train, n_test: numbers of samples (``n_test`` may be 0).
+        input_dim: ``d``, inputs per sample.
+        hidden: ``m``, hidden units.
+        activation: ``"relu"`` or ``"sigmoid"``.
+        outputs: outputs of the teacher.
+        seed: seed of the teacher and of the inputs.
+
+    Returns:
+        A :class:`Regression`.
+
+    Example:
+        >>> r = network_regression(5, 2, input_dim=3, hidden=4, seed=1)
+        >>> r.x_train.shape, r.y_train.shape, r.teacher["W1"].shape
+        ((5, 3), (5, 1), (4, 3))
+        >>> bool(np.allclose(r.y_train, np.maximum(r.x_train @ r.teacher["W1"].T, 0) @ r.teacher["W2"].T))
+        True
+    """
+    n_train = _whole("n_train", n_train, 1)
+    n_test = _whole("n_test", n_test, 0)
+    input_dim = _whole("input_dim", input_dim, 1)
+    hidden = _whole("hidden", hidden, 1)
+    outputs = _whole("outputs", outputs, 1)
+    if activation not in TEACHER_ACTIVATIONS:
+        raise DataError(f"activation must be one of {', '.join(TEACHER_ACTIVATIONS)}, got {activation!r}")
+    teacher_rng, rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    W1 = teacher_rng.standard_normal((hidden, input_dim))
+    W2 = teacher_rng.standard_normal((outputs, hidden))
+    act = TEACHER_ACTIVATIONS[activation]
+    x = rng.standard_normal((n_train + n_test, input_dim))
+    y = act(x @ W1.T) @ W2.T
+    return Regression(x[:n_train], y[:n_train], x[n_train:], y[n_train:],
+                      {"W1": W1, "W2": W2, "activation": activation})
