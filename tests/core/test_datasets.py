@@ -353,3 +353,8 @@ def test_teacher_can_be_reused():
         np.testing.assert_array_equal(fresh.meta["teacher"][key], d.meta["teacher"][key])
     with pytest.raises(DataError, match="lacks"):
         teacher_student(teacher={"W1": np.eye(2)})
+
+
+def test_mnist_files_are_not_taken_for_fashion_mnist(mnist_dir):
+    with pytest.raises(DataError, match="are MNIST, not Fashion-MNIST"):
+        load("fashion-mnist", mnist_dir)

@@ -240,9 +240,27 @@ def _load_folder(name: str, folder: Path, files: dict[str, Path], origin: str) -
     key = tuple((str(files[r].resolve()), files[r].stat().st_size, files[r].stat().st_mtime_ns) for r in FILES)
     info = _SOURCES["mnist" if name == "mnist-small" else name]
     x_train, y_train, x_test, y_test = _read_arrays(key, len(info["classes"]))
+    if name in _SOURCES:
+        _check_identity(name, folder, y_train)
     meta = {"folder": str(folder), "files": {r: str(p) for r, p in files.items()},
             "origin": origin, "classes": list(info["classes"])}
     return Dataset(name, x_train, y_train, x_test, y_test, len(info["classes"]), meta)
+
+
+def _check_identity(name: str, folder: Path, y_train: np.ndarray) -> None:
+    """Refuse the files of another dataset of the same names (MNIST and Fashion-MNIST share their file names).
+
+    The training labels are compared, as their uncompressed IDX file, with the
+    known digest of every other dataset; a match means the folder holds that one.
+    """
+    labels = np.asarray(y_train, dtype=np.uint8)
+    idx = b"\x00\x00\x08\x01" + len(labels).to_bytes(4, "big") + labels.tobytes()
+    digest = _md5(idx)
+    for other, info in _SOURCES.items():
+        if other != name and digest == info["md5"]["train_labels"]:
+            raise DataError(f"the files in {folder} are {info['title']}, not {_SOURCES[name]['title']} (the two share "
+                            f"file names); point --data-dir at the {_SOURCES[name]['title']} files, or use "
+                            f"--dataset {other}")
 
 
 def _md5(payload: bytes) -> str:
