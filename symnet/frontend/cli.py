@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -37,7 +38,7 @@ from symnet.core.io import load_model
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
-from symnet.frontend import api, bench, reproduce, robustness, runner
+from symnet.frontend import api, bench, reproduce, robustness, runner, target
 from symnet.frontend.compare import compare
 from symnet.frontend.inspect import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
@@ -306,18 +307,67 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                                    "model, solver, steps, wall time, loss, accuracies and time per variable update. "
                                    "'gradient' stands for every gradient optimizer, 'all' for every solver.")
     p.add_argument("solvers", nargs="*", default=["coordinate"], metavar="SOLVER",
-                   help="solver names, 'gradient' or 'all' (default: coordinate)")
+                   help="solver names, 'gradient' or 'all' (default: coordinate); or 'target': the time-to-target "
+                        "benchmark, exact solvers against a tuned Adam")
     _add_data_flags(p)
     _add_model_flags(p)
     _add_budget_flags(p)
     _add_solver_flags(p)
+    g = p.add_argument_group("bench target (time to tuned Adam's training loss)")
+    g.add_argument("--exact", type=_solver_list, default=list(target.DEFAULT_EXACT), metavar="A,B,...",
+                   help=f"exact solvers to time (default: {','.join(target.DEFAULT_EXACT)}); -O options go to them")
+    g.add_argument("--lrs", type=_number_list, default=list(target.DEFAULT_LRS), metavar="LR,LR,...",
+                   help="Adam's learning rates to tune over (default: "
+                        f"{','.join(f'{v:g}' for v in target.DEFAULT_LRS)}); --epochs sets its epochs (default 10) "
+                        "and --time-limit each exact solver's training seconds (default: twice tuned Adam's)")
+    g.add_argument("--out", metavar="DIR", help="write table.txt, table.md, target.json and the figure into DIR")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
     p.set_defaults(handler=cmd_bench)
     return p
 
 
+def cmd_bench_target(args: argparse.Namespace) -> int:
+    if len(args.solvers) > 1:
+        raise SolverError("'symnet bench target' takes no solver names; choose the exact solvers with --exact A,B")
+    if args.sweeps is not None or args.steps is not None:
+        raise SolverError("'symnet bench target' counts Adam's --epochs and the exact solvers' --time-limit; "
+                          "drop --sweeps and --steps")
+    if args.out:
+        api.claim_out(Path(args.out), create=False)
+    given = solver_options(args)
+    ridge = given.pop("ridge", 1.0)
+    options = {}
+    for name in args.exact:
+        accepted = solvers.get(name).defaults
+        options[name] = {k: v for k, v in given.items() if k in accepted}
+    unused = [k for k in given if not any(k in opts for opts in options.values())]
+    if unused:
+        raise SolverError(f"no exact solver ({', '.join(args.exact)}) has option {unused[0]!r}")
+    data = api.load_data(dataset_name(args), args.data_dir, samples=args.samples, test_samples=args.test_samples,
+                         download=args.download, quiet=args.quiet)
+    model = api.build_model(args.model or api.default_model(data), data, seed=args.seed or 0,
+                            **model_options(args))
+    model.name = args.model or api.default_model(data)
+
+    def report(row: dict) -> None:
+        if not args.json:
+            _say(f"  {row['label']}: loss {row['loss']:.6g}, test acc {row['test_acc']:.4f}, {row['time']:.1f} s "
+                 "of training" + ("" if row["status"] == "ok" else f", {row['status']}"))
+
+    result = target.time_to_target(model, data, args.exact, lrs=args.lrs, epochs=args.epochs or 10,
+                                   ridge=ridge, time_limit=args.time_limit, seed=args.seed or 0, options=options,
+                                   quiet=args.quiet, callback=report)
+    if args.out:
+        api.prepare_out(Path(args.out))
+        result.save(Path(args.out))
+    _say(json.dumps(result.to_dict()["rows"], indent=1) if args.json else "\n" + result.table())
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, state: dict) -> int:
+    if args.solvers[:1] == ["target"]:
+        return cmd_bench_target(args)
     rows = bench.run(args.solvers, dataset=dataset_name(args), data_dir=args.data_dir, model=args.model,
                      model_options=model_options(args), samples=args.samples, test_samples=args.test_samples,
                      sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,

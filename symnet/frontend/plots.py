@@ -181,6 +181,40 @@ def comparison_figures(comparison) -> Figures:
     return figs
 
 
+# --------------------------------------------------------------------------- time to target
+def target_figures(result) -> Figures:
+    """``loss_vs_time`` of a :class:`symnet.frontend.target.TargetResult`: every run's training loss against
+    training time, the targets as dashed lines and the exact solvers' budget as a dotted vertical line."""
+    m = result.meta
+    labels = list(result.histories)
+    colors = dict(zip(labels, _colors(len(labels))))
+    fig = new_figure(9.5, 5.0)
+    ax = fig.add_subplot()
+    kinds = {row["label"]: row["kind"] for row in result.rows}
+    for label in labels:
+        h = result.histories[label]
+        x, y = h.column("time"), h.column("loss")
+        keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
+        tuned = kinds.get(label) == "adam-tuned"
+        ax.plot(x[keep], y[keep], marker=_marker(int(keep.sum())), markersize=3, color=colors[label],
+                linewidth=2.2 if tuned or kinds.get(label) == "exact" else 1.0,
+                linestyle="-" if kinds.get(label) != "adam" else ":",
+                label=f"{label} (tuned)" if tuned else label)
+    for name, value in result.targets:
+        ax.axhline(value, color="0.45", linestyle="--", linewidth=1, label=f"target: tuned Adam after {name}")
+    ax.axvline(m["time_limit"], color="0.2", linestyle=":", linewidth=1,
+               label=f"exact solvers' budget ({m['time_limit']:.0f} s)")
+    ax.set_yscale("log")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training time (s, wall clock; evaluation excluded)")
+    ax.set_ylabel("training loss (objective per sample, log scale)")
+    ax.set_title(f"Time to tuned Adam's training loss: {m['model']} on {m['dataset']} "
+                 f"(N = {m['n_train']:,}), ridge {m['ridge']:g}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_outside(ax)
+    return Figures(loss_vs_time=fig)
+
+
 # --------------------------------------------------------------------------- robustness
 def robustness_figures(result) -> Figures:
     """Accuracy and relative accuracy drop vs noise, one curve per model, for a robustness result.
