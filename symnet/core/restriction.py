@@ -40,6 +40,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
+from symnet.core.certificates import BLOCK, COORD, LINE
 from symnet.core.errors import ModelError
 from symnet.core.kernels.terms import add_polynomial_step, sse_coeffs
 from symnet.core.layers import Coord, Jet, Linear
@@ -227,6 +228,10 @@ class ExactLoss:
             raise ModelError(f"targets must have shape ({len(self.X)}, {model.num_outputs}), got {self.Y.shape}")
         self.ridge = float(ridge)
         self._path: list | None = None
+        #: :class:`~symnet.core.certificates.Certificates` that record every line search (None: off).
+        self.certificates = None
+        #: The rows of the run's training set this loss holds (a mini-batch), None for all of them.
+        self.rows: np.ndarray | None = None
         self.refresh()
 
     # ------------------------------------------------------------------ caches
@@ -429,7 +434,12 @@ class ExactLoss:
         u_star, after, info = dense.minimize(dense.rescale(coeffs, s) if s != 1.0 else coeffs)
         t_unit = s * u_star
         degree = int(info["degree"])
-        if not (np.isfinite(t_unit) and t_unit != 0.0 and (after < before or (accept_equal and after == before))):
+        accepted = bool(np.isfinite(t_unit) and t_unit != 0.0 and (after < before or (accept_equal and
+                                                                                         after == before)))
+        if self.certificates is not None:
+            self._certify(parsed, coordinate, coeffs, s, u_star if accepted else 0.0, before,
+                          float(after) if accepted else before)
+        if not accepted:
             self._path = None
             return LineResult(0.0, before, before, s, degree, False)
         if update:
@@ -438,6 +448,22 @@ class ExactLoss:
             self._path = None
             self.sq_norm += self._move_params(parsed, float(t_unit))
         return LineResult(float(t_unit) / norm, before, float(after), s, degree, True)
+
+    def _certify(self, parsed: dict, coordinate: bool, coeffs: np.ndarray, s: float, u: float, before: float,
+                 after: float) -> None:
+        """One certificate for a line search: the polynomial in ``u`` it minimised along ``s d``."""
+        model = self.model
+        if coordinate:
+            (li, parts), = parsed.items()
+            (key, c), = parts.items()
+            lo, _ = model.offsets()[f"{model.layers[li].name}.{key}"]
+            index = lo + int(np.ravel_multi_index(c.index, model.layers[li].params[key].shape))
+            self.certificates.record(COORD, theta=model.get_flat, coeffs=coeffs, t=u, before=before, after=after,
+                                     ridge=self.ridge, index=index, rows=self.rows)
+            return
+        self.certificates.record(LINE, theta=model.get_flat, coeffs=dense.rescale(coeffs, s), t=u, before=before,
+                                 after=after, ridge=self.ridge, rows=self.rows,
+                                 direction=lambda: s * flat_direction(model, parsed))
 
     # ------------------------------------------------------------------ the readout
     def _readout_layer(self) -> tuple[int, Linear]:
@@ -478,11 +504,15 @@ class ExactLoss:
             True
         """
         li, layer = self._readout_layer()
+        before, theta = self.value, (self.model.get_flat() if self.certificates is not None else None)
         decrease, out = fit_readout(layer, self.acts[li], self.Y, self.ridge, factor=factor)
         if decrease > 0.0:
             self.output[...] = out
             self.output_changed()
             self.params_changed()
+        if theta is not None:
+            self.certificates.record(BLOCK, theta=theta, t=1.0, before=before, after=self.value, ridge=self.ridge,
+                                     rows=self.rows, direction=lambda: self.model.get_flat() - theta)
         return decrease
 
     # ------------------------------------------------------------------ caches changed from outside

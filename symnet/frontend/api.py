@@ -208,7 +208,8 @@ def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = N
 
 def train(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
           callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
-          overwrite: bool = False, quiet: bool | None = None, seed: int | None = None, **options: Any):
+          overwrite: bool = False, quiet: bool | None = None, seed: int | None = None,
+          certificates: bool | str = False, **options: Any):
     """Like :func:`fit`, but return the fitted solver (``.model_``, ``.history_``, ``.opts_``).
 
     The solver's ``model_`` is the trained model: the one passed in, trained
@@ -240,7 +241,7 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
 
     try:
         instance.fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks, checkpoint_dir=out,
-                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed)
+                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates)
     except DivergenceError:
         # The loop restored the last finite parameters; save them with the history up to there.
         if out is not None:
@@ -258,7 +259,8 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
 
 def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
         callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
-        overwrite: bool = False, quiet: bool | None = None, seed: int | None = None, **options: Any) -> History:
+        overwrite: bool = False, quiet: bool | None = None, seed: int | None = None,
+        certificates: bool | str = False, **options: Any) -> History:
     """Train ``model`` on ``data`` with ``solver`` and return the history.
 
     Args:
@@ -284,6 +286,9 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
         quiet: hide the progress bar (default: hidden when ``$CI`` is set).
         seed: seed of the solver's random choices and of a preset's
             initialisation.
+        certificates: record every exact step for ``symnet verify`` (True: with a sample
+            of re-evaluable records; ``"all"``: every record re-evaluable); written to
+            ``out/certificates.npz``.
         **options: solver options (``ridge``, ``lr``, ``batch_size`` ...); an
             option the solver does not have raises its ``SolverError``.
 
@@ -298,7 +303,8 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
         True
     """
     return train(model, data, solver, steps=steps, time_limit=time_limit, callbacks=callbacks, out=out,
-                 resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, **options).history_
+                 resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates,
+                 **options).history_
 
 
 __all__ = ["RUN_FILES", "build_model", "claim_out", "default_model", "fit", "load_data", "prepare_out",

@@ -38,7 +38,7 @@ from symnet.core.io import load_model
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
-from symnet.frontend import api, bench, reproduce, robustness, runner, target
+from symnet.frontend import api, bench, reproduce, robustness, runner, target, verify
 from symnet.frontend.compare import compare
 from symnet.frontend.inspect import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
@@ -247,6 +247,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<solver>-<model>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out (refused otherwise)")
+    g.add_argument("--certificates", nargs="?", const=True, choices=[True, "all"], metavar="all",
+                   help="record every exact step in certificates.npz for `symnet verify` ('all': keep the "
+                        "parameters before every step, so every one can be re-evaluated)")
     g.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
     p.set_defaults(handler=cmd_train)
     return p
@@ -293,7 +296,8 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
              "--time-limit to change it)")
     fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
-                       resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed)
+                       resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed,
+                       certificates=args.certificates or False)
     _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
     written = [name for name in api.RUN_FILES if (out / name).exists()]
     _say(f"saved to {out}/ ({', '.join(written)})")
@@ -515,6 +519,33 @@ def cmd_robustness(args: argparse.Namespace, state: dict) -> int:
     _say(f"saved to {out}/ (table.txt, table.md, robustness.json, robustness_accuracy.png, robustness_drop.png, "
          "noise_examples.png)")
     return 0
+
+
+@command("verify")
+def _verify_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("verify", help="re-check the certificates of a run's exact steps",
+                       description="Check every certified exact step of a run (written by `symnet train "
+                                   "--certificates`): the step is the global minimum of its recorded polynomial "
+                                   "among the real critical points and the objective did not rise; the sampled "
+                                   "steps are re-evaluated by plain forward passes on the run's data. Exit code 1 "
+                                   "when any check fails.")
+    p.add_argument("run", metavar="RUN", help="the run's folder")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files (as for the run)")
+    p.add_argument("--limit", type=POSITIVE_INT, metavar="N", help="re-evaluate at most N sampled steps")
+    p.add_argument("--rtol", type=POSITIVE, default=1e-8, metavar="X", help="relative tolerance (default 1e-8)")
+    p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
+    p.set_defaults(handler=cmd_verify)
+    return p
+
+
+def cmd_verify(args: argparse.Namespace, state: dict) -> int:
+    result = verify.verify(args.run, data_dir=args.data_dir, rtol=args.rtol, limit=args.limit, quiet=args.quiet)
+    for line in result.report.violations[:20]:
+        _say(f"violation: {line}")
+    if len(result.report.violations) > 20:
+        _say(f"... and {len(result.report.violations) - 20} more")
+    _say(result.summary())
+    return 0 if result.report.ok else 1
 
 
 @command("inspect")

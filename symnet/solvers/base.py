@@ -31,6 +31,7 @@ import numpy as np
 
 import symnet.core.io as sio
 import symnet.core.progress as progress
+from symnet.core.certificates import Certificates
 from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, RunExistsError, SolverError,
                                 SymnetWarning)
 from symnet.core.history import History
@@ -65,6 +66,8 @@ class Solver(abc.ABC):
     blas_threads: ClassVar[int | None] = None
     #: What one step is, for progress bars and budgets: "sweep", "epoch", "batch" ...
     step_unit: ClassVar[str] = "step"
+    #: Does the backend take exact steps that it can certify (see :mod:`symnet.core.certificates`)?
+    certifiable: ClassVar[bool] = False
     #: The options this backend accepts: name -> :class:`~symnet.solvers.options.Option`.
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
@@ -157,6 +160,7 @@ class Solver(abc.ABC):
         quiet: bool | None = None,
         seed: int | None = None,
         eval_train: bool = True,
+        certificates: bool | str = False,
     ) -> "Solver":
         """Train ``model`` on ``data`` in place.
 
@@ -178,6 +182,10 @@ class Solver(abc.ABC):
             quiet: hide the progress bar (default: hidden when ``$CI`` is set).
             seed: seed of the backend's random choices (default: option ``seed`` or 0).
             eval_train: compute training accuracy after each step.
+            certificates: record every exact step (:mod:`symnet.core.certificates`) in
+                ``certificates_`` and, with ``checkpoint_dir``, in ``certificates.npz`` there;
+                ``"all"`` keeps the parameters before every step (a full re-evaluation), True
+                a sample of them. Only solvers that take exact steps have certificates.
 
         Returns:
             ``self``, with ``model_``, ``history_`` and ``opts_`` set.
@@ -185,7 +193,7 @@ class Solver(abc.ABC):
         try:
             return self._fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks,
                              checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite, quiet=quiet,
-                             seed=seed, eval_train=eval_train)
+                             seed=seed, eval_train=eval_train, certificates=certificates)
         except Exception as exc:
             if caused_by_interrupt(exc):  # Ctrl-C inside a compiled kernel: a plain KeyboardInterrupt
                 raise KeyboardInterrupt from None
@@ -205,6 +213,7 @@ class Solver(abc.ABC):
         quiet: bool | None = None,
         seed: int | None = None,
         eval_train: bool = True,
+        certificates: bool | str = False,
     ) -> "Solver":
         self.opts_ = self.check_options()
         if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
@@ -238,6 +247,15 @@ class Solver(abc.ABC):
         self._deadline: float | None = None
         self._wall0 = 0.0
         self.notices_: list[str] = []
+        self.certificates_ = None
+        if certificates:
+            if not self.certifiable:
+                raise SolverError(f"solver '{self.name}' takes no exact steps, so it has no certificates; they "
+                                  "apply to coordinate, cg, lbfgs, gauss-newton and symbolic-block")
+            self.certificates_ = Certificates(getattr(model, "num_params", 0),
+                                              sample="all" if certificates == "all" else "some", seed=seed)
+            if stored is not None and ckpt is not None and (ckpt.parent / "certificates.npz").exists():
+                self.certificates_ = Certificates.load(ckpt.parent / "certificates.npz")  # a resumed run goes on
         # what the backends may plan their work around (polyreg groups its Gram chunks into the steps it has)
         self.steps_budget_ = steps if not resume else None
         self.time_limit_ = time_limit
@@ -271,6 +289,8 @@ class Solver(abc.ABC):
                 if self._deadline is not None and time.perf_counter() >= self._deadline:
                     break
                 last_good = self.model_.get_flat().copy()
+                if self.certificates_ is not None:
+                    self.certificates_.begin_step(history.final["step"] + 1)
                 t0 = time.perf_counter()
                 with blas_threads(self.blas_threads):
                     info = self._step()
@@ -298,6 +318,11 @@ class Solver(abc.ABC):
                 if stop or info.get("converged"):
                     break
         return self
+
+    def _certify(self, loss, rows=None) -> None:
+        """Let ``loss`` (an :class:`~symnet.core.restriction.ExactLoss`) record its steps in this run's certificates."""
+        loss.certificates = self.certificates_
+        loss.rows = rows
 
     def _notify(self, message: str) -> None:
         """Tell the user something about this run they did not ask about (a budget cut short, a unit of work
@@ -365,6 +390,8 @@ class Solver(abc.ABC):
         arrays["spec"] = np.frombuffer(json.dumps(self.model_.spec()).encode(), dtype=np.uint8)
         arrays["run"] = np.frombuffer(json.dumps(self.settings_).encode(), dtype=np.uint8)
         arrays["wall"] = np.asarray(self.wall_time_)
+        if self.certificates_ is not None:  # first: a checkpoint never refers to records that are not on disk
+            self.certificates_.save(path.parent / "certificates.npz")
         sio.atomic_save_npz(path, **arrays)
 
     def _restore(self, z: dict, rng: np.random.Generator) -> None:

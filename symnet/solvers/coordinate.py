@@ -33,10 +33,12 @@ exactly once per sweep.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
 
+from symnet.core.certificates import BLOCK, COORD
 from symnet.core.derivatives import conv_chain
 from symnet.core.errors import SolverError
 from symnet.core.kernels.conv import im2col
@@ -74,6 +76,7 @@ class CoordinateSolver(Solver):
 
     name = "coordinate"
     step_unit = "sweep"
+    certifiable = True
     default_steps = 5
     OPTIONS = {
         "ridge": Option(1.0, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
@@ -95,6 +98,7 @@ class CoordinateSolver(Solver):
         layers = self._require_exact_network(model, data)
         self.rng_ = rng
         self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=ridge)
+        self._certify(self.loss_)
         names = [layer.name for layer in layers]
         wanted = opts["layers"]
         if wanted is not None:
@@ -149,13 +153,20 @@ class CoordinateSolver(Solver):
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
             self._last_run = pos == len(schedule) - 1  # the sweep ends with a refresh anyway
-            n, a = self._sweep_run(li, kind, coords)
+            if self.certificates_ is not None and kind in ("linear-last", "conv-linear-chain"):
+                # the fused Gauss-Seidel kernels step every coordinate inside one call: certify the run as a block
+                self._last_run = False
+                with self._block_certificate():
+                    n, a = self._sweep_run(li, kind, coords)
+            else:
+                n, a = self._sweep_run(li, kind, coords)
             updates += n
             accepted += a
         extras = {}
-        if self.opts_["rescale"]:
-            extras["rescaled"] = self._rescale()
-        loss.refresh()
+        with self._block_certificate():
+            if self.opts_["rescale"]:
+                extras["rescaled"] = self._rescale()
+            loss.refresh()
         if self.opts_["linear_block"] and isinstance(model.layers[-1], Linear):
             extras["block_decrease"] = loss.solve_readout()
         if self.opts_["extrapolate"]:
@@ -309,7 +320,13 @@ class CoordinateSolver(Solver):
         coeffs[1] += 2.0 * loss.ridge * w
         coeffs[2] += loss.ridge
         t, after, _ = minimize(coeffs)
-        if not np.isfinite(t) or t == 0.0 or not after < coeffs[0]:
+        accepted = bool(np.isfinite(t) and t != 0.0 and after < coeffs[0])
+        if self.certificates_ is not None:
+            lo, _ = self.model_.offsets()[f"{conv.name}.{key}"]
+            self.certificates_.record(COORD, theta=self.model_.get_flat, coeffs=coeffs, t=t if accepted else 0.0,
+                                      before=coeffs[0], after=after if accepted else coeffs[0], ridge=loss.ridge,
+                                      index=lo + int(np.ravel_multi_index(idx, conv.params[key].shape)))
+        if not accepted:
             return 0
         conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.acts[lin_li], c * inner,
                           loss.output, float(t), Ho, Wo, has_pre)
@@ -317,6 +334,21 @@ class CoordinateSolver(Solver):
         loss.shift_norm(w, w + t)
         loss.output_changed()
         return 1
+
+    @contextlib.contextmanager
+    def _block_certificate(self):
+        """Certify the work inside the block as one step (its displacement taken with t = 1), if certificates are on.
+
+        The caches must be exact when the block ends (the callers refresh them).
+        """
+        if self.certificates_ is None:
+            yield
+            return
+        loss, theta = self.loss_, self.model_.get_flat()
+        before = loss.value
+        yield
+        self.certificates_.record(BLOCK, theta=theta, t=1.0, before=before, after=loss.value, ridge=loss.ridge,
+                                  direction=lambda: self.model_.get_flat() - theta)
 
     # ------------------------------------------------------------------ block steps
     def _rescale(self) -> int:

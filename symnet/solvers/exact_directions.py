@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from symnet.core.certificates import BLOCK
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
 from symnet.core.linalg import fit_readout, gram, ridge_factor
@@ -144,6 +145,7 @@ class ExactDirectionSolver(Solver):
 
     step_unit: ClassVar[str] = "iter"
     default_steps: ClassVar[int] = 10
+    certifiable: ClassVar[bool] = True
     blas_threads: ClassVar[int | None] = 1  # numba-parallel jets and kernels between small GEMMs
     #: The options every exact direction solver has.
     COMMON_OPTIONS: ClassVar[dict[str, Option]] = {
@@ -182,6 +184,7 @@ class ExactDirectionSolver(Solver):
         self.pos_ = 0
         if self.batch_ is None:
             self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=self.ridge_)
+            self._certify(self.loss_)
             self.full_ = None
         else:
             self.loss_ = None
@@ -276,6 +279,7 @@ class ExactDirectionSolver(Solver):
             else:
                 idx = self._next_batch()
                 loss = batch_loss(model, self.X_[idx], self._Y_train[idx], self.ridge_, self.N_)
+                self._certify(loss, rows=idx)
                 stats = self._iterate(loss, full=False)
                 self.iteration_ += 1
                 passes += len(idx) / self.N_
@@ -331,9 +335,13 @@ class ExactDirectionSolver(Solver):
                 h = earlier.forward(h)
             feats.append(h)
         H = np.concatenate(feats)
+        theta = model.get_flat() if self.certificates_ is not None else None
         self.factor_ = ridge_factor(gram(H, bias=layer.bias), self.ridge_)
         decrease, scores = fit_readout(layer, H, self._Y_train, self.ridge_, factor=self.factor_)
         value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
+        if theta is not None:
+            self.certificates_.record(BLOCK, theta=theta, t=1.0, before=value + decrease, after=value,
+                                      ridge=self.ridge_, direction=lambda: model.get_flat() - theta)
         if self.full_ is not None:
             self.full_.value, self.full_.scores = value, scores
         return value, scores, decrease

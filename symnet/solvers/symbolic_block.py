@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from symnet.core.certificates import BLOCK
 from symnet.core.errors import ModelError, SolverError
 
 from symnet.solvers.base import Solver
@@ -387,6 +388,7 @@ class SymbolicBlockSolver(Solver):
 
     name = "symbolic-block"
     step_unit = "block"
+    certifiable = True
     default_steps = 6
     OPTIONS = {
         "ridge": Option(1e-3, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
@@ -438,12 +440,17 @@ class SymbolicBlockSolver(Solver):
         block = self._next_block()
         sol = solve_block(model, X, Y, block, self.ridge_, digits=self.opts_["digits"], limits=self.limits_)
         moved = sol.value < sol.current_value
+        theta = model.get_flat()
         if moved:
             flat = model.get_flat()
             index = {n: i for i, n in enumerate(self.names_)}
             for n, v in zip(block, sol.point):
                 flat[index[n]] = v
             model.set_flat(flat)
+        if self.certificates_ is not None:
+            self.certificates_.record(BLOCK, theta=theta, t=1.0, before=sol.current_value,
+                                      after=sol.value if moved else sol.current_value, ridge=self.ridge_,
+                                      direction=lambda: model.get_flat() - theta)
         return {"loss": sol.value / len(X), "updates": len(block) if moved else 0, "passes": 0.0,
                 "stationary_points": len(sol.candidates), "groebner_s": sol.timings["groebner"]}
 

@@ -207,3 +207,27 @@ def test_custom_layers_save_only_when_they_can_load_again(tmp_path):
     with pytest.raises(ModelError, match="register_layer"):
         symnet.load(tmp_path / "m")
     assert models.get("mlp", input_dim=2).spec()["layers"][0]["type"] == "Linear"
+
+
+# --------------------------------------------------------------------------- certificates
+def test_verify_checks_a_run_and_catches_a_planted_wrong_step(capsys, tmp_path):
+    from symnet.core.certificates import Certificates
+
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--model", "seed", "--samples", "300", "--test-samples", "50", "--sweeps", "1",
+               "--certificates", "--quiet", "--out", out)[0] == 0
+    assert run(capsys, "train", "--model", "seed", "--samples", "300", "--test-samples", "50", "--sweeps", "2",
+               "--certificates", "--quiet", "--out", out, "--resume")[0] == 0
+    code, text, _ = run(capsys, "verify", out)
+    assert code == 0 and "every step holds" in text
+    certs = Certificates.load(out / "certificates.npz")
+    assert {r[0] for r in certs.rows} == {1, 2}          # the resumed session appended to the first one's
+    line = next(i for i, r in enumerate(certs.rows) if r[1] == 1 and i in certs.snapshots)
+    certs.rows[line][7] -= 0.25 * abs(certs.rows[line][6])  # claims a lower objective than the step reached
+    certs.save(out / "certificates.npz")
+    code, text, _ = run(capsys, "verify", out)
+    assert code == 1 and "violation: record" in text
+    code, _, err = run(capsys, "verify", out, "--data-dir", tmp_path)
+    one_line(code, err, "does not apply")
+    code, _, err = run(capsys, "train", *XOR, "--solver", "adam", "--certificates", "--out", tmp_path / "a")
+    one_line(code, err, "takes no exact steps")
