@@ -408,7 +408,7 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]
     """``(dotted key, old, new)`` for every leaf where two JSON-like values differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
-        for key in sorted(set(a) | set(b)):
+        for key in sorted(set(a) | set(b), key=lambda k: (k == "digest", k)):  # the digest last: least readable
             out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
         return out
     return [] if a == b else [(prefix[:-1], a, b)]
