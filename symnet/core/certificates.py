@@ -10,7 +10,10 @@ goes up" is checkable. With certificates on (``symnet train --certificates``,
 * on which data: every training sample, or the rows of a mini-batch (kept),
   and the ridge of that objective;
 * the restricted polynomial's coefficients (lowest first; none for a block),
-  the step ``t`` taken, and the objective before and after.
+  the step ``t`` taken, and the objective before and after;
+* the precision it was computed in: 0 for float64, :data:`FLOAT32_RTOL` for a
+  step computed from float32 activations (verification then allows that much
+  relative disagreement with float64 forward passes, and no more).
 
 :func:`verify` re-checks every record from its own numbers (the step is the
 global minimum among the real critical points of the recorded polynomial; the
@@ -51,6 +54,10 @@ from symnet.core.polynomial import dense
 
 #: Kinds of record.
 COORD, LINE, BLOCK = 0, 1, 2
+
+#: The relative agreement a record computed in float32 (activations, jets or features) is held to:
+#: its objective comes from single-precision outputs, about 1e-6 relative from a float64 forward pass.
+FLOAT32_RTOL = 1e-5
 KIND_NAMES = {COORD: "coordinate", LINE: "line", BLOCK: "block"}
 
 
@@ -72,7 +79,8 @@ class Certificates:
         self._rng = np.random.default_rng(seed)
         self.step = 0
         self._seen = 0
-        self.rows: list[list] = []           # [step, kind, index, c_lo, c_hi, t, before, after, ridge, batch, snap]
+        # [step, kind, index, c_lo, c_hi, t, before, after, ridge, batch, snap, precision]
+        self.rows: list[list] = []
         self.coeffs: list[float] = []
         self.batches: list[np.ndarray] = []
         self.snapshots: dict[int, np.ndarray] = {}   # row -> parameters before its step
@@ -98,11 +106,12 @@ class Certificates:
 
     def record(self, kind: int, *, theta: np.ndarray | None, coeffs: Sequence[float] = (), t: float = 0.0,
                before: float, after: float, ridge: float, index: int = -1, direction: np.ndarray | None = None,
-               rows: np.ndarray | None = None) -> None:
+               rows: np.ndarray | None = None, precision: float = 0.0) -> None:
         """Add one record; ``theta`` (the parameters before the step) and ``direction`` are kept when sampled.
 
         ``theta`` and ``direction`` may be functions returning the arrays, so that an unsampled record costs
         nothing. ``coeffs`` and ``t`` are in the units of ``direction``: the polynomial the solver minimised.
+        ``precision`` is the relative precision of the step's numbers (0: float64; :data:`FLOAT32_RTOL`).
         """
         row = len(self.rows)
         slot = self._slot() if theta is not None else None
@@ -126,14 +135,14 @@ class Certificates:
         lo = len(self.coeffs)
         self.coeffs.extend(float(c) for c in coeffs)
         self.rows.append([self.step, kind, int(index), lo, len(self.coeffs), float(t), float(before), float(after),
-                          float(ridge), batch, -1])
+                          float(ridge), batch, -1, float(precision)])
 
     def __len__(self) -> int:
         return len(self.rows)
 
     # ------------------------------------------------------------------ files
     def to_arrays(self) -> dict[str, np.ndarray]:
-        table = np.array(self.rows, dtype=np.float64).reshape(-1, 11)
+        table = np.array(self.rows, dtype=np.float64).reshape(-1, 12)
         kept = sorted(self.snapshots)
         table[kept, 10] = np.arange(len(kept))           # snapshot number of each sampled row
         lines = [r for r in kept if r in self.directions]
@@ -160,7 +169,7 @@ class Certificates:
         snapshots, directions = np.asarray(z["snapshots"]), np.asarray(z["directions"])
         for r in table:
             row = [int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), float(r[6]), float(r[7]),
-                   float(r[8]), int(r[9]), -1]
+                   float(r[8]), int(r[9]), -1, float(r[11]) if len(r) > 11 else 0.0]
             n = len(out.rows)
             if int(r[10]) >= 0:
                 out.snapshots[n] = snapshots[int(r[10])]
@@ -212,15 +221,18 @@ def verify_records(certs: Certificates, model, X: np.ndarray, Y: np.ndarray, *, 
         certs: the records.
         model: a model of the run's architecture (its parameters are overwritten, then restored).
         X, Y: the run's full training inputs and one-hot targets (mini-batch records index into them).
-        rtol: relative tolerance of every comparison (scaled by the objective before the step).
+        rtol: relative tolerance of every comparison (scaled by the objective before the step); a
+            record computed in float32 is held to its own precision when that is coarser.
         limit: re-evaluate at most this many sampled records (None: all).
     """
+    rtol_all = rtol
     report = Report()
     keep = model.get_flat()
     evaluated = 0
     try:
         for n, row in enumerate(certs.rows):
-            step, kind, index, lo, hi, t, before, after, ridge, batch, _ = row
+            step, kind, index, lo, hi, t, before, after, ridge, batch, _, precision = row
+            rtol = max(rtol_all, precision)
             where = f"record {n} (step {step}, {KIND_NAMES.get(kind, kind)})"
             report.checked += 1
             scale = abs(before)
@@ -283,4 +295,4 @@ def verify_records(certs: Certificates, model, X: np.ndarray, Y: np.ndarray, *, 
     return report
 
 
-__all__ = ["BLOCK", "COORD", "Certificates", "KIND_NAMES", "LINE", "Report", "verify_records"]
+__all__ = ["BLOCK", "COORD", "FLOAT32_RTOL", "Certificates", "KIND_NAMES", "LINE", "Report", "verify_records"]

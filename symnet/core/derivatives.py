@@ -11,7 +11,8 @@ the memory:
 * :func:`vjp` (``J^T U``) and :func:`gradient` (of SSE plus ridge): one backward pass;
 * :func:`jvp` (``J v``): forward mode through the exact jet rules, cut to first order;
 * :func:`block_jacobian`: per-sample Jacobian of a block of layers, one backward
-  pass per output; :func:`conv_chain_jacobian`: the same for a Conv2d that feeds
+  pass carrying every output; :func:`kronecker_factors`: the block's K-FAC
+  factors from one backward pass; :func:`conv_chain_jacobian`: the same for a Conv2d that feeds
   [Poly] [AvgPool2d] Flatten Linear, from one fused numba pass.
 
 The tests check each against finite differences and explicit linear algebra.
@@ -34,6 +35,7 @@ import numpy as np
 from symnet.core.errors import ModelError
 from symnet.core.kernels.jacobian import pooled_patch_sums
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Jet, Linear, Poly
+from symnet.core.linalg import KroneckerFactors
 from symnet.core.restriction import ExactLoss, parse_direction
 
 #: Floats one chunk of a backward or jet pass may hold (about 240 MB).
@@ -114,21 +116,23 @@ def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray
         return out
     lowest = layers[0]
     wanted = set(layers)
-    U = np.asarray(U, dtype=np.float64)
+    U = np.asarray(U, dtype=loss.dtype)
     if U.shape != (num_rows(loss, rows), model.num_outputs):
         raise ModelError(f"U must have shape ({num_rows(loss, rows)}, {model.num_outputs}), got {U.shape}")
     sums: dict[int, dict[str, np.ndarray]] = {}
-    for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model)):
-        g = U[part]
-        for li in range(len(model.layers) - 1, lowest - 1, -1):
-            layer = model.layers[li]
-            x = loss.layer_input(li, sel)
-            if li in wanted:
-                for key, v in layer.param_grads(x, g).items():
-                    acc = sums.setdefault(li, {})
-                    acc[key] = v if key not in acc else acc[key] + v
-            if li > lowest:
-                g = layer.input_grad(x, g)
+    with loss.working_params():
+        for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model)):
+            g = U[part]
+            for li in range(len(model.layers) - 1, lowest - 1, -1):
+                layer = model.layers[li]
+                x = loss.layer_input(li, sel)
+                if li in wanted:
+                    for key, v in layer.param_grads(x, g).items():
+                        acc = sums.setdefault(li, {})
+                        v = v.astype(np.float64, copy=False)  # chunks are summed in float64
+                        acc[key] = v if key not in acc else acc[key] + v
+                if li > lowest:
+                    g = layer.input_grad(x, g)
     offsets = model.offsets()
     for li, parts in sums.items():
         for key, v in parts.items():
@@ -184,31 +188,47 @@ def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
     direction = parse_direction(loss.model, v)
     if not direction:
         return out
+    direction = loss.working_direction(direction)
     first = min(direction)
-    for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model)):
-        jet = None
-        for li in range(first, len(model.layers)):
-            x = loss.acts.get(li)
-            jet = model.layers[li].jet(None if x is None else x[sel], jet, direction.get(li))
-            if jet is not None and jet.order > 1:
-                jet = Jet(np.ascontiguousarray(jet.coeffs[:1]), jet.channels)
-        if jet is None:
-            continue
-        if jet.channels is None:
-            out[part] = jet.coeffs[0]
-        else:
-            out[part, jet.channels] = jet.coeffs[0]
+    with loss.working_params():
+        for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model)):
+            jet = None
+            for li in range(first, len(model.layers)):
+                x = loss.acts.get(li)
+                jet = model.layers[li].jet(None if x is None else x[sel], jet, direction.get(li))
+                if jet is not None and jet.order > 1:
+                    jet = Jet(np.ascontiguousarray(jet.coeffs[:1]), jet.channels)
+            if jet is None:
+                continue
+            if jet.channels is None:
+                out[part] = jet.coeffs[0]
+            else:
+                out[part, jet.channels] = jet.coeffs[0]
     return out
 
 
 def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
     """Per-sample Jacobian of the outputs in the parameters of ``layers``: (samples, outputs, block size).
 
-    Row ``(n, k)`` is ``d f_k(x_n) / d theta_block``, from one backward pass per
-    output (cotangent ``e_k`` for every sample) and per-sample parameter
-    gradients at the block's layers (a batched matmul for Conv2d, an outer
-    product for Linear). Columns follow :func:`block_index`. Meant for small
-    blocks: it holds samples x outputs x block size floats.
+    Row ``(n, k)`` is ``d f_k(x_n) / d theta_block``, from one backward pass
+    that carries all ``K`` output cotangents ``e_k`` at once: the outputs fold
+    into the batch axis (:meth:`~symnet.core.layers.Layer.input_grad_many`), so
+    each layer's products are one large GEMM instead of ``K`` small ones, and
+    the per-sample parameter gradients share the layer's im2col columns across
+    the outputs (:meth:`~symnet.core.layers.Layer.per_sample_grads_many`).
+    Columns follow :func:`block_index`; the values are in the loss's working
+    precision. Meant for small blocks: it holds samples x outputs x block size floats.
+
+    Example:
+        >>> import numpy as np
+        >>> from symnet.core import models
+        >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
+        >>> X, Y = np.random.default_rng(0).random((5, 2)), np.eye(2)[[0, 1, 0, 1, 0]]
+        >>> loss = ExactLoss(m, X, Y)
+        >>> J = block_jacobian(loss, param_layers(m))
+        >>> v = np.random.default_rng(1).normal(size=m.num_params)
+        >>> bool(np.allclose(J @ v, jvp(loss, v)))
+        True
     """
     model = loss.model
     layers = sorted(layers)
@@ -219,21 +239,62 @@ def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
     cols = np.cumsum([0] + [sizes[li] for li in layers])
     start = {li: int(cols[i]) for i, li in enumerate(layers)}
     n = num_rows(loss, rows)
-    J = np.empty((n, K, int(cols[-1])))
-    per_row = K * int(cols[-1]) + 4 * per_sample_width(model)
-    for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model, per_row)):
-        m = part.stop - part.start
-        inputs = {li: loss.layer_input(li, sel) for li in range(lowest, len(model.layers))}
-        for k in range(K):  # one backward pass per output, over all samples of the chunk at once
-            g = np.zeros((m, K))
-            g[:, k] = 1.0
+    J = np.empty((n, K, int(cols[-1])), dtype=loss.dtype)
+    per_row = K * (int(cols[-1]) + 4 * per_sample_width(model))
+    with loss.working_params():
+        for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model, per_row)):
+            m = part.stop - part.start
+            g = np.zeros((K, m, K), dtype=loss.dtype)
+            g[np.arange(K), :, np.arange(K)] = 1.0  # cotangent e_k for every sample
             for li in range(len(model.layers) - 1, lowest - 1, -1):
                 layer = model.layers[li]
+                x = loss.layer_input(li, sel)
                 if li in wanted:
-                    J[part, k, start[li]:start[li] + sizes[li]] = layer.per_sample_grads(inputs[li], g)
+                    J[part, :, start[li]:start[li] + sizes[li]] = layer.per_sample_grads_many(x, g).transpose(1, 0, 2)
                 if li > lowest:
-                    g = layer.input_grad(inputs[li], g)
+                    g = layer.input_grad_many(x, g)
     return J
+
+
+def kronecker_factors(loss: ExactLoss, layers, *, rows=None, rng=None) -> dict[int, KroneckerFactors]:
+    """Kronecker-factored Gauss-Newton blocks (K-FAC) of the Conv2d and Linear ``layers``.
+
+    One backward pass from the outputs with a Gaussian cotangent per sample
+    (``E[v v^T] = I``, so ``E[J^T v v^T J] = J^T J``: an unbiased sketch of the
+    Gauss-Newton matrix) gives each layer's output derivatives; each layer then
+    forms its factors (:meth:`~symnet.core.layers.Layer.kronecker_factors`), and
+    ``J_l^T J_l ~ (N P) Gamma (x) Omega`` with ``N`` the loss's samples and ``P``
+    the layer's output positions: exact for a Linear layer and one sample, the
+    usual spatial-independence approximation for convolutions (Grosse & Martens
+    2016). ``rows`` selects the samples used; ``rng`` draws the cotangents.
+
+    Example:
+        >>> import numpy as np
+        >>> from symnet.core import models
+        >>> m = models.get("mlp", input_dim=3, hidden=4, seed=0)
+        >>> X, Y = np.random.default_rng(0).random((50, 3)), np.eye(2)[np.arange(50) % 2]
+        >>> f = kronecker_factors(ExactLoss(m, X, Y), [2])[2]
+        >>> (len(f.s), len(f.w), f.scale)
+        (2, 5, 50.0)
+    """
+    model = loss.model
+    layers = sorted(layers)
+    lowest = layers[0]
+    rng = np.random.default_rng(0) if rng is None else rng
+    sel = slice(None) if rows is None else np.asarray(rows)
+    n = num_rows(loss, rows)
+    g = rng.standard_normal((n, model.num_outputs)).astype(loss.dtype)
+    out: dict[int, KroneckerFactors] = {}
+    with loss.working_params():
+        for li in range(len(model.layers) - 1, lowest - 1, -1):
+            layer = model.layers[li]
+            x = loss.layer_input(li, sel)
+            if li in layers:
+                omega, gamma, positions = layer.kronecker_factors(x, g)
+                out[li] = KroneckerFactors.from_factors(gamma, omega, float(len(loss.X) * positions), layer.bias)
+            if li > lowest:
+                g = layer.input_grad(x, g)
+    return out
 
 
 def conv_chain(model, li: int) -> tuple[int | None, int, int] | None:

@@ -79,7 +79,7 @@ class Jet:
         """The same jet over all channels (zeros where nothing moves)."""
         if self.channels is None:
             return self
-        full = np.zeros(self.coeffs.shape[:2] + (num_channels,) + self.coeffs.shape[3:])
+        full = np.zeros(self.coeffs.shape[:2] + (num_channels,) + self.coeffs.shape[3:], dtype=self.coeffs.dtype)
         full[:, :, self.channels] = self.coeffs
         return Jet(full)
 
@@ -101,7 +101,7 @@ def jet_add(a: Jet | None, b: Jet | None, num_channels: int) -> Jet | None:
         ch = None
         ca, cb = a.dense(num_channels).coeffs, b.dense(num_channels).coeffs
     K = max(len(ca), len(cb))
-    out = np.zeros((K,) + ca.shape[1:])
+    out = np.zeros((K,) + ca.shape[1:], dtype=np.result_type(ca, cb))
     out[: len(ca)] += ca
     out[: len(cb)] += cb
     return Jet(out, ch)
@@ -109,7 +109,7 @@ def jet_add(a: Jet | None, b: Jet | None, num_channels: int) -> Jet | None:
 
 def shift_up(coeffs: np.ndarray) -> np.ndarray:
     """Multiply a jet by ``t``: prepend a zero ``t^1`` term (t * sum c_k t^k)."""
-    return np.concatenate([np.zeros((1,) + coeffs.shape[1:]), coeffs], axis=0)
+    return np.concatenate([np.zeros((1,) + coeffs.shape[1:], dtype=coeffs.dtype), coeffs], axis=0)
 
 
 class Layer:
@@ -168,7 +168,7 @@ class Layer:
         return degree_in
 
     def input_grad(self, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the input only: ``J_x^T g`` (float64)."""
+        """Gradient with respect to the input only: ``J_x^T g``."""
         return self.backward(x, grad_out)[0]
 
     def param_grads(self, x: np.ndarray, grad_out: np.ndarray) -> dict[str, np.ndarray]:
@@ -181,6 +181,36 @@ class Layer:
             return np.zeros((len(grad_out), 0))
         raise self._missing_rule("per_sample_grads")
 
+    def input_grad_many(self, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
+        """:meth:`input_grad` for ``K`` cotangents per sample: ``grad_out`` (K, n, ...) -> (K, n, ...).
+
+        The cotangents fold into the batch axis, so each product is one large
+        GEMM instead of ``K`` small ones (per-sample Jacobians of all outputs in
+        one backward pass). This default repeats the input ``K`` times; layers
+        whose input gradient does not read the input override it.
+        """
+        K, n = grad_out.shape[:2]
+        flat = grad_out.reshape((K * n,) + grad_out.shape[2:])
+        out = self.input_grad(np.broadcast_to(x[None], (K,) + x.shape).reshape((K * n,) + x.shape[1:]), flat)
+        return out.reshape((K, n) + out.shape[1:])
+
+    def per_sample_grads_many(self, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
+        """:meth:`per_sample_grads` for ``K`` cotangents per sample: (K, n, layer size)."""
+        K, n = grad_out.shape[:2]
+        if not self.params:
+            return np.zeros((K, n, 0))
+        return np.stack([self.per_sample_grads(x, grad_out[k]) for k in range(K)])
+
+    def kronecker_factors(self, x: np.ndarray, grad_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(Omega, Gamma, positions)``: the Kronecker factors of this layer's Gauss-Newton block (K-FAC).
+
+        ``Omega`` is the mean outer product of the layer's input patches (with a 1
+        for the bias), ``Gamma`` the mean outer product of the output derivatives
+        ``grad_out``, both over samples and output positions, so that the block is
+        about ``(samples x positions) Gamma (x) Omega`` (Grosse & Martens 2016).
+        """
+        raise self._missing_rule("kronecker_factors")
+
     def symbolic(self, xs: np.ndarray, ps: dict[str, np.ndarray]) -> np.ndarray:
         """The output as an object array of symengine expressions of the inputs and parameters."""
         raise self._missing_rule("symbolic")
@@ -192,6 +222,17 @@ class Layer:
                           "the layers of symnet.layers")
 
 
+def _input_grad_many_by_shape(layer: Layer, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
+    """:meth:`Layer.input_grad_many` for a layer whose input gradient reads only the input's shape.
+
+    A broadcast stand-in of the input's shape replaces ``K`` copies of it.
+    """
+    K, n = grad_out.shape[:2]
+    stand_in = np.broadcast_to(np.zeros(1, dtype=grad_out.dtype), (K * n,) + x.shape[1:])
+    out = layer.input_grad(stand_in, grad_out.reshape((K * n,) + grad_out.shape[2:]))
+    return out.reshape((K, n) + out.shape[1:])
+
+
 def _direction_arrays(layer: Layer, direction: dict) -> dict[str, np.ndarray]:
     """Dense per-parameter direction arrays (zeros where absent)."""
     out = {}
@@ -201,7 +242,8 @@ def _direction_arrays(layer: Layer, direction: dict) -> dict[str, np.ndarray]:
             arr[value.index] = 1.0
             out[value.name] = arr
         else:
-            out[key] = np.asarray(value, dtype=np.float64)
+            value = np.asarray(value)
+            out[key] = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
     return out
 
 
@@ -270,6 +312,21 @@ class Linear(Layer):
             parts.append(grad_out)
         return np.concatenate(parts, axis=1)
 
+    def input_grad_many(self, x, grad_out):
+        return grad_out @ self.params["weight"]
+
+    def per_sample_grads_many(self, x, grad_out):
+        K, n = grad_out.shape[:2]
+        parts = [(grad_out[:, :, :, None] * x[None, :, None, :]).reshape(K, n, -1)]
+        if self.bias:
+            parts.append(grad_out)
+        return np.concatenate(parts, axis=2)
+
+    def kronecker_factors(self, x, grad_out):
+        n = len(x)
+        A = np.hstack([x, np.ones((n, 1), dtype=x.dtype)]) if self.bias else x
+        return (A.T @ A) / n, (grad_out.T @ grad_out) / n, 1
+
     def jet(self, x, jet_in, direction):
         # (W + t dW)(x0 + D) + t db - W x0 = W D + t (dW x0 + db) + t dW D
         W = self.params["weight"]
@@ -284,7 +341,7 @@ class Linear(Layer):
                     o, i = coord.index
                     first = x[:, i][None, :, None].copy()
                 else:
-                    first = np.ones((1, len(x), 1))
+                    first = np.ones((1, len(x), 1), dtype=x.dtype)
                     o = coord.index[0]
                 own = Jet(first, np.array([o]))
                 dW = None
@@ -294,7 +351,7 @@ class Linear(Layer):
             else:
                 d = _direction_arrays(self, direction)
                 dW = d.get("weight")
-                first = np.zeros((len(x), self.out_features))
+                first = np.zeros((len(x), self.out_features), dtype=np.result_type(x, W))
                 if dW is not None:
                     first += x @ dW.T
                 if "bias" in d:
@@ -520,11 +577,12 @@ class Conv2d(Layer):
         # The transposed convolution: one matmul W^T g over all samples of a chunk, then the windows
         # are scattered back (col2im), a quarter of the data a full correlation with the flipped kernel
         # would move. Chunks of samples keep the columns within ``budget`` floats.
-        g = np.asarray(grad_out, dtype=np.float64)
+        g = np.asarray(grad_out)
+        g = g if g.dtype in (np.float32, np.float64) else g.astype(np.float64)
         n, Co, Ho, Wo = g.shape
         Ci, kh, kw = self.in_channels, self.kh, self.kw
-        wmat = self.params["weight"].reshape(Co, Ci * kh * kw)
-        gxp = np.empty((n, Ci, Ho + kh - 1, Wo + kw - 1))
+        wmat = self.params["weight"].reshape(Co, Ci * kh * kw).astype(g.dtype, copy=False)
+        gxp = np.empty((n, Ci, Ho + kh - 1, Wo + kw - 1), dtype=g.dtype)
         step = max(1, int(budget // (2 * Ci * kh * kw * Ho * Wo)))
         for a in range(0, n, step):
             gs = g[a:a + step]
@@ -556,6 +614,44 @@ class Conv2d(Layer):
             parts.append(grad_out.sum(axis=(2, 3)))
         return np.concatenate(parts, axis=1)
 
+    def input_grad_many(self, x, grad_out):
+        K, n = grad_out.shape[:2]
+        out = self.input_grad(x, grad_out.reshape((K * n,) + grad_out.shape[2:]))  # reads only the pads of x
+        return out.reshape((K, n) + out.shape[1:])
+
+    def per_sample_grads_many(self, x, grad_out):
+        # numpy: einsum('knohw,nchwij->knocij', g, windows(x)); the im2col columns are shared by the K outputs
+        K, n = grad_out.shape[:2]
+        dtype = grad_out.dtype
+        xp = np.ascontiguousarray(self.padded(x), dtype=dtype)
+        Co, Ho, Wo = grad_out.shape[2:]
+        Kin, P = self.in_channels * self.kh * self.kw, Ho * Wo
+        cols = np.empty((Kin, n, P), dtype=dtype)
+        im2col(xp, self.kh, self.kw, cols)
+        per_sample = np.ascontiguousarray(cols.transpose(1, 2, 0))  # (n, P, Kin)
+        gw = np.matmul(grad_out.reshape(K, n, Co, P), per_sample[None])
+        parts = [gw.reshape(K, n, -1)]
+        if self.bias:
+            parts.append(grad_out.sum(axis=(3, 4)))
+        return np.concatenate(parts, axis=2)
+
+    def kronecker_factors(self, x, grad_out):
+        # Omega: input patches (im2col, a row of ones for the bias); Gamma: output derivatives; per position
+        dtype = grad_out.dtype
+        n = len(x)
+        xp = np.ascontiguousarray(self.padded(x), dtype=dtype)
+        Co, Ho, Wo = grad_out.shape[1:]
+        P = Ho * Wo
+        Kin = self.in_channels * self.kh * self.kw
+        cols = np.empty((Kin + 1, n, P), dtype=dtype)
+        im2col(xp, self.kh, self.kw, cols[:Kin])
+        cols[Kin] = 1.0
+        A = cols.reshape(Kin + 1, -1)
+        if not self.bias:
+            A = A[:Kin]
+        D = np.ascontiguousarray(grad_out.transpose(1, 0, 2, 3)).reshape(Co, -1)
+        return (A @ A.T) / (n * P), (D @ D.T) / (n * P), P
+
     def jet(self, x, jet_in, direction):
         # (W + t dW) * (x0 + D) + t db - W * x0 = W*D + t (dW*x0 + db) + t dW*D
         W = self.params["weight"]
@@ -580,12 +676,12 @@ class Conv2d(Layer):
                         dW[coord.index] = 1.0
                 else:
                     Ho, Wo = self.output_shape(x.shape[1:])[1:]
-                    first = np.ones((1, len(x), 1, Ho, Wo))
+                    first = np.ones((1, len(x), 1, Ho, Wo), dtype=x.dtype)
                 own = Jet(np.ascontiguousarray(first), np.array([o]))
             else:
                 d = _direction_arrays(self, direction)
                 dW = d.get("weight")
-                first = np.zeros((len(x),) + self.output_shape(x.shape[1:]))
+                first = np.zeros((len(x),) + self.output_shape(x.shape[1:]), dtype=np.result_type(x, W))
                 if dW is not None:
                     first += self._conv(x, dW)
                 if "bias" in d:
@@ -678,6 +774,9 @@ class AvgPool2d(Layer):
         g[..., :H, :W] = np.repeat(np.repeat(grad_out, s, axis=-2), s, axis=-1) / (s * s)
         return g, {}
 
+    def input_grad_many(self, x, grad_out):
+        return _input_grad_many_by_shape(self, x, grad_out)
+
     def jet(self, x, jet_in, direction):
         if jet_in is None:
             return None
@@ -711,6 +810,9 @@ class Flatten(Layer):
 
     def backward(self, x, grad_out, input_grad=True):
         return grad_out.reshape(x.shape), {}
+
+    def input_grad_many(self, x, grad_out):
+        return _input_grad_many_by_shape(self, x, grad_out)
 
     def jet(self, x, jet_in, direction):
         if jet_in is None:
@@ -804,6 +906,9 @@ class Poly(Layer):
     def input_grad(self, x, grad_out):
         return grad_out * self.derivative(x)
 
+    def input_grad_many(self, x, grad_out):
+        return grad_out * self.derivative(x)[None]
+
     def jet(self, x, jet_in, direction):
         # p(z0 + D) - p(z0) = sum_j a_j ((z0 + D)^j - z0^j), D = sum_k D_k t^k, exact.
         if jet_in is None:
@@ -811,16 +916,16 @@ class Poly(Layer):
         z0 = jet_in.select(x)
         D = jet_in.coeffs
         if self._is_square:
-            return Jet(self.coeffs[2] * _square_jet(z0, D), jet_in.channels)
+            return Jet(float(self.coeffs[2]) * _square_jet(z0, D), jet_in.channels)
         K = D.shape[0]
         full = np.concatenate([z0[None], D], axis=0)  # powers of the whole series z0 + D
-        out = np.zeros((K * self.order,) + D.shape[1:])
+        out = np.zeros((K * self.order,) + D.shape[1:], dtype=np.result_type(z0, D))
         power = full
         for j in range(1, self.order + 1):  # over the activation's degree, not over data
             if j > 1:
                 power = _series_mul(power, full)
             if self.coeffs[j] != 0.0:
-                out[: len(power) - 1] += self.coeffs[j] * power[1:]
+                out[: len(power) - 1] += float(self.coeffs[j]) * power[1:]
         return Jet(out, jet_in.channels)
 
     def degree(self, degree_in, moves):
@@ -836,7 +941,7 @@ class Poly(Layer):
 
 def _series_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Product of two series with constant terms: out[k] = sum_{i+j=k} a[i] b[j]."""
-    out = np.zeros((len(a) + len(b) - 1,) + a.shape[1:])
+    out = np.zeros((len(a) + len(b) - 1,) + a.shape[1:], dtype=np.result_type(a, b))
     for i in range(len(a)):  # over polynomial degree, a handful of terms
         out[i:i + len(b)] += a[i] * b
     return out
@@ -845,7 +950,7 @@ def _series_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _square_jet(z0: np.ndarray, D: np.ndarray) -> np.ndarray:
     """(z0 + D)^2 - z0^2 = 2 z0 D + D^2, coefficients t^1 .. t^2K."""
     K = D.shape[0]
-    out = np.zeros((2 * K,) + D.shape[1:])
+    out = np.zeros((2 * K,) + D.shape[1:], dtype=np.result_type(z0, D))
     out[:K] = 2.0 * z0 * D
     for i in range(K):
         out[i + 1:i + 1 + K] += D[i] * D

@@ -165,7 +165,7 @@ class Sequential:
         if int(batch_size) < 1:
             raise ModelError(f"batch_size must be a positive number of samples, got {batch_size}")
         out = np.empty((len(X), self.num_outputs), dtype=dtype)
-        with blas_threads(1 if self._has_parallel_kernels else None), self._params_in(dtype):
+        with blas_threads(1 if self._has_parallel_kernels else None), self.params_in(dtype):
             for s in range(0, len(X), batch_size):
                 h = X[s:s + batch_size].astype(dtype, copy=False)
                 for layer in self.layers:
@@ -178,8 +178,12 @@ class Sequential:
         return any(layer.kind in ("conv", "pool") for layer in self.layers)
 
     @contextlib.contextmanager
-    def _params_in(self, dtype: np.dtype):
-        """Temporarily give every layer copies of its parameters in ``dtype`` (the originals stay float64)."""
+    def params_in(self, dtype):
+        """Temporarily give every layer copies of its parameters in ``dtype`` (the originals stay float64).
+
+        A context manager: forward, backward and jet passes inside it run in ``dtype``.
+        """
+        dtype = np.dtype(dtype)
         if dtype == np.float64:
             yield
             return
@@ -230,7 +234,7 @@ class Sequential:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ModelError(f"loss_and_grad dtype must be float32 or float64, got {dtype}")
-        with self._params_in(dtype):
+        with self.params_in(dtype):
             acts = self.forward_cache(X, dtype)
             r = acts[-1].astype(np.float64) - Y
             sse = sum_squares(r)

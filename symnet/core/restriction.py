@@ -40,7 +40,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from symnet.core.certificates import BLOCK, COORD, LINE
+from symnet.core.certificates import BLOCK, COORD, FLOAT32_RTOL, LINE
 from symnet.core.errors import ModelError
 from symnet.core.kernels.terms import add_polynomial_step, sse_coeffs
 from symnet.core.layers import Coord, Jet, Linear
@@ -215,14 +215,31 @@ class ExactLoss:
         X: training inputs (N, *input_shape).
         Y: targets (N, num_outputs), one-hot for classification.
         ridge: the ridge weight ``lambda`` on ``||theta||^2``.
+        dtype: working precision of the cached activations and of the jets,
+            ``np.float64`` (default) or ``np.float32``. In float32 the parameters and
+            the direction are rounded to float32 for the jets (the model keeps its
+            float64 parameters), the outputs and jets are float32, and everything
+            summed over samples is float64: the residual, the SSE and the
+            polynomial's coefficients (the term kernels accumulate in float64).
+            The objective is then the one of the float32 forward pass (about 1e-6
+            relative from the float64 one), and a line step is taken only if it
+            lowers it by more than :attr:`noise` (relative), the size of float32
+            rounding in the coefficients.
     """
 
     #: Upper bound on the floats held by one chunk's jets (about 400 MB).
     jet_budget = 5e7
 
-    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0) -> None:
+    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, dtype=np.float64) -> None:
         self.model = model
-        self.X = model.check_input(X).astype(np.float64, copy=False)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ModelError(f"ExactLoss dtype must be float32 or float64, got {self.dtype}")
+        #: relative decrease below which a float32 line step is not trusted (0 in float64)
+        self.noise = 0.0 if self.dtype == np.float64 else 1e-6
+        #: the relative precision its certificates claim (see :mod:`symnet.core.certificates`)
+        self.precision = 0.0 if self.dtype == np.float64 else FLOAT32_RTOL
+        self.X = model.check_input(X).astype(self.dtype, copy=False)
         self.Y = np.asarray(Y, dtype=np.float64)
         if self.Y.shape != (len(self.X), model.num_outputs):
             raise ModelError(f"targets must have shape ({len(self.X)}, {model.num_outputs}), got {self.Y.shape}")
@@ -243,16 +260,28 @@ class ExactLoss:
     def refresh_output_from(self, li: int) -> None:
         """Recompute the caches from the cached input of layer ``li`` on (after its params changed)."""
         h = self.X if li == 0 else self.acts[li]
-        for lj in range(li, len(self.model.layers)):
-            layer = self.model.layers[lj]
-            if layer.needs_input:
-                self.acts[lj] = np.ascontiguousarray(h)
-            h = layer.forward(h)
+        with self.working_params():
+            for lj in range(li, len(self.model.layers)):
+                layer = self.model.layers[lj]
+                if layer.needs_input:
+                    self.acts[lj] = np.ascontiguousarray(h)
+                h = layer.forward(h)
         self.output = np.ascontiguousarray(h)
-        self.residual = self.output - self.Y
+        self.residual = self.output.astype(np.float64) - self.Y
         self._sse = sum_squares(self.residual)
         self.params_changed()
         self._path = None
+
+    def working_params(self):
+        """A context in which the model's parameters are in the working precision (for forward and jet passes)."""
+        return self.model.params_in(self.dtype)
+
+    def working_direction(self, direction: dict[int, dict]) -> dict[int, dict]:
+        """A parsed direction in the working precision."""
+        if self.dtype == np.float64:
+            return direction
+        return {li: {k: d if isinstance(d, Coord) else np.asarray(d, dtype=self.dtype) for k, d in parts.items()}
+                for li, parts in direction.items()}
 
     @property
     def sse(self) -> float:
@@ -297,10 +326,12 @@ class ExactLoss:
     def _jets(self, direction: dict[int, dict], lo: int, hi: int) -> list[tuple[int, Jet]]:
         first = min(direction)
         jet, path = None, []
-        for li in range(first, len(self.model.layers)):
-            x = self.acts.get(li)
-            jet = self.model.layers[li].jet(None if x is None else x[lo:hi], jet, direction.get(li))
-            path.append((li, jet))
+        direction = self.working_direction(direction)
+        with self.working_params():
+            for li in range(first, len(self.model.layers)):
+                x = self.acts.get(li)
+                jet = self.model.layers[li].jet(None if x is None else x[lo:hi], jet, direction.get(li))
+                path.append((li, jet))
         return path
 
     def restrict(self, direction: Direction) -> np.ndarray:
@@ -373,7 +404,7 @@ class ExactLoss:
         last = path[-1][1]
         ch = slice(None) if last.channels is None else last.channels
         old = self.residual[lo:hi, ch]
-        new = self.output[lo:hi, ch] - self.Y[lo:hi, ch]
+        new = self.output[lo:hi, ch].astype(np.float64) - self.Y[lo:hi, ch]
         self._sse += float(np.sum(new * new) - np.sum(old * old))
         self.residual[lo:hi, ch] = new
 
@@ -434,8 +465,10 @@ class ExactLoss:
         u_star, after, info = dense.minimize(dense.rescale(coeffs, s) if s != 1.0 else coeffs)
         t_unit = s * u_star
         degree = int(info["degree"])
-        accepted = bool(np.isfinite(t_unit) and t_unit != 0.0 and (after < before or (accept_equal and
-                                                                                         after == before)))
+        # in float32 (noise > 0) a decrease within the coefficients' rounding is not trusted
+        margin = self.noise * abs(before)
+        accepted = bool(np.isfinite(t_unit) and t_unit != 0.0 and
+                        (after < before - margin or (accept_equal and margin == 0.0 and after == before)))
         if self.certificates is not None:
             self._certify(parsed, coordinate, coeffs, s, u_star if accepted else 0.0, before,
                           float(after) if accepted else before)
@@ -459,10 +492,10 @@ class ExactLoss:
             lo, _ = model.offsets()[f"{model.layers[li].name}.{key}"]
             index = lo + int(np.ravel_multi_index(c.index, model.layers[li].params[key].shape))
             self.certificates.record(COORD, theta=model.get_flat, coeffs=coeffs, t=u, before=before, after=after,
-                                     ridge=self.ridge, index=index, rows=self.rows)
+                                     ridge=self.ridge, index=index, rows=self.rows, precision=self.precision)
             return
         self.certificates.record(LINE, theta=model.get_flat, coeffs=dense.rescale(coeffs, s), t=u, before=before,
-                                 after=after, ridge=self.ridge, rows=self.rows,
+                                 after=after, ridge=self.ridge, rows=self.rows, precision=self.precision,
                                  direction=lambda: s * flat_direction(model, parsed))
 
     # ------------------------------------------------------------------ the readout
@@ -474,18 +507,20 @@ class ExactLoss:
                              f"this one ends with {layer!r}")
         return li, layer
 
-    def readout_factor(self):
+    def readout_factor(self, *, gram_dtype=np.float64):
         """Cholesky factor of the last Linear layer's ridge Gram matrix ``A^T A + ridge I``, ``A = [H, 1]``.
 
         ``H`` is the cached input of the layer (the features); the bias column is
         there when the layer has a bias. ``None`` when the matrix is not positive
-        definite (no ridge and rank-deficient features).
+        definite (no ridge and rank-deficient features). ``gram_dtype=np.float32``
+        computes it in single precision: a preconditioner for :meth:`solve_readout`,
+        whose solution is refined to the float64 one.
 
         Raises:
             ModelError: the model does not end with a Linear layer.
         """
         li, layer = self._readout_layer()
-        return ridge_factor(gram(self.acts[li], bias=layer.bias), self.ridge)
+        return ridge_factor(gram(self.acts[li], bias=layer.bias, dtype=gram_dtype), self.ridge)
 
     def solve_readout(self, *, factor=None) -> float:
         """Solve the last Linear layer exactly (:func:`~symnet.core.linalg.fit_readout`); returns the decrease.
@@ -512,7 +547,8 @@ class ExactLoss:
             self.params_changed()
         if theta is not None:
             self.certificates.record(BLOCK, theta=theta, t=1.0, before=before, after=self.value, ridge=self.ridge,
-                                     rows=self.rows, direction=lambda: self.model.get_flat() - theta)
+                                     rows=self.rows, precision=self.precision,
+                                     direction=lambda: self.model.get_flat() - theta)
         return decrease
 
     # ------------------------------------------------------------------ caches changed from outside
@@ -550,11 +586,12 @@ class ExactLoss:
         n = len(range(*rows.indices(len(self.X)))) if isinstance(rows, slice) else len(rows)
         layer = model.layers[li]
         if layer.kind in ("pool", "flatten"):
-            return np.broadcast_to(np.zeros(1), (n,) + tuple(model.shapes[li]))
+            return np.broadcast_to(np.zeros(1, dtype=self.dtype), (n,) + tuple(model.shapes[li]))
         j = max([k for k in self.acts if k < li], default=None)
         h = self.X[rows] if j is None else self.acts[j][rows]
-        for k in range(0 if j is None else j, li):
-            h = model.layers[k].forward(h)
+        with self.working_params():
+            for k in range(0 if j is None else j, li):
+                h = model.layers[k].forward(h)
         return h
 
 

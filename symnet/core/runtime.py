@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from typing import Iterator
 
@@ -41,6 +42,15 @@ def blas_threads(n: int | None) -> Iterator[None]:
         return
     with _controller().limit(limits=int(n), user_api="blas"):
         yield
+
+
+def available_blas_threads() -> int:
+    """The BLAS threads a large GEMM may use: the cores, unless the environment pins BLAS lower."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(var)
+        if value and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
 
 
 def peak_rss_mb() -> float | None:

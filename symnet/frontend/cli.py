@@ -84,6 +84,16 @@ NONNEGATIVE = _number_type(float, "a number >= 0", 0.0)
 POSITIVE = _number_type(float, "a positive number", 0.0, strict=True)
 
 
+def RIDGE(text: str):
+    """``--ridge``: a number >= 0, or ``auto`` (chosen on held-out training samples where the solver can)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return NONNEGATIVE(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or auto, got {text!r}") from None
+
+
 def parse_value(text: str) -> Any:
     """``"3"`` -> 3, ``"1e-3"`` -> 0.001, ``"true"`` -> True, ``"none"`` -> None, else the string.
 
@@ -117,7 +127,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 # --------------------------------------------------------------------------- shared flags
 #: Flags that become solver options: (flag, option key, type, help).
 SOLVER_FLAGS = (
-    ("--ridge", "ridge", NONNEGATIVE, "ridge penalty on ||theta||^2"),
+    ("--ridge", "ridge", RIDGE, "ridge penalty on ||theta||^2 (auto: chosen on held-out training samples)"),
     ("--lr", "lr", POSITIVE, "learning rate (gradient solvers)"),
     ("--batch-size", "batch_size", POSITIVE_INT, "minibatch size (gradient solvers)"),
     ("--order", "order", parse_value, "order in which the coordinate solver visits variables"),
@@ -137,7 +147,7 @@ MODEL_FLAGS = (
 
 
 def _metavar(kind) -> str:
-    return {POSITIVE_INT: "N", COUNT: "N", NONNEGATIVE: "X", POSITIVE: "X", str: "NAME"}.get(kind, "VALUE")
+    return {POSITIVE_INT: "N", COUNT: "N", NONNEGATIVE: "X", POSITIVE: "X", RIDGE: "X|auto", str: "NAME"}.get(kind, "VALUE")
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -341,6 +351,9 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
         api.claim_out(Path(args.out), create=False)
     given = solver_options(args)
     ridge = given.pop("ridge", 1.0)
+    if ridge == "auto":
+        raise SolverError("'symnet bench target' times every solver on one objective, Adam's included: give --ridge "
+                          "a number (default 1.0), not auto")
     options = {}
     for name in args.exact:
         accepted = solvers.get(name).defaults

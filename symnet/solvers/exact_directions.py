@@ -23,9 +23,30 @@ objective for free); otherwise each step ends with one forward pass over the
 full data to report the exact objective. On the full data, ``varpro`` solves
 after every iteration.
 
+With mini-batches and ``varpro`` the first step is that first solve alone, so
+the history records the random-feature floor as soon as it is known.
+
+Precision: ``jet_dtype="float32"`` builds each batch's ExactLoss in single
+precision (activations, jets, Jacobians; the polynomial's coefficients and the
+residuals are still summed in float64, and a line step is trusted only when it
+lowers the objective by more than float32 rounding). ``readout_dtype="float32"``
+(the default) runs the full-data forward pass of the closed-form solve and its
+Gram matrix in single precision, and refines the solution against float64
+products (:func:`~symnet.core.linalg.ridge_readout`).
+
+Ridge: ``ridge="auto"`` (the default) holds out a random tenth of the training
+samples (at most 5,000), solves the last layer on the rest of the initial
+features for each weight of :data:`~symnet.core.linalg.RIDGE_CANDIDATES` and
+trains with the weight whose readout scores best on the held-out samples
+(:func:`~symnet.core.linalg.select_ridge`); the choice is in every record's
+``ridge`` and in ``ridge_selection_``. Without a last Linear layer to score,
+``auto`` means 1.0.
+
 The time limit of :meth:`Solver.fit <symnet.solvers.base.Solver.fit>` is checked
 between iterations; the closing solve of the last layer still runs, so a run
-can pass the limit by one such solve.
+can pass the limit by one such solve. A time-limited mini-batch run ends on the
+parameters of its best recorded full objective (mini-batch steps need not lower
+it; that record says ``restored_best=1``).
 
 Example:
     >>> import numpy as np
@@ -43,15 +64,16 @@ Example:
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from typing import Any, ClassVar
 
 import numpy as np
 
-from symnet.core.certificates import BLOCK
+from symnet.core.certificates import BLOCK, FLOAT32_RTOL
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import fit_readout, gram, ridge_factor
+from symnet.core.linalg import fit_readout, gram, ridge_factor, select_ridge
 from symnet.core.objective import evaluate
 from symnet.core.restriction import ExactLoss, LineResult
 
@@ -60,17 +82,19 @@ from symnet.solvers.options import Option
 
 
 # --------------------------------------------------------------------------- mini-batches
-def batch_loss(model, X: np.ndarray, Y: np.ndarray, ridge: float, num_samples: int) -> ExactLoss:
+def batch_loss(model, X: np.ndarray, Y: np.ndarray, ridge: float, num_samples: int, *,
+               dtype=np.float64) -> ExactLoss:
     """An :class:`ExactLoss` of one mini-batch carrying its share of the ridge.
 
     The full objective is ``SSE + ridge ||theta||^2`` over ``num_samples``
     samples; a batch of ``n_b`` of them gets ``ridge * n_b / num_samples`` so
     that the batch objectives of a partition add up to the full one (the
-    convention of :mod:`symnet.solvers.gradient`).
+    convention of :mod:`symnet.solvers.gradient`). ``dtype`` is the loss's
+    working precision.
     """
     if num_samples < 1:
         raise SolverError(f"num_samples must be positive, got {num_samples}")
-    return ExactLoss(model, X, Y, ridge=float(ridge) * len(X) / float(num_samples))
+    return ExactLoss(model, X, Y, ridge=float(ridge) * len(X) / float(num_samples), dtype=dtype)
 
 
 class FullObjective:
@@ -149,46 +173,77 @@ class ExactDirectionSolver(Solver):
     blas_threads: ClassVar[int | None] = 1  # numba-parallel jets and kernels between small GEMMs
     #: The options every exact direction solver has.
     COMMON_OPTIONS: ClassVar[dict[str, Option]] = {
-        "ridge": Option(1.0, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
+        "ridge": Option("auto", "float", low=0.0, auto=True,
+                        help="weight of ridge * ||theta||^2 in the objective (auto: the candidate whose readout "
+                             "scores best on held-out training samples)"),
         "batch_size": Option(None, "int", low=1, none=True,
                              help="samples per iteration (None: the full training set)"),
+        "batch_growth": Option(1.0, "float", low=1.0,
+                               help="multiply the batch size by this after every step (dynamic sample size)"),
+        "max_batch": Option(None, "int", low=1, none=True, help="largest batch batch_growth reaches (None: all)"),
         "check": Option(False, "bool", help="keep a mini-batch step only if the full objective did not rise"),
         "iters_per_step": Option(None, "int", low=1, none=True,
                                  help="iterations per step (None: 1 on full data, one epoch of mini-batches)"),
         "varpro": Option(False, "bool", help="eliminate the last Linear layer by an exact ridge solve"),
         "refresh_every": Option(50, "int", low=1, help="recompute the caches exactly every this many iterations"),
-        "seed": Option(0, "int", low=0, help="seed of the mini-batch order and curvature samples"),
+        "jet_dtype": Option("float64", "choice", choices=("float32", "float64"),
+                            help="precision of the mini-batch caches, jets and Jacobians"),
+        "readout_dtype": Option("float32", "choice", choices=("float32", "float64"),
+                                help="precision of the closed-form readout's features and Gram matrix "
+                                     "(refined to float64)"),
+        "seed": Option(0, "int", low=0, help="seed of the mini-batch order, curvature samples and ridge split"),
     }
+    #: The ridge of the step-0 record when ``ridge="auto"`` (before the validated choice), and of
+    #: models without a last Linear layer to score the choice on.
+    PROVISIONAL_RIDGE: ClassVar[float] = 1.0
 
     # ------------------------------------------------------------------ setup
     def _setup(self, model, data, rng):
         opts = self.opts_
         layers = self._require_exact_network(model, data)
-        self.ridge_ = opts["ridge"]
         N = len(data.x_train)
+        self.auto_ridge_ = opts["ridge"] == "auto"
+        self.ridge_selection_: dict | None = None
+        if self.auto_ridge_:
+            # provisional (the step-0 record's objective) until the validated choice, which needs a last
+            # Linear layer to score; without one the provisional weight stays
+            opts["ridge"] = self.PROVISIONAL_RIDGE
+            self.auto_ridge_ = isinstance(layers[-1], Linear)
+        self.ridge_ = opts["ridge"]
         batch = opts["batch_size"]
         self.batch_ = None if batch is None or batch >= N else batch
+        self.batch_growth_ = opts["batch_growth"]
+        self.max_batch_ = N if opts["max_batch"] is None else min(N, opts["max_batch"])
         ips = opts["iters_per_step"]
         self.iters_per_step_ = (1 if self.batch_ is None else -(-N // self.batch_)) if ips is None else ips
         self.refresh_every_ = opts["refresh_every"]
         if opts["varpro"] and not isinstance(layers[-1], Linear):
             raise SolverError(f"varpro solves the last layer in closed form, which must be Linear; this model ends "
                               f"with {layers[-1]!r} - turn varpro off")
+        self.jet_dtype_ = np.dtype(opts["jet_dtype"])
+        self.readout_dtype_ = np.dtype(opts["readout_dtype"])
+        #: seconds per phase of the work (direction, search, readout, ridge, batch), for profiling
+        self.profile_: dict[str, float] = {}
         self.rng_ = rng
         self.X_ = data.x_train
         self.N_ = N
         self.iteration_ = 0
         self.rejected_ = 0
         self.factor_ = None  # Cholesky factor of the readout's Gram matrix at the last varpro solve
+        self.first_readout_ = False
+        self.best_ = None  # (full objective per sample, parameters, training scores) of the best record
         self.order_ = None
         self.pos_ = 0
+        self.loss_ = None
+        self.full_ = None
+        if self.auto_ridge_ and not (opts["varpro"] and self.batch_ is not None):
+            # mini-batch varpro chooses in its first step, from the features it solves the readout on
+            self._choose_ridge(self._features())
         if self.batch_ is None:
-            self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=self.ridge_)
+            self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=self.ridge_, dtype=self.jet_dtype_)
             self._certify(self.loss_)
-            self.full_ = None
-        else:
-            self.loss_ = None
-            self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_) if opts["check"] else None
+        elif opts["check"]:
+            self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_)
         self._reset_memory()
         self._setup_method(model)
 
@@ -212,7 +267,10 @@ class ExactDirectionSolver(Solver):
 
     # ------------------------------------------------------------------ state
     def _state(self):
-        out = {"iteration": self.iteration_, "pos": self.pos_}
+        out = {"iteration": self.iteration_, "pos": self.pos_, "ridge": self.ridge_,
+               "first_readout": self.first_readout_}
+        if self.batch_ is not None:
+            out["batch"] = self.batch_
         if self.order_ is not None:
             out["order"] = self.order_
         out.update({f"mem.{k}": v for k, v in self._memory_state().items()})
@@ -221,6 +279,12 @@ class ExactDirectionSolver(Solver):
     def _load_state(self, state):
         self.iteration_ = int(state.get("iteration", 0))
         self.pos_ = int(state.get("pos", 0))
+        if "batch" in state and self.batch_ is not None:
+            self.batch_ = int(state["batch"])
+        self.first_readout_ = bool(state.get("first_readout", self.first_readout_))
+        if "ridge" in state and float(state["ridge"]) != self.ridge_:
+            self._set_ridge(float(state["ridge"]))  # the weight a resumed run chose when it started
+        self.auto_ridge_ = False
         self.order_ = np.asarray(state["order"]) if "order" in state else None
         self._load_memory({k[4:]: v for k, v in state.items() if k.startswith("mem.")})
 
@@ -244,10 +308,11 @@ class ExactDirectionSolver(Solver):
 
     def _search(self, loss: ExactLoss, d: np.ndarray, reuse: bool = True) -> LineResult:
         """The exact line search; ``reuse=False`` says a mini-batch loss is dropped after it."""
-        if self.batch_ is None:
-            res = loss.line_minimize(d)
-        else:
-            res = minibatch_line_search(loss, d, check=self.full_, update=reuse)
+        with self._timed("search"):
+            if self.batch_ is None:
+                res = loss.line_minimize(d)
+            else:
+                res = minibatch_line_search(loss, d, check=self.full_, update=reuse)
         if not res.accepted:
             self.rejected_ += 1
         return res
@@ -262,8 +327,18 @@ class ExactDirectionSolver(Solver):
             # the first direction should already see the best readout of the initial features
             if self.batch_ is None:
                 self._varpro(self.loss_)
-            else:
-                self._varpro_full()
+            elif not self.first_readout_:
+                # mini-batches: the first step is that solve alone, so the history records the random-feature
+                # floor as soon as it is known; with ridge="auto" the same features first choose the ridge
+                value, scores, decrease = self._varpro_full(choose_ridge=self.auto_ridge_)
+                self.first_readout_ = True
+                last = model.layers[-1]
+                out = {"updates": sum(v.size for v in last.params.values()), "passes": 1.0, "accepted": 0,
+                       "searches": 0, "iterations": 0, "rejected": 0, "loss": value / self.N_,
+                       "train_scores": scores, "block_decrease": decrease, "converged": False,
+                       "ridge": self.ridge_, **self._extra_record()}
+                self._keep_best(out)
+                return out
         for i in range(self.iters_per_step_):
             if i and self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
@@ -278,7 +353,9 @@ class ExactDirectionSolver(Solver):
                 passes += 1.0
             else:
                 idx = self._next_batch()
-                loss = batch_loss(model, self.X_[idx], self._Y_train[idx], self.ridge_, self.N_)
+                with self._timed("batch"):
+                    loss = batch_loss(model, self.X_[idx], self._Y_train[idx], self.ridge_, self.N_,
+                                      dtype=self.jet_dtype_)
                 self._certify(loss, rows=idx)
                 stats = self._iterate(loss, full=False)
                 self.iteration_ += 1
@@ -289,6 +366,9 @@ class ExactDirectionSolver(Solver):
             if stats.get("converged"):
                 converged = True
                 break
+        if self.batch_ is not None and self.batch_growth_ > 1.0:
+            # dynamic sample size: a geometrically growing batch (the gradient's noise shrinks as the steps do)
+            self.batch_ = min(self.max_batch_, int(round(self.batch_ * self.batch_growth_)))
         out: dict[str, Any] = {"updates": updates, "passes": passes, "accepted": accepted, "searches": searches,
                                "iterations": self.iteration_, "rejected": self.rejected_}
         if self.batch_ is None:
@@ -307,44 +387,124 @@ class ExactDirectionSolver(Solver):
                 scores = model.forward(self.X_)
                 value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
                 out.update(loss=value / self.N_, train_scores=scores)
+            self._keep_best(out)
         out["converged"] = converged
+        out["ridge"] = self.ridge_
         out.update(self._extra_record())
         return out
 
     def _extra_record(self) -> dict:
         return {}
 
+    def _keep_best(self, out: dict) -> None:
+        """End a time-limited mini-batch run on the parameters of its lowest recorded full objective.
+
+        Mini-batch steps need not lower the full objective. Every record's
+        objective is exact (a full-data pass), so the best-so-far iterate by the
+        training objective is known; when the time limit ends the run on a worse
+        one, the parameters of the best are restored and the record says so
+        (``restored_best=1``). Nothing held out is looked at.
+        """
+        theta = self.model_.get_flat()
+        if self.best_ is None or out["loss"] <= self.best_[0]:
+            self.best_ = (out["loss"], theta.copy(), out.get("train_scores"))
+            return
+        if self._deadline is not None and time.perf_counter() >= self._deadline:
+            loss, best_theta, scores = self.best_
+            self.model_.set_flat(best_theta)
+            self._on_params_restored()
+            out.update(loss=loss, restored_best=1)
+            if scores is not None:
+                out["train_scores"] = scores
+            else:
+                out.pop("train_scores", None)
+
     def _varpro(self, loss: ExactLoss) -> float:
         """Solve the last Linear layer of the full-data loss; keep the Gram factor of the features."""
-        self.factor_ = loss.readout_factor()
-        return loss.solve_readout(factor=self.factor_)
+        with self._timed("readout"):
+            self.factor_ = loss.readout_factor(gram_dtype=self.readout_dtype_)
+            return loss.solve_readout(factor=self.factor_)
 
-    def _varpro_full(self) -> tuple[float, np.ndarray, float]:
+    def _features(self) -> np.ndarray:
+        """The inputs of the last layer on the full training data (a forward pass in ``readout_dtype``)."""
+        model = self.model_
+        li = len(model.layers) - 1
+        dtype = self.readout_dtype_
+        feats = np.empty((self.N_,) + tuple(model.shapes[li]), dtype=dtype)
+        with model.params_in(dtype):
+            for s in range(0, self.N_, 1024):  # blocks of 1024 stay in cache: 1.7x faster than 8192 on poly2
+                h = self.X_[s:s + 1024].astype(dtype, copy=False)
+                for layer in model.layers[:li]:
+                    h = layer.forward(h)
+                feats[s:s + len(h)] = h
+        return feats
+
+    def _set_ridge(self, ridge: float) -> None:
+        self.ridge_ = ridge
+        self.opts_["ridge"] = ridge
+        if self.loss_ is not None:
+            self.loss_.ridge = ridge
+        if self.full_ is not None:
+            self.full_.ridge = ridge
+            self.full_.value = self.full_.evaluate()
+
+    def _choose_ridge(self, H: np.ndarray) -> None:
+        """``ridge="auto"``: the weight whose readout generalises best to held-out training samples.
+
+        A random tenth of the training samples (at most 5,000; the split is
+        seeded by the ``seed`` option) is held out, the last layer is solved by
+        ridge on the rest of the features ``H`` for each candidate and scored on
+        the held-out samples (:func:`~symnet.core.linalg.select_ridge`). Training
+        then uses every sample with the chosen weight.
+        """
+        self.auto_ridge_ = False
+        n_val = min(5000, self.N_ // 10)
+        if n_val < 1:
+            return
+        with self._timed("ridge"):
+            val = np.sort(np.random.default_rng([int(self.opts_["seed"]), 1]).choice(self.N_, n_val, replace=False))
+            ridge, scores = select_ridge(H, self._Y_train, val, bias=self.model_.layers[-1].bias, num_total=self.N_)
+        self.ridge_selection_ = {"validation_samples": n_val, **scores, "chosen": ridge}
+        self._set_ridge(ridge)
+
+    def _varpro_full(self, choose_ridge: bool = False) -> tuple[float, np.ndarray, float]:
         """Solve the last Linear layer on the full data (mini-batch mode), its features from a forward pass.
+
+        With ``readout_dtype="float32"`` the forward pass and the Gram matrix run
+        in single precision and the solution is refined against float64 products
+        with those features (:func:`~symnet.core.linalg.ridge_readout`); the
+        objective reported is the exact one of the float32 features (about 1e-6
+        relative from a float64 forward pass, the precision the gradient solvers
+        report in). ``choose_ridge`` first picks the ridge on these features.
 
         Returns the objective after the solve (sum over samples), the training
         scores and the decrease.
         """
         model = self.model_
-        li = len(model.layers) - 1
-        layer = model.layers[li]
-        feats = []
-        for s in range(0, self.N_, 1024):  # blocks of 1024 stay in cache: 1.7x faster than 8192 on poly2
-            h = self.X_[s:s + 1024]
-            for earlier in model.layers[:li]:
-                h = earlier.forward(h)
-            feats.append(h)
-        H = np.concatenate(feats)
-        theta = model.get_flat() if self.certificates_ is not None else None
-        self.factor_ = ridge_factor(gram(H, bias=layer.bias), self.ridge_)
-        decrease, scores = fit_readout(layer, H, self._Y_train, self.ridge_, factor=self.factor_)
-        value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
+        layer = model.layers[-1]
+        with self._timed("readout"):
+            H = self._features()
+            if choose_ridge:
+                self._choose_ridge(H)
+            theta = model.get_flat() if self.certificates_ is not None else None
+            self.factor_ = ridge_factor(gram(H, bias=layer.bias, dtype=self.readout_dtype_), self.ridge_)
+            decrease, scores = fit_readout(layer, H, self._Y_train, self.ridge_, factor=self.factor_)
+            value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
         if theta is not None:
             self.certificates_.record(BLOCK, theta=theta, t=1.0, before=value + decrease, after=value,
-                                      ridge=self.ridge_, direction=lambda: model.get_flat() - theta)
+                                      ridge=self.ridge_, direction=lambda: model.get_flat() - theta,
+                                      precision=FLOAT32_RTOL if self.readout_dtype_ == np.float32 else 0.0)
         if self.full_ is not None:
             self.full_.value, self.full_.scores = value, scores
         return value, scores, decrease
+
+    @contextlib.contextmanager
+    def _timed(self, key: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.profile_[key] = self.profile_.get(key, 0.0) + time.perf_counter() - t0
 
     @abc.abstractmethod
     def _iterate(self, loss: ExactLoss, full: bool) -> dict:

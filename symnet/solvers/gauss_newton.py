@@ -12,24 +12,33 @@ layer is eliminated: it is solved exactly by ridge
 blocks. A Conv2d block that feeds [Poly] [AvgPool2d] Flatten Linear(last) gets
 its per-sample Jacobian from one fused pass
 (:func:`~symnet.core.derivatives.conv_chain_jacobian`) instead of a backward
-pass per output. Iterations, mini-batches and checks are shared with the other
-exact direction solvers (:mod:`symnet.solvers.exact_directions`).
+pass per output. Large blocks can instead use their Kronecker factors (K-FAC,
+:func:`kfac_direction`): a closed-form solve, or the preconditioner of a few CG
+iterations on the exact Gauss-Newton matrix. With ``search="joint"`` every
+block's direction is computed at the same point from one backward pass and a
+single exact line search moves along their sum. Iterations, mini-batches and
+checks are shared with the other exact direction solvers
+(:mod:`symnet.solvers.exact_directions`).
+
+Most options default to ``"auto"``, resolved from the model and the data size
+by :meth:`GaussNewtonSolver.auto_options`: the configuration measured fastest
+to a target loss (README, "Time to Adam's loss").
 
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from symnet.core.derivatives import (block_index, block_jacobian, chunk_rows, conv_chain, conv_chain_jacobian, jvp,
-                                     param_layers, per_sample_width, row_blocks, vjp)
+                                     kronecker_factors, param_layers, per_sample_width, row_blocks, vjp)
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
 from symnet.core.linalg import cross, gram
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import ExactLoss, LineResult
 
 from symnet.solvers.exact_directions import ExactDirectionSolver
 from symnet.solvers.options import Option
@@ -50,7 +59,8 @@ def _is_last_linear(model, layers) -> bool:
 
 def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, damping: float | None = None,
                            method: str = "auto", max_explicit: int = 2000, cg_iters: int = 50,
-                           cg_tol: float = 1e-8, curvature_rows=None, readout=None) -> tuple[np.ndarray, dict]:
+                           cg_tol: float = 1e-8, curvature_rows=None, readout=None,
+                           half_gradient=None) -> tuple[np.ndarray, dict]:
     """The damped Gauss-Newton direction of a block of layers.
 
     Solves ``(J^T J + (ridge + mu) I) d = -(J^T r + ridge theta)`` in the
@@ -79,6 +89,8 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
             features with a bias column, ``J_k`` the Jacobian rows of output k),
             and the direction also moves the last layer by the first-order
             change of its ridge solution, ``dW_k = -(c G)^-1 A^T J_k d``.
+        half_gradient: ``J^T r + ridge theta`` on the block (in block order) when
+            the caller already has it (one backward pass serves several blocks).
 
     Returns:
         ``(d, info)``: the flat direction and a dict with ``mu`` (absolute),
@@ -149,7 +161,11 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
             feats = loss.acts[last]
             AJ = np.zeros((K, feats.shape[1] + int(with_bias), P))
         # without a curvature subset, J^T r comes from the same Jacobian rows (no backward pass)
-        b = np.zeros(P) if curvature_rows is None else _half_gradient(loss, idx, layers)
+        own_b = half_gradient is None and curvature_rows is None
+        if half_gradient is not None:
+            b = np.array(half_gradient, dtype=np.float64)
+        else:
+            b = np.zeros(P) if curvature_rows is None else _half_gradient(loss, idx, layers)
         for sel, _ in row_blocks(N, curvature_rows, chunk_rows(model, per_row)):
             if chain is not None:  # rows ordered (output, sample)
                 J3 = conv_chain_jacobian(loss, layers[0], rows=sel)
@@ -160,7 +176,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
                 Jc = J3.reshape(-1, P)
                 r = loss.residual[sel].ravel()
             A += Jc.T @ Jc
-            if curvature_rows is None:
+            if own_b:
                 b += Jc.T @ r
             if readout is not None:
                 Ac = feats[sel]
@@ -169,7 +185,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
                     AJ[k, :Ac.shape[1]] += Ac.T @ Jk
                     if with_bias:
                         AJ[k, -1] += Jk.sum(axis=0)
-        if curvature_rows is None and ridge:
+        if own_b and ridge:
             b += ridge * model.get_flat()[idx]
         A *= scale
         if readout is not None:
@@ -201,7 +217,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
         info["mu"] = mu
         return d, info
     # matrix-free: conjugate gradients on (J^T J + (ridge + mu) I) x = -b within the block
-    b = _half_gradient(loss, idx, layers)
+    b = _half_gradient(loss, idx, layers) if half_gradient is None else np.array(half_gradient, dtype=np.float64)
     block_layers = layers
 
     def curvature(x_block: np.ndarray) -> np.ndarray:
@@ -240,20 +256,139 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
     return d, info
 
 
+def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None, rng=None, half_gradient=None,
+                   cg_iters: int = 0, cg_tol: float = 1e-4) -> tuple[np.ndarray, dict]:
+    """The Gauss-Newton direction of a block from its Kronecker factors, optionally refined by preconditioned CG.
+
+    Per layer of the block, ``(scale Gamma (x) Omega + (ridge + mu) I) d = -(J^T r + ridge theta)``
+    in closed form (:class:`~symnet.core.linalg.KroneckerFactors` from
+    :func:`~symnet.core.derivatives.kronecker_factors`; ``mu`` is ``damping``
+    times the factors' mean diagonal), the layers treated as independent. With
+    ``cg_iters > 0`` that solve preconditions conjugate gradients on the EXACT
+    damped Gauss-Newton system of the block instead (``J^T J`` products from
+    ``jvp``/``vjp`` on ``rows``, scaled to all samples), which needs far fewer
+    iterations than plain CG. Alone, the factors underestimate the curvature of
+    a pooled convolution (they drop the correlation of neighbouring positions),
+    so the closed-form direction can come out much too long; one exact CG
+    iteration rescales it.
+
+    Args:
+        loss: the exact loss (full data or a mini-batch).
+        layers: the block's Conv2d and Linear layer indices.
+        damping: relative Levenberg damping.
+        rows: samples for the factors and the curvature products (None: all).
+        rng: draws the Gaussian cotangents of the factors.
+        half_gradient: ``J^T r + ridge theta`` on the block, if the caller has it.
+        cg_iters, cg_tol: preconditioned CG iterations (0: the closed form) and relative residual.
+
+    Returns:
+        ``(d, info)`` as :func:`gauss_newton_direction`.
+
+    Example:
+        >>> import numpy as np
+        >>> from symnet.core import models
+        >>> from symnet.core.derivatives import gradient
+        >>> m = models.get("mlp", input_dim=3, hidden=4, seed=0)
+        >>> X, Y = np.random.default_rng(0).random((30, 3)), np.eye(2)[np.arange(30) % 2]
+        >>> loss = ExactLoss(m, X, Y, ridge=0.1)
+        >>> d, info = kfac_direction(loss, [0, 2], cg_iters=2)
+        >>> bool(gradient(loss) @ d < 0), info["method"]
+        (True, 'kfac-cg')
+    """
+    model = loss.model
+    layers = sorted(layers)
+    idx = block_index(model, layers)
+    P = len(idx)
+    N = len(loss.X)
+    ridge = loss.ridge
+    b = _half_gradient(loss, idx, layers) if half_gradient is None else np.asarray(half_gradient, dtype=np.float64)
+    factors = kronecker_factors(loss, layers, rows=rows, rng=rng)
+    offsets = model.offsets()
+    spans = []
+    for li in layers:
+        layer = model.layers[li]
+        lo = offsets[f"{layer.name}.{next(iter(layer.params))}"][0]
+        spans.append((li, int(np.searchsorted(idx, lo)), sum(v.size for v in layer.params.values())))
+    mus = {li: float(damping) * factors[li].mean_diagonal() for li in layers}
+
+    def precond(r: np.ndarray) -> np.ndarray:
+        z = np.empty_like(r)
+        for li, a, size in spans:
+            z[a:a + size] = factors[li].solve(r[a:a + size], ridge + mus[li])
+        return z
+
+    info: dict[str, Any] = {"method": "kfac-cg" if cg_iters else "kfac", "size": P,
+                            "mu": max(mus.values()) if mus else 0.0}
+    d = np.zeros(model.num_params)
+    if not cg_iters:
+        d[idx] = -precond(b)
+        return d, info
+    scale = 1.0 if rows is None else N / max(len(rows), 1)
+    mu = float(np.mean(list(mus.values())))
+
+    def curvature(x_block: np.ndarray) -> np.ndarray:
+        v = np.zeros(model.num_params)
+        v[idx] = x_block
+        Jv = jvp(loss, v, rows=rows)
+        return scale * vjp(loss, Jv, rows=rows, layers=layers)[idx] + (ridge + mu) * x_block
+
+    # preconditioned CG on (J^T J + (ridge + mu) I) x = -b
+    x = np.zeros(P)
+    r = -b.copy()
+    z = precond(r)
+    p = z.copy()
+    rz = float(r @ z)
+    r0 = float(r @ r)
+    it = 0
+    while it < cg_iters and rz > 0:
+        Ap = curvature(p)
+        pAp = float(p @ Ap)
+        if pAp <= 0:
+            break
+        alpha = rz / pAp
+        x += alpha * p
+        r -= alpha * Ap
+        it += 1
+        if float(r @ r) <= cg_tol ** 2 * r0:
+            break
+        z = precond(r)
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    d[idx] = x if it else -precond(b)
+    info.update(mu=mu, cg_iters=it, cg_residual=float(np.sqrt(float(r @ r) / max(r0, 1e-300))))
+    return d, info
+
+
 class GaussNewtonSolver(ExactDirectionSolver):
     """Levenberg-Marquardt / Gauss-Newton directions with exact polynomial line search.
 
-    Options:
-        ridge: weight of ``ridge * ||theta||^2`` in the objective (default 1.0).
+    Options (see :attr:`OPTIONS`; those at ``"auto"`` are resolved by :meth:`auto_options`):
+        ridge: weight of ``ridge * ||theta||^2`` in the objective (``"auto"``:
+            chosen on held-out training samples, see :mod:`~symnet.solvers.exact_directions`).
         damping: initial relative Levenberg damping (``mu`` = damping times the
             mean diagonal of ``J^T J``); adapted after every line search when
             ``adapt_damping``: a step ``t > 2`` along the direction divides it by 3,
             ``t < 0.5`` (or a rejected step) multiplies it by 3, otherwise it
             shrinks by 1.5 (the exact line search replaces the trust-region test).
-        blocks: ``"layers"`` (one direction and line search per parameterised
-            layer, in order) or ``"all"`` (one joint direction).
-        max_explicit: largest block solved with an explicit ``J^T J``; larger
-            blocks use matrix-free CG (``cg_iters``, ``cg_tol``).
+        blocks: ``"layers"`` (one direction per parameterised layer) or ``"all"``
+            (one joint direction).
+        search: ``"blocks"`` (one exact line search per block, in order, each
+            block's direction computed after the previous block's step) or
+            ``"joint"`` (every block's direction at the same point from one
+            backward pass for the gradient, then one exact line search along
+            their sum: a polynomial of higher degree, but one jet pass instead
+            of one per block).
+        curvature: ``"gn"`` (the block's exact Gauss-Newton matrix: explicit up to
+            ``max_explicit`` parameters, matrix-free CG above), ``"kfac"`` (its
+            Kronecker factors, closed form), ``"kfac-cg"`` (``cg_iters`` iterations of
+            CG on the exact matrix preconditioned by the factors) or ``"mixed"``
+            (explicit up to ``max_explicit`` parameters, ``"kfac-cg"`` above).
+        momentum: ``beta`` >= 0 adds ``beta`` times the previous accepted step to
+            the joint direction before the exact line search, which then scales
+            the sum (heavy-ball averaging of mini-batch directions; 0: off).
+        max_explicit: largest block solved with an explicit ``J^T J``.
+        cg_iters, cg_tol: iterations and relative residual of the CG solves.
         curvature_samples: ``J^T J`` from this many random samples of the
             (batch) data, scaled up (None: all); the gradient uses all.
         varpro: eliminate the last Linear layer (exact ridge solve after every
@@ -262,13 +397,13 @@ class GaussNewtonSolver(ExactDirectionSolver):
             the explicit blocks: the curvature left after the last layer has
             re-fitted itself, ``J^T (I - A G^-1 A^T) J``, and a direction that
             moves the last layer along with the block (see
-            :func:`gauss_newton_direction`, argument ``readout``). ``G`` is the
-            ridge Gram matrix of the full-data features at the last solve.
-            Off by default: on mini-batches the subtracted term is estimated
-            from the batch and biased upward (the square of a noisy estimate),
-            which made the full objective RISE in a trial on 20,000 MNIST
-            samples (batches of 1,000); it is meant for full-data runs.
-        batch_size, check, iters_per_step, refresh_every, seed: see the module docstring.
+            :func:`gauss_newton_direction`, argument ``readout``). Off by default:
+            on mini-batches the subtracted term is estimated from the batch and
+            biased upward (the square of a noisy estimate), which made the full
+            objective rise in a trial on 20,000 MNIST samples (batches of 1,000);
+            it is meant for full-data runs.
+        batch_size, batch_growth, max_batch, check, iters_per_step, refresh_every,
+        jet_dtype, readout_dtype, seed: see :mod:`~symnet.solvers.exact_directions`.
 
     Example:
         >>> import symnet; from symnet import solvers
@@ -282,17 +417,78 @@ class GaussNewtonSolver(ExactDirectionSolver):
     name = "gauss-newton"
     OPTIONS = {
         **ExactDirectionSolver.COMMON_OPTIONS,
+        "varpro": Option("auto", "bool", auto=True,
+                         help="eliminate the last Linear layer by an exact ridge solve (auto: when there are "
+                              "other parameters)"),
+        "batch_size": Option("auto", "int", low=1, none=True, auto=True,
+                             help="samples per iteration (None: all; auto: 1000 above 5000 samples, else all)"),
+        "iters_per_step": Option("auto", "int", low=1, none=True, auto=True,
+                                 help="iterations per step (auto: 20 with mini-batches, else 1)"),
+        "jet_dtype": Option("auto", "choice", choices=("float32", "float64"), auto=True,
+                            help="precision of the mini-batch caches and jets (auto: float32 with mini-batches)"),
         "damping": Option(1e-3, "float", low=0.0, help="initial relative Levenberg damping"),
         "adapt_damping": Option(True, "bool", help="adapt the damping to the step the line search took"),
         "blocks": Option("layers", "choice", choices=("layers", "all"),
                          help="one direction per parameterised layer, or one joint direction"),
+        "search": Option("auto", "choice", choices=("blocks", "joint"), auto=True,
+                         help="a line search per block, or one along the sum of the blocks' directions "
+                              "(auto: joint with mini-batches)"),
+        "curvature": Option("auto", "choice", choices=("gn", "kfac", "kfac-cg", "mixed"), auto=True,
+                            help="exact Gauss-Newton blocks, Kronecker factors, or both (auto: mixed with "
+                                 "mini-batches, else gn)"),
+        "momentum": Option(0.0, "float", low=0.0, help="weight of the previous step added to the joint direction"),
         "max_explicit": Option(2000, "int", low=0, help="largest block solved with an explicit J^T J"),
-        "cg_iters": Option(30, "int", low=1, help="matrix-free CG iterations per direction"),
-        "cg_tol": Option(1e-4, "float", low=0.0, help="relative residual that stops the matrix-free CG"),
-        "curvature_samples": Option(None, "int", low=1, none=True,
-                                    help="samples of each batch for J^T J (None: all)"),
+        "cg_iters": Option("auto", "int", low=1, auto=True,
+                           help="CG iterations per direction (auto: 3 with mini-batches, else 30)"),
+        "cg_tol": Option(1e-4, "float", low=0.0, help="relative residual that stops CG"),
+        "curvature_samples": Option("auto", "int", low=1, none=True, auto=True,
+                                    help="samples of each batch for J^T J (None: all; auto: 250 with mini-batches)"),
         "reduced": Option(False, "bool", help="Kaufman's reduced Gauss-Newton matrix with varpro (full data)"),
     }
+
+    #: Above this many training samples the "auto" options pick the mini-batch configuration.
+    AUTO_MINIBATCH_ABOVE: ClassVar[int] = 5000
+
+    def auto_options(self, model, num_samples: int) -> dict[str, Any]:
+        """What every option left at ``"auto"`` becomes for ``model`` on ``num_samples`` training samples.
+
+        The configuration measured fastest to a target loss on full MNIST (README,
+        "Time to Adam's loss"): on more than :attr:`AUTO_MINIBATCH_ABOVE` samples,
+        variable projection (the last Linear layer solved exactly on the full
+        data, its first solve recorded as step 1), directions from mini-batches of
+        1,000 with curvature from 250 of their samples (explicit Gauss-Newton for
+        blocks up to ``max_explicit`` parameters, 3 iterations of
+        K-FAC-preconditioned CG above), every block's direction at one point and
+        one exact line search along their sum, batch caches and jets in float32,
+        a record every 20 iterations; on small data the full-data method in float64.
+
+        Example:
+            >>> from symnet.core import models
+            >>> m = models.get("poly", input_shape=(1, 28, 28), num_classes=10, seed=0)
+            >>> gn = GaussNewtonSolver()
+            >>> gn.auto_options(m, 60000)["batch_size"], gn.auto_options(m, 500)["batch_size"]
+            (1000, None)
+        """
+        last = len(model.layers) - 1
+        others = [li for li in param_layers(model) if li != last]
+        big = num_samples > self.AUTO_MINIBATCH_ABOVE
+        return {
+            "varpro": isinstance(model.layers[last], Linear) and bool(others),
+            "batch_size": 1000 if big else None,
+            "iters_per_step": 20 if big else None,
+            "curvature_samples": 250 if big else None,
+            "curvature": "mixed" if big else "gn",
+            "search": "joint" if big else "blocks",
+            "cg_iters": 3 if big else 30,
+            "jet_dtype": "float32" if big else "float64",
+        }
+
+    def _setup(self, model, data, rng):
+        self.resolved_ = {}
+        for key, value in self.auto_options(model, len(data.x_train)).items():
+            if self.opts_.get(key) == "auto":
+                self.opts_[key] = self.resolved_[key] = value
+        super()._setup(model, data, rng)
 
     def _setup_method(self, model):
         opts = self.opts_
@@ -312,45 +508,101 @@ class GaussNewtonSolver(ExactDirectionSolver):
         else:
             self.blocks_ = [layers]
         self.damping_ = np.full(len(self.blocks_), self.damping0_)
+        self.joint_ = opts["search"] == "joint" and len(self.blocks_) > 1
+        self.momentum_ = opts["momentum"]
+        if self.momentum_ and not (self.joint_ or len(self.blocks_) == 1):
+            raise SolverError("momentum adds the previous step to the joint direction: use search='joint' "
+                              "(or blocks='all')")
+        self.prev_step_ = None
 
     def _memory_state(self):
-        return {"damping": self.damping_}
+        out = {"damping": self.damping_}
+        if self.prev_step_ is not None:
+            out["prev_step"] = self.prev_step_
+        return out
 
     def _load_memory(self, state):
         if "damping" in state and len(state["damping"]) == len(self.damping_):
             self.damping_ = np.asarray(state["damping"], dtype=np.float64).copy()
+        self.prev_step_ = np.asarray(state["prev_step"]).copy() if "prev_step" in state else None
+
+    def _reset_memory(self):
+        self.prev_step_ = None
 
     def _iterate(self, loss: ExactLoss, full: bool) -> dict:
+        if self.joint_ or self.momentum_:
+            return self._iterate_joint(loss, full)
         updates = accepted = 0
-        n = len(loss.X)
         for b, block in enumerate(self.blocks_):
-            rows = None
-            readout = None
-            size = len(block_index(self.model_, block))
-            if self.opts_["varpro"] and self.opts_["reduced"] and size <= self.max_explicit_:
-                if full and self.factor_ is None:
-                    self.factor_ = loss.readout_factor()
-                if self.factor_ is not None:
-                    readout = (self.factor_, n / self.N_)
-            if readout is None and self.curvature_samples_ is not None and self.curvature_samples_ < n:
-                rows = np.sort(self.rng_.choice(n, self.curvature_samples_, replace=False))
-            d, info = gauss_newton_direction(loss, block, damping=self.damping_[b], max_explicit=self.max_explicit_,
-                                             cg_iters=self.cg_iters_, cg_tol=self.cg_tol_, curvature_rows=rows,
-                                             readout=readout)
-            if full and readout is not None:
-                self.factor_ = None  # the features move with this block: the factor is stale
+            d, info = self._block_direction(loss, b, block, full)
             res = self._search(loss, d, reuse=b + 1 < len(self.blocks_))
-            if self.opts_["adapt_damping"]:
-                if not res.accepted or res.t < 0.5:
-                    self.damping_[b] = min(self.damping_[b] * 3.0, 1e8)
-                elif res.t > 2.0:
-                    self.damping_[b] = max(self.damping_[b] / 3.0, 1e-12)
-                else:
-                    self.damping_[b] = max(self.damping_[b] / 1.5, 1e-12)
+            self._adapt(b, res)
             if res.accepted:
                 accepted += 1
                 updates += info["size"]
         return {"updates": updates, "accepted": accepted, "searches": len(self.blocks_)}
+
+    def _iterate_joint(self, loss: ExactLoss, full: bool) -> dict:
+        """Every block's direction at the current point from one backward pass; one line search along the sum."""
+        model = self.model_
+        with self._timed("direction"):
+            every = sorted({li for block in self.blocks_ for li in block})
+            g = vjp(loss, loss.residual, layers=every)
+            if loss.ridge:
+                g += loss.ridge * model.get_flat()
+        d = np.zeros(model.num_params)
+        size = 0
+        for b, block in enumerate(self.blocks_):
+            d_b, info = self._block_direction(loss, b, block, full, half_gradient=g[block_index(model, block)])
+            d += d_b
+            size += info["size"]
+        if self.momentum_ and self.prev_step_ is not None:
+            d += self.momentum_ * self.prev_step_
+        res = self._search(loss, d, reuse=False)
+        for b in range(len(self.blocks_)):
+            self._adapt(b, res)
+        if self.momentum_:
+            self.prev_step_ = res.t * d if res.accepted else None
+        return {"updates": size if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
+
+    def _block_direction(self, loss: ExactLoss, b: int, block, full: bool, half_gradient=None):
+        n = len(loss.X)
+        rows = None
+        readout = None
+        size = len(block_index(self.model_, block))
+        if self.opts_["varpro"] and self.opts_["reduced"] and size <= self.max_explicit_:
+            if full and self.factor_ is None:
+                self.factor_ = loss.readout_factor()
+            if self.factor_ is not None:
+                readout = (self.factor_, n / self.N_)
+        if readout is None and self.curvature_samples_ is not None and self.curvature_samples_ < n:
+            rows = np.sort(self.rng_.choice(n, self.curvature_samples_, replace=False))
+        curvature = self.opts_["curvature"]
+        if curvature == "mixed":  # explicit where it is small enough, preconditioned CG elsewhere
+            curvature = "gn" if size <= self.max_explicit_ else "kfac-cg"
+        with self._timed("direction"):
+            if curvature != "gn" and readout is None and not _is_last_linear(self.model_, block):
+                d, info = kfac_direction(loss, block, damping=self.damping_[b], rows=rows, rng=self.rng_,
+                                         half_gradient=half_gradient,
+                                         cg_iters=self.cg_iters_ if curvature == "kfac-cg" else 0,
+                                         cg_tol=self.cg_tol_)
+            else:
+                d, info = gauss_newton_direction(loss, block, damping=self.damping_[b],
+                                                 max_explicit=self.max_explicit_, cg_iters=self.cg_iters_,
+                                                 cg_tol=self.cg_tol_, curvature_rows=rows, readout=readout,
+                                                 half_gradient=half_gradient)
+        if full and readout is not None:
+            self.factor_ = None  # the features move with this block: the factor is stale
+        return d, info
+
+    def _adapt(self, b: int, res: LineResult) -> None:
+        if self.opts_["adapt_damping"]:
+            if not res.accepted or res.t < 0.5:
+                self.damping_[b] = min(self.damping_[b] * 3.0, 1e8)
+            elif res.t > 2.0:
+                self.damping_[b] = max(self.damping_[b] / 3.0, 1e-12)
+            else:
+                self.damping_[b] = max(self.damping_[b] / 1.5, 1e-12)
 
     def _extra_record(self):
         return {"damping": float(np.max(self.damping_))}

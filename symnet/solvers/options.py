@@ -54,6 +54,8 @@ class Option(NamedTuple):
         choices: allowed values of a ``"choice"``.
         none: ``None`` is allowed (and what it means goes in ``help``).
         help: one line for ``--help`` listings and documentation.
+        auto: the string ``"auto"`` is allowed: the solver resolves it from the
+            model and the data when training starts (``help`` says to what).
     """
 
     default: Any
@@ -65,6 +67,7 @@ class Option(NamedTuple):
     choices: tuple = ()
     none: bool = False
     help: str = ""
+    auto: bool = False
 
 
 def describe(option: Option) -> str:
@@ -81,7 +84,8 @@ def describe(option: Option) -> str:
                 bounds.append(f"{'<' if option.high_open else '<='} {option.high:g}")
             if bounds:
                 text += (" " if option.kind != "floats" else ", each ") + " and ".join(bounds)
-    return text + (" or None" if option.none else "")
+    extras = (["None"] if option.none else []) + (["'auto'"] if option.auto else [])
+    return text + "".join(f" or {e}" for e in extras)
 
 
 def _is_number(value: Any) -> bool:
@@ -107,6 +111,8 @@ def check(solver: str, key: str, option: Option, value: Any) -> Any:
     def bad() -> SolverError:
         return SolverError(f"solver '{solver}': option {key} must be {describe(option)}, got {value!r}")
 
+    if option.auto and isinstance(value, str) and value == "auto":
+        return "auto"
     if value is None:
         if option.none:
             return None

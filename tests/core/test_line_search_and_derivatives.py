@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from symnet.core.polynomial.dense import minimize as dense_minimize
-from symnet.core.derivatives import block_jacobian, conv_chain, conv_chain_jacobian, gradient, jvp, vjp
+from symnet.core.derivatives import (block_jacobian, conv_chain, conv_chain_jacobian, gradient, jvp,
+                                     kronecker_factors, param_layers, vjp)
 from symnet.core.errors import ModelError
 from symnet.core.layers import Linear, Poly
 from symnet.core.model import Sequential
@@ -232,6 +233,112 @@ def test_block_jacobians_match_finite_differences(name):
         if conv_chain(model, li) is not None:
             np.testing.assert_allclose(conv_chain_jacobian(loss, li).transpose(1, 0, 2), block_jacobian(loss, [li]),
                                        rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_block_jacobian_of_a_sub_block_is_the_slice_of_the_full_one(name):
+    """The one-pass, all-outputs Jacobian of each layer alone equals its columns in the whole network's."""
+    model = MODELS[name].copy()
+    X, Y = tiny_data(model, n=4)
+    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    layers = param_layers(model)
+    J = block_jacobian(loss, layers)
+    start = 0
+    for li in layers:
+        size = sum(v.size for v in model.layers[li].params.values())
+        np.testing.assert_allclose(block_jacobian(loss, [li]), J[:, :, start:start + size], rtol=1e-12, atol=1e-14)
+        start += size
+
+
+def test_kronecker_factors_of_a_linear_readout():
+    """For the last Linear layer J^T J = I (x) A^T A exactly; the Gaussian sketch of Gamma averages to I."""
+    model = MODELS["mlp"].copy()
+    X, Y = tiny_data(model, n=400, seed=2)
+    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    li = len(model.layers) - 1
+    f = kronecker_factors(loss, [li], rng=np.random.default_rng(0))[li]
+    gamma = f.U @ np.diag(f.s) @ f.U.T
+    omega = f.V @ np.diag(f.w) @ f.V.T
+    np.testing.assert_allclose(gamma, np.eye(len(gamma)), atol=0.15)
+    H = loss.acts[li]
+    A = np.hstack([H, np.ones((len(H), 1))])
+    np.testing.assert_allclose(f.scale * omega, A.T @ A, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["poly", "poly2", "mlp"])
+def test_kronecker_factors_of_a_convolution_from_their_definition(name):
+    """Omega = mean patch outer product (im2col by hand), Gamma = mean outer product of the output cotangents."""
+    model = MODELS[name].copy()
+    X, Y = tiny_data(model, n=5)
+    loss = ExactLoss(model, X, Y)
+    li = 0
+    layer = model.layers[li]
+    f = kronecker_factors(loss, [li], rng=np.random.default_rng(3))[li]
+    g = np.random.default_rng(3).standard_normal((5, model.num_outputs))
+    for lj in range(len(model.layers) - 1, li, -1):  # the same cotangents, backward by the layers' own rules
+        g = model.layers[lj].backward(loss.layer_input(lj), g)[0]
+    if g.ndim == 2:  # Linear: rows are samples
+        A = np.hstack([X.reshape(5, -1), np.ones((5, 1))])
+        D = g
+    else:
+        kh, kw = layer.kh, layer.kw
+        xp = layer.padded(X)
+        Co, Ho, Wo = g.shape[1:]
+        A = np.array([np.append(xp[n, :, i:i + kh, j:j + kw].ravel(), 1.0)
+                      for n in range(5) for i in range(Ho) for j in range(Wo)])
+        D = g.transpose(0, 2, 3, 1).reshape(-1, Co)
+    np.testing.assert_allclose(f.V @ np.diag(f.w) @ f.V.T, A.T @ A / len(A), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(f.U @ np.diag(f.s) @ f.U.T, D.T @ D / len(D), rtol=1e-9, atol=1e-12)
+    assert f.scale == 5 * (len(A) // 5)
+
+
+# ------------------------------------------------------------------ float32 working precision
+@pytest.mark.parametrize("name", list(MODELS))
+def test_float32_jets_give_the_float64_step(name, rng):
+    """float32 caches and jets, float64 sums: the same polynomial to float32 precision and the same step;
+    the float64 objective at that step is the brute-force minimum along the line."""
+    model = MODELS[name].copy()
+    X, Y = tiny_data(model, n=40)
+    theta = model.get_flat()
+    d = rng.normal(size=model.num_params)
+    l64 = ExactLoss(model, X, Y, ridge=RIDGE)
+    c64 = l64.restrict(d)
+    l32 = ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32)
+    assert l32.acts[max(l32.acts)].dtype == np.float32 and l32.residual.dtype == np.float64
+    c32 = l32.restrict(d)
+    np.testing.assert_allclose(c32, c64, rtol=0, atol=1e-5 * np.abs(c64).max())
+    r64 = l64.line_minimize(d)
+    model.set_flat(theta)
+    r32 = l32.line_minimize(d)
+    assert r32.accepted == r64.accepted
+    assert abs(r32.t - r64.t) <= 1e-3 * abs(r64.t) + 1e-9
+    # the float32 caches after the step equal a fresh float32 forward pass
+    assert np.isclose(l32.value, ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32).value, rtol=1e-5)
+    u = d / np.linalg.norm(d)
+    tau = r32.t * np.linalg.norm(d)
+    grid = np.linspace(-abs(tau) - 1.0, abs(tau) + 1.0, 801)
+    best = min(true_objective(model, theta + g * u, X, Y) for g in grid)
+    assert true_objective(model, theta + r32.t * d, X, Y) <= best + 1e-5 * abs(best)
+    assert model.layers[0].params[next(iter(model.layers[0].params))].dtype == np.float64
+
+
+@pytest.mark.parametrize("name", ["poly", "poly2", "mlp", "seed"])
+def test_derivatives_of_a_float32_loss_are_the_float64_ones_to_float32_precision(name, rng):
+    model = MODELS[name].copy()
+    X, Y = tiny_data(model, n=20)
+    l64 = ExactLoss(model, X, Y, ridge=RIDGE)
+    l32 = ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32)
+    g64, g32 = gradient(l64), gradient(l32)
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5 * np.abs(g64).max())
+    v = rng.normal(size=model.num_params)
+    np.testing.assert_allclose(jvp(l32, v), jvp(l64, v), rtol=0, atol=1e-5 * np.abs(jvp(l64, v)).max())
+    layers = param_layers(model)
+    J64, J32 = block_jacobian(l64, layers), block_jacobian(l32, layers)
+    assert J32.dtype == np.float32
+    np.testing.assert_allclose(J32, J64, rtol=0, atol=1e-5 * np.abs(J64).max())
+    for li in layers:
+        k32, k64 = kronecker_factors(l32, [li])[li], kronecker_factors(l64, [li])[li]
+        np.testing.assert_allclose(k32.w, k64.w, rtol=1e-4, atol=1e-5 * k64.w.max())
 
 
 # ------------------------------------------------------------------ variable projection

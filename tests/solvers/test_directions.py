@@ -5,7 +5,8 @@ import pytest
 
 import symnet.solvers as solvers
 from symnet.core.derivatives import block_index
-from symnet.solvers.gauss_newton import GaussNewtonSolver, gauss_newton_direction
+from symnet.core.derivatives import gradient
+from symnet.solvers.gauss_newton import GaussNewtonSolver, gauss_newton_direction, kfac_direction
 from symnet.solvers.quasi_newton import CGSolver, LBFGSSolver, two_loop
 from symnet.core.datasets import Dataset
 from symnet.core.errors import ModelError, SolverError
@@ -47,6 +48,12 @@ CONFIGS = [
     (GaussNewtonSolver, {"blocks": "all", "damping": 1e-6}),
     (GaussNewtonSolver, {"max_explicit": 0, "cg_iters": 5}),
     (GaussNewtonSolver, {"curvature_samples": 10}),
+    (GaussNewtonSolver, {"search": "joint", "varpro": True}),
+    (GaussNewtonSolver, {"search": "joint", "max_explicit": 0, "cg_iters": 3, "batch_size": 16, "check": True}),
+    (GaussNewtonSolver, {"curvature": "kfac", "varpro": True, "search": "joint"}),
+    (GaussNewtonSolver, {"curvature": "kfac-cg", "cg_iters": 3}),
+    (GaussNewtonSolver, {"curvature": "mixed", "cg_iters": 2, "search": "joint"}),
+    (GaussNewtonSolver, {"curvature": "kfac", "search": "joint", "momentum": 0.5, "varpro": True}),
 ]
 
 
@@ -265,8 +272,18 @@ def test_registry_and_clear_errors():
 
 
 @pytest.mark.parametrize("cls,opts", [(CGSolver, {}), (LBFGSSolver, {}), (GaussNewtonSolver, {"varpro": True}),
-                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2})],
-                         ids=["cg", "lbfgs", "gn-varpro", "gn-batch"])
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2, "varpro": True,
+                                                           "search": "joint"}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2, "varpro": True,
+                                                           "search": "joint", "curvature": "kfac"}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 3, "varpro": True,
+                                                           "search": "joint", "curvature": "kfac",
+                                                           "momentum": 0.7}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2, "varpro": True,
+                                                           "search": "joint", "jet_dtype": "float32"})],
+                         ids=["cg", "lbfgs", "gn-varpro", "gn-batch", "gn-joint", "gn-kfac", "gn-momentum",
+                              "gn-float32"])
 def test_every_solver_line_search_against_brute_force(cls, opts):
     model = MODELS["poly2"].copy()
     data = toy_data(model, n=24)
@@ -292,3 +309,152 @@ def test_every_solver_line_search_against_brute_force(cls, opts):
 
     Checked(ridge=RIDGE, **opts).fit(model, data, steps=2, quiet=True)
     assert len(checked) >= 2 and any(checked)
+
+
+def test_joint_search_is_the_sum_of_block_directions_at_one_point():
+    """search='joint': the direction is the sum of each block's gauss_newton_direction at the same point."""
+    model = MODELS["poly2"].copy()
+    data = toy_data(model, n=30)
+    seen = []
+
+    class Spy(GaussNewtonSolver):
+        def _search(self, loss, d, reuse=True):
+            theta = loss.model.get_flat().copy()
+            want = np.zeros_like(d)
+            for b, block in enumerate(self.blocks_):
+                want += gauss_newton_direction(loss, block, damping=self.damping_[b],
+                                               max_explicit=self.max_explicit_)[0]
+            np.testing.assert_allclose(d, want, rtol=1e-9, atol=1e-12)
+            assert np.array_equal(loss.model.get_flat(), theta)
+            seen.append(1)
+            return super()._search(loss, d, reuse)
+
+    Spy(ridge=RIDGE, varpro=True, search="joint").fit(model, data, steps=2, quiet=True)
+    assert len(seen) == 2
+    with pytest.raises(SolverError, match="search"):
+        GaussNewtonSolver(search="both").fit(model, data, steps=1, quiet=True)
+
+
+@pytest.mark.parametrize("name,block", [("poly2", [0]), ("poly2", [3]), ("poly2", [0, 3]), ("poly", [0]),
+                                        ("mlp", [0])])
+def test_kfac_preconditioned_cg_converges_to_the_exact_gauss_newton_direction(name, block):
+    model = MODELS[name].copy()
+    X, Y = tiny_data(model, n=12)
+    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    want, _ = gauss_newton_direction(loss, block, mu=0.0, method="explicit", max_explicit=10 ** 6)
+    P = len(block_index(model, block))
+    got, info = kfac_direction(loss, block, damping=0.0, cg_iters=3 * P, cg_tol=1e-13, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+    # the closed-form Kronecker direction alone is a descent direction of the block
+    d, info = kfac_direction(loss, block, damping=1e-3, rng=np.random.default_rng(1))
+    assert float(gradient(loss) @ d) < 0
+    assert info["method"] == "kfac"
+
+
+def test_batch_growth_enlarges_the_batches_geometrically_up_to_the_cap():
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=60)
+    sizes = []
+
+    class Spy(GaussNewtonSolver):
+        def _next_batch(self):
+            idx = super()._next_batch()
+            sizes.append(len(idx))
+            return idx
+
+    Spy(ridge=RIDGE, varpro=True, batch_size=8, iters_per_step=2, batch_growth=2.0, max_batch=20).fit(
+        model, data, steps=4, quiet=True)
+    # step 1 is the first readout solve; then 2 iterations per step at 8, 16, 20 (the epoch's last batch
+    # takes the 12 samples left of 60)
+    assert sizes == [8, 8, 16, 16, 12, 20]
+
+
+def test_a_time_limited_minibatch_run_ends_on_its_best_recorded_objective():
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=60)
+    s = GaussNewtonSolver(ridge=RIDGE, varpro=True, batch_size=10, iters_per_step=2)
+    s.fit(model, data, steps=3, quiet=True)
+    best_loss, best_theta, _ = s.best_
+    assert best_loss == min(s.history_.column("loss")[1:])
+    model.set_flat(best_theta + 0.1)  # a worse point, as a noisy last step could leave
+    out = {"loss": best_loss + 1.0, "train_scores": None}
+    s._deadline = None
+    s._keep_best(dict(out))  # before the deadline: kept as it is
+    assert not np.array_equal(model.get_flat(), best_theta)
+    s._deadline = 0.0  # the time limit has passed
+    s._keep_best(out)
+    np.testing.assert_array_equal(model.get_flat(), best_theta)
+    assert out["loss"] == best_loss and out["restored_best"] == 1
+
+
+def test_the_first_minibatch_varpro_step_is_the_readout_solve_alone():
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=60)
+    theta = model.get_flat()
+    s = GaussNewtonSolver(ridge=RIDGE, varpro=True, batch_size=10, iters_per_step=2).fit(model, data, steps=2,
+                                                                                        quiet=True)
+    first = s.history_[1]
+    assert first["searches"] == 0 and first["block_decrease"] > 0
+    # oracle: the readout's ridge fit by lstsq on the initial features
+    probe = MODELS["poly"].copy()
+    probe.set_flat(theta)
+    H = data.x_train
+    for layer in probe.layers[:-1]:
+        H = layer.forward(H)
+    A = np.hstack([H, np.ones((len(H), 1))])
+    Y = data.one_hot("train")
+    lam = RIDGE
+    S = np.linalg.lstsq(np.vstack([A, np.sqrt(lam) * np.eye(A.shape[1])]),
+                        np.vstack([Y, np.zeros((A.shape[1], Y.shape[1]))]), rcond=None)[0]
+    others = theta[:-probe.layers[-1].params["weight"].size - Y.shape[1]]
+    value = np.sum((A @ S - Y) ** 2) + lam * (others @ others + np.sum(S * S))
+    assert np.isclose(first["loss"], value / len(Y), rtol=1e-6)
+
+
+def test_auto_options_follow_the_data_size_and_explicit_options_win():
+    model = MODELS["poly"].copy()
+    small = toy_data(model, n=40)
+    s = GaussNewtonSolver().fit(model.copy(), small, steps=1, quiet=True)
+    assert s.opts_["batch_size"] is None and s.opts_["search"] == "blocks" and s.opts_["varpro"] is True
+    assert s.opts_["jet_dtype"] == "float64" and s.resolved_["curvature"] == "gn"
+    big = GaussNewtonSolver(search="blocks").auto_options(model, 60000)
+    assert big["batch_size"] == 1000 and big["jet_dtype"] == "float32" and big["search"] == "joint"
+    s = GaussNewtonSolver(search="blocks", batch_size=8, curvature="kfac").fit(model.copy(), small, steps=1,
+                                                                               quiet=True)
+    assert s.opts_["search"] == "blocks" and s.opts_["curvature"] == "kfac" and "search" not in s.resolved_
+    with pytest.raises(SolverError, match="curvature must be one of"):
+        GaussNewtonSolver(curvature="exact").fit(model.copy(), small, steps=1, quiet=True)
+
+
+@pytest.mark.parametrize("opts", [{"varpro": True, "batch_size": 50}, {"varpro": True}, {}],
+                         ids=["minibatch", "full", "no-varpro"])
+def test_auto_ridge_is_chosen_on_held_out_samples_and_recorded(opts):
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=200, seed=4)
+    s = GaussNewtonSolver(**opts).fit(model, data, steps=2, quiet=True)
+    sel = s.ridge_selection_
+    assert sel["validation_samples"] == 20 and sel["chosen"] in sel["ridges"]
+    assert s.history_.final["ridge"] == sel["chosen"] == s.opts_["ridge"] == s.ridge_used
+    # the reported objective uses the chosen ridge
+    theta = model.get_flat()
+    value = (np.sum((model.forward(data.x_train) - data.one_hot()) ** 2) + sel["chosen"] * theta @ theta) / 200
+    assert np.isclose(s.history_.final["loss"], value, rtol=1e-5)
+
+
+def test_float32_minibatches_and_readout_match_float64():
+    """jet_dtype and readout_dtype float32: the same run as float64 to float32 precision."""
+    rng = np.random.default_rng(5)
+    X = rng.random((160, 1, 8, 8))
+    y = rng.integers(0, 3, 160)
+    data = Dataset("toy", X, y, X[:10], y[:10], 3)
+    from symnet.core import models
+
+    runs = {}
+    for dtype in ("float64", "float32"):
+        model = models.get("poly2", input_shape=(1, 8, 8), channels=2, channels2=2, kernel=2, num_classes=3, seed=6)
+        s = GaussNewtonSolver(varpro=True, batch_size=40, ridge=0.1, jet_dtype=dtype, readout_dtype=dtype,
+                              search="joint")
+        s.fit(model, data, steps=3, quiet=True)
+        runs[dtype] = (model.get_flat(), s.history_.column("loss"))
+        assert {"readout", "search", "direction"} <= set(s.profile_)
+    np.testing.assert_allclose(runs["float32"][1], runs["float64"][1], rtol=1e-3)
