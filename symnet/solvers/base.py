@@ -10,12 +10,18 @@ before ``_setup`` runs) and fills four hooks:
   return a dict with ``loss`` (training objective, mean per sample, ridge
   included), ``updates`` (variables updated in the step), ``passes`` (passes
   over the training data in the step) and optionally ``train_scores`` (the
-  model's outputs on the training set, to spare a forward pass);
+  model's outputs on the training set, to spare a forward pass) and
+  ``eval_seconds`` (time the step spent only evaluating its record);
 * ``_state()`` / ``_load_state(state)``: extra arrays and scalars a resumed
   run needs (momentum buffers, sweep counters, RNG state).
 
 :meth:`Solver.fit` runs the loop that all backends share: history, callbacks,
 time limit, progress bar, divergence guard, atomic checkpoints and resume.
+
+Time: a record's ``time`` is seconds of training: the backend's setup (caches,
+factorisations) and its steps, without the evaluation of records (test
+accuracy, a step's ``eval_seconds``), checkpoints or callbacks. The time limit
+counts the same seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ class Solver(abc.ABC):
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Seconds of training after which a long step writes an interim record (see :meth:`_interim`).
+    record_every: ClassVar[float] = 10.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -245,6 +253,7 @@ class Solver(abc.ABC):
         self.model_ = model
         self.data_ = data
         self._deadline: float | None = None
+        self._in_step: dict | None = None
         self._wall0 = 0.0
         self.notices_: list[str] = []
         self.certificates_ = None
@@ -261,7 +270,10 @@ class Solver(abc.ABC):
         self.time_limit_ = time_limit
         Y_train = data.one_hot("train")
         self._Y_train = Y_train
+        t_setup = time.perf_counter()
         self._setup(model, data, rng)
+        # setup builds caches and factorisations the steps rely on: it is training work, and counts as such
+        setup_seconds = time.perf_counter() - t_setup
 
         history = History(solver=self.name, options=self.opts_, model=getattr(model, "name", None),
                           dataset=getattr(data, "name", None), seed=seed, step_unit=self.step_unit)
@@ -272,29 +284,35 @@ class Solver(abc.ABC):
             self._restore(stored, rng)
         else:
             self._record(0, self._initial_loss(), 0.0, 0, 0.0, None, eval_train)
+        history.meta["setup_seconds"] = history.meta.get("setup_seconds", 0.0) + setup_seconds
         self._t_enter = t_enter
         done = history.final["step"]
         elapsed0 = history.final["time"]
-        t_start = time.perf_counter()
         if time_limit is not None:
-            self._deadline = t_start + max(time_limit - elapsed0, 0.0)
+            self._deadline = time.perf_counter() + max(time_limit - elapsed0 - setup_seconds, 0.0)
         target = None if steps is None else done + 0 if resume and steps <= done else steps
         total = None if target is None else max(target, done)
         with progress.bar(total=total, desc=self.name, unit=self.step_unit, quiet=quiet) as pbar:
             pbar.update(done)
-            train_clock = 0.0
+            train_clock = setup_seconds
             while True:
                 if target is not None and history.final["step"] >= target:
                     break
                 if self._deadline is not None and time.perf_counter() >= self._deadline:
                     break
                 last_good = self.model_.get_flat().copy()
+                prev = history.final
                 if self.certificates_ is not None:
-                    self.certificates_.begin_step(history.final["step"] + 1)
+                    self.certificates_.begin_step(prev["step"] + 1)
                 t0 = time.perf_counter()
+                self._in_step = {"prev": prev, "t0": t0, "clock": elapsed0 + train_clock, "excluded": 0.0,
+                                 "last": t0, "eval_train": eval_train}
                 with blas_threads(self.blas_threads):
                     info = self._step()
-                train_clock += time.perf_counter() - t0
+                # a step's own evaluation for its records (forward passes that train nothing) is not training
+                train_clock += time.perf_counter() - t0 - float(info.get("eval_seconds", 0.0)) - \
+                    self._in_step["excluded"]
+                self._in_step = None
                 loss = info.get("loss")
                 if loss is not None and not np.isfinite(loss):
                     self.model_.set_flat(last_good)
@@ -302,7 +320,6 @@ class Solver(abc.ABC):
                     raise DivergenceError(
                         f"solver '{self.name}' diverged at step {history.final['step'] + 1} (loss {loss}); "
                         "the last finite parameters were kept - lower the learning rate or raise the ridge")
-                prev = history.final
                 rec = self._record(prev["step"] + 1, loss, elapsed0 + train_clock,
                                    prev["updates"] + int(info.get("updates", 0)),
                                    prev["passes"] + float(info.get("passes", 0.0)),
@@ -317,7 +334,40 @@ class Solver(abc.ABC):
                         stop = True
                 if stop or info.get("converged"):
                     break
+                if time_limit is not None:  # the limit counts training seconds: records and checkpoints are free
+                    self._deadline = time.perf_counter() + max(time_limit - elapsed0 - train_clock, 0.0)
         return self
+
+    def _interim_due(self) -> bool:
+        """Has the current step trained for :attr:`record_every` seconds since the last record?"""
+        state = getattr(self, "_in_step", None)
+        return state is not None and time.perf_counter() - state["last"] >= self.record_every
+
+    def _interim(self, *, passes: float, updates: int, loss: float | None = None, train_scores=None,
+                 **extra: Any) -> None:
+        """Write an interim record inside a long step (marked ``partial=1``), so curves show the work.
+
+        A backend calls it between units of its step (mini-batches, iterations,
+        layers of a sweep) when :meth:`_interim_due`. ``passes`` and ``updates``
+        count the step's work so far; ``loss`` (mean per sample, ridge included)
+        is evaluated by a forward pass when not given. The record's evaluation
+        is not training time, and the time limit is moved on by as much. The
+        step's own record, at its end, follows as usual.
+        """
+        state = getattr(self, "_in_step", None)
+        if state is None:
+            return
+        now = time.perf_counter()
+        clock = state["clock"] + (now - state["t0"]) - state["excluded"]
+        prev = state["prev"]
+        rec = self._record(prev["step"] + 1, loss, clock, prev["updates"] + int(updates),
+                           prev["passes"] + float(passes), {"train_scores": train_scores, **extra}, state["eval_train"])
+        rec["partial"] = 1
+        spent = time.perf_counter() - now
+        state["excluded"] += spent
+        state["last"] = time.perf_counter()
+        if self._deadline is not None:
+            self._deadline += spent
 
     def _certify(self, loss, rows=None) -> None:
         """Let ``loss`` (an :class:`~symnet.core.restriction.ExactLoss`) record its steps in this run's certificates."""
@@ -376,7 +426,8 @@ class Solver(abc.ABC):
         train_acc = accuracy(train_scores, data.y_train) if eval_train else None
         test_acc = accuracy(self.predict(data.x_test), data.y_test) if len(data.x_test) else None
         extra = {k: v for k, v in (info or {}).items()
-                 if k not in ("loss", "updates", "passes", "train_scores", "converged") and np.isscalar(v)}
+                 if k not in ("loss", "updates", "passes", "train_scores", "converged", "eval_seconds")
+                 and np.isscalar(v)}
         return self.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
                                     time=float(elapsed), updates=int(updates), passes=float(passes), **extra)
 

@@ -366,6 +366,12 @@ class ExactDirectionSolver(Solver):
             if stats.get("converged"):
                 converged = True
                 break
+            if self._interim_due():
+                if self.batch_ is None:  # the caches hold the objective and the scores
+                    self._interim(passes=passes, updates=updates, loss=self.loss_.value / self.N_,
+                                  train_scores=self.loss_.output, ridge=self.ridge_)
+                else:
+                    self._interim(passes=passes, updates=updates, ridge=self.ridge_)
         if self.batch_ is not None and self.batch_growth_ > 1.0:
             # dynamic sample size: a geometrically growing batch (the gradient's noise shrinks as the steps do)
             self.batch_ = min(self.max_batch_, int(round(self.batch_ * self.batch_growth_)))
@@ -384,12 +390,15 @@ class ExactDirectionSolver(Solver):
             elif self.full_ is not None:
                 out.update(loss=self.full_.value / self.N_, train_scores=self.full_.scores)
             else:
+                t_eval = time.perf_counter()  # the record's full-data objective: evaluation, not training
                 scores = model.forward(self.X_)
                 value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
-                out.update(loss=value / self.N_, train_scores=scores)
+                out.update(loss=value / self.N_, train_scores=scores, eval_seconds=time.perf_counter() - t_eval)
             self._keep_best(out)
         out["converged"] = converged
         out["ridge"] = self.ridge_
+        # where the training time went so far, per phase (direction, search, batch, readout, ridge)
+        out.update({f"seconds_{k}": round(v, 4) for k, v in self.profile_.items()})
         out.update(self._extra_record())
         return out
 

@@ -247,12 +247,16 @@ class GradientSolver(Solver):
             updates += theta.size
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break  # a partial epoch; its record says how much data it saw in `passes`
+            if self._interim_due():
+                self._interim(passes=seen / N, updates=updates, batch_loss=batch_losses / seen)
+        t_eval = time.perf_counter()  # the record's full-data objective: evaluation, not training
         scores = model.forward(X, dtype=self._dtype).astype(np.float64, copy=False)
         loss = evaluate(scores, Y, theta, self._ridge) / N
         if not math.isfinite(loss) or loss > limit:
             return {"loss": math.inf, "updates": 0, "passes": 0.0}
-        return {"loss": loss, "updates": updates, "passes": seen / N,
-                "train_scores": scores, "batch_loss": batch_losses / max(seen, 1), "lr": self._current_lr()}
+        return {"loss": loss, "updates": updates, "passes": seen / N, "train_scores": scores,
+                "batch_loss": batch_losses / max(seen, 1), "lr": self._current_lr(),
+                "eval_seconds": time.perf_counter() - t_eval}
 
     def _loss_and_grad(self, Xb: np.ndarray, Yb: np.ndarray, ridge: float) -> tuple[float, np.ndarray]:
         """``model.loss_and_grad`` of a batch, in slices of :data:`GRAD_CHUNK` samples when it is large."""

@@ -32,7 +32,8 @@ class GradientDirectionSolver(ExactDirectionSolver):
 
     def _iterate(self, loss: ExactLoss, full: bool) -> dict:
         model = self.model_
-        g = gradient(loss)
+        with self._timed("direction"):
+            g = gradient(loss)
         theta = model.get_flat()
         if full and self._prev is not None:
             theta_prev, g_prev = self._prev
@@ -53,7 +54,8 @@ class GradientDirectionSolver(ExactDirectionSolver):
                     return {"updates": 0, "accepted": 0, "searches": 1, "converged": True}
                 self._reset_memory()
         elif res.accepted:
-            g_new = gradient(loss)  # the same batch at the new point: a consistent secant pair
+            with self._timed("direction"):
+                g_new = gradient(loss)  # the same batch at the new point: a consistent secant pair
             self._remember(model.get_flat() - theta, g_new - g, g, g_new)
         return {"updates": model.num_params if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
 

@@ -457,4 +457,8 @@ def test_float32_minibatches_and_readout_match_float64():
         s.fit(model, data, steps=3, quiet=True)
         runs[dtype] = (model.get_flat(), s.history_.column("loss"))
         assert {"readout", "search", "direction"} <= set(s.profile_)
+        last = s.history_.final
+        assert last["seconds_search"] == round(s.profile_["search"], 4)
+        # the phases are parts of the training time
+        assert sum(v for k, v in last.items() if k.startswith("seconds_")) <= last["time"] + 1e-3
     np.testing.assert_allclose(runs["float32"][1], runs["float64"][1], rtol=1e-3)
