@@ -336,6 +336,9 @@ class Solver(abc.ABC):
                     break
                 if time_limit is not None:  # the limit counts training seconds: records and checkpoints are free
                     self._deadline = time.perf_counter() + max(time_limit - elapsed0 - train_clock, 0.0)
+        if time_limit is not None and history.final["step"] == done and (target is None or done < target):
+            self._notify(f"the time limit ({time_limit:g} s) was spent before the first step (setup took "
+                         f"{setup_seconds:.1f} s), so the model was not trained: raise --time-limit")
         return self
 
     def _interim_due(self) -> bool:

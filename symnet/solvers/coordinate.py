@@ -153,6 +153,7 @@ class CoordinateSolver(Solver):
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
             self._last_run = pos == len(schedule) - 1  # the sweep ends with a refresh anyway
+            self._updates_before = updates
             if self.certificates_ is not None and kind in ("linear-last", "conv-linear-chain"):
                 # the fused Gauss-Seidel kernels step every coordinate inside one call: certify the run as a block
                 self._last_run = False
@@ -162,14 +163,19 @@ class CoordinateSolver(Solver):
                 n, a = self._sweep_run(li, kind, coords)
             updates += n
             accepted += a
+            self._record_within(updates)
         extras = {}
+        # past the time limit the sweep ends here: the closing solves are cut too (the record says so)
+        out_of_time = self._deadline is not None and time.perf_counter() >= self._deadline
+        if out_of_time:
+            extras["cut"] = 1
         with self._block_certificate():
-            if self.opts_["rescale"]:
+            if self.opts_["rescale"] and not out_of_time:
                 extras["rescaled"] = self._rescale()
             loss.refresh()
-        if self.opts_["linear_block"] and isinstance(model.layers[-1], Linear):
+        if self.opts_["linear_block"] and isinstance(model.layers[-1], Linear) and not out_of_time:
             extras["block_decrease"] = loss.solve_readout()
-        if self.opts_["extrapolate"]:
+        if self.opts_["extrapolate"] and not out_of_time:
             d = model.get_flat() - theta0
             if np.any(d):
                 extras["extrapolation"] = loss.line_minimize(d).t  # its step updates the caches exactly
@@ -179,6 +185,14 @@ class CoordinateSolver(Solver):
         N = len(loss.X)
         return {"loss": loss.value / N, "updates": updates, "passes": 1.0, "accepted": accepted,
                 "train_scores": loss.output, **extras}
+
+    def _record_within(self, updates: int) -> None:
+        """An interim record inside the sweep when one is due (the caches hold the objective and scores)."""
+        if self._interim_due():
+            N = len(self.loss_.X)
+            total = max(1, self.model_.num_params)
+            self._interim(passes=updates / total, updates=updates, loss=self.loss_.value / N,
+                          train_scores=self.loss_.output)
 
     def _schedule(self):
         """(layer index, kind, coordinate array) runs for this sweep."""
@@ -205,8 +219,10 @@ class CoordinateSolver(Solver):
             return self._conv_linear_run(li, coords)
         accepted = 0
         for done, (ki, flat) in enumerate(coords):
-            if done % 8 == 0 and self._deadline is not None and time.perf_counter() >= self._deadline:
-                return done, accepted
+            if done % 8 == 0:
+                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                    return done, accepted
+                self._record_within(self._updates_before + done)
             key = keys[ki]
             idx = np.unravel_index(int(flat), layer.params[key].shape)
             if kind == "conv-chain":
@@ -264,6 +280,7 @@ class CoordinateSolver(Solver):
                 continue
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
+            self._record_within(self._updates_before + done)
             # the output weights of channel c, spread back over each pool window: (O, Ho*Wo)
             up = Wlin[:, c * inner:(c + 1) * inner].reshape(-1, Hq, 1, Wq, 1)
             up = np.broadcast_to(up, (up.shape[0], Hq, pool, Wq, pool)).reshape(-1, Hq * pool, Wq * pool)

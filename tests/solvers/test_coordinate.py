@@ -5,7 +5,7 @@ import pytest
 
 import symnet.solvers as solvers
 from symnet.solvers.coordinate import CoordinateSolver
-from symnet.core.errors import ModelError, SolverError
+from symnet.core.errors import ModelError, SolverError, SymnetWarning
 from symnet.core.layers import Layer, Linear
 from symnet.core.model import Sequential
 from symnet.core.restriction import ExactLoss
@@ -139,8 +139,44 @@ def test_fit_returns_history_with_required_columns():
 
 def test_time_limit_stops_within_a_sweep():
     model = MODELS["poly2"].copy()
-    s = CoordinateSolver(ridge=0.1).fit(model, toy_data(model, n=200), time_limit=0.05, quiet=True)
+    s = CoordinateSolver(ridge=0.1).fit(model, toy_data(model, n=200), time_limit=0.5, quiet=True)
     assert len(s.history_) >= 2 and s.history_.final["time"] < 30
+
+
+def test_a_limit_spent_on_setup_says_so():
+    model = MODELS["poly2"].copy()
+    with pytest.warns(SymnetWarning, match="spent before the first step"):
+        s = CoordinateSolver(ridge=0.1).fit(model, toy_data(model, n=200), time_limit=1e-9, quiet=True)
+    assert len(s.history_) == 1
+
+
+def test_records_within_a_sweep_and_a_cut_sweep_skips_its_closing_solves():
+    """Interim records carry the caches' objective; past the limit, rescale and readout solve are skipped."""
+    model = MODELS["poly2"].copy()
+    data = toy_data(model, n=200)
+    s = CoordinateSolver(ridge=0.1)
+    s.record_every = 0.0  # a record at every chance
+    s.fit(model.copy(), data, steps=1, quiet=True)
+    partial = [r for r in s.history_ if r.get("partial")]
+    assert partial, "no record inside the sweep"
+    for r in partial:  # the caches' objective (mean per sample, ridge included) never above the start
+        assert 0 < r["loss"] <= s.history_.records[0]["loss"] * (1 + 1e-12)
+    assert "cut" not in s.history_.final and "block_decrease" in s.history_.final
+
+    class OutOfTimeAfterOneRun(CoordinateSolver):
+        def _sweep_run(self, li, kind, coords):
+            out = super()._sweep_run(li, kind, coords)
+            self._deadline = 0.0  # the clock has run out: the sweep must end now, with a consistent record
+            return out
+
+    cut = OutOfTimeAfterOneRun(ridge=0.1).fit(model.copy(), data, steps=1, quiet=True)
+    final = cut.history_.final
+    assert final.get("cut") == 1 and "block_decrease" not in final and "rescaled" not in final
+    assert final["loss"] <= cut.history_.records[0]["loss"] * (1 + 1e-12)
+    # the record's objective is the cut model's true one (a plain forward pass)
+    m = cut.model_
+    value = np.sum((m.forward(data.x_train) - data.one_hot()) ** 2) + 0.1 * m.get_flat() @ m.get_flat()
+    assert np.isclose(final["loss"], value / len(data.x_train), rtol=1e-10)
 
 
 class Relu(Layer):
