@@ -7,7 +7,9 @@ The package has three layers, and imports run one way (core <- solvers <- front 
 * :mod:`symnet.solvers`: the training backends behind one interface;
 * :mod:`symnet.frontend`: ``fit``, comparisons, benchmarks, analysis, figures and the CLI.
 
-This module re-exports what a user types most.
+This module re-exports what a user types most. :mod:`symnet.sklearn` (the
+scikit-learn estimators) is loaded on first use, since scikit-learn is an
+optional dependency.
 
 Example:
     >>> import symnet
@@ -33,3 +35,13 @@ from symnet.core.version import __version__
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
            "api", "bridge", "compare", "datasets", "errors", "fit", "inspect", "layers", "load", "models", "plots",
            "polynomial", "polyreg_maps", "restriction", "robustness", "save", "solvers", "train"]
+
+
+def __getattr__(name: str):
+    """``symnet.sklearn`` on first use, so that ``import symnet`` never needs scikit-learn."""
+    if name == "sklearn":
+        # deferred: scikit-learn is an optional, heavy dependency (the 'sklearn' extra)
+        import symnet.sklearn
+
+        return symnet.sklearn
+    raise AttributeError(f"module 'symnet' has no attribute {name!r}")

@@ -325,7 +325,10 @@ class Solver(abc.ABC):
                                    prev["passes"] + float(info.get("passes", 0.0)),
                                    info, eval_train)
                 pbar.update(1)
-                pbar.set_postfix(loss=f"{rec['loss']:.4g}", test=f"{rec['test_acc']:.4f}")
+                postfix = {"loss": f"{rec['loss']:.4g}"}
+                if rec.get("test_acc") is not None:  # a dataset without a test split has no test accuracy
+                    postfix["test"] = f"{rec['test_acc']:.4f}"
+                pbar.set_postfix(**postfix)
                 if ckpt is not None:
                     self._checkpoint(ckpt, rng)
                 stop = False
