@@ -2,12 +2,14 @@
 
 Subcommands::
 
-    symnet train       train one model with one solver, save model, history and summary
-    symnet bench       train the same model with several solvers and print a table
-    symnet compare     the same with a shared budget; table, JSON and figures
-    symnet robustness  accuracy of saved models under noise
-    symnet inspect     describe a saved model
-    symnet reproduce   one published table: the source's figures beside ours
+    symnet train        train one model with one solver, save model, history and summary
+    symnet bench        train the same model with several solvers and print a table (--plot DIR: figures);
+                        'symnet bench target': exact solvers timed to a tuned Adam's training losses
+    symnet compare      several solvers under one budget: table, JSON, figures, models
+    symnet robustness   accuracy of saved models under Gaussian noise and black patches
+    symnet verify       re-check the certificates of a run's exact steps
+    symnet inspect      a saved model's layers, parameters, degrees and pictures
+    symnet reproduce    one published table: the source's figures beside ours
 
 Each subcommand is added by one small function that registers its arguments
 and its handler (see :data:`COMMANDS`); adding a command is adding a function.
@@ -336,6 +338,8 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                         "and --time-limit each exact solver's training seconds (default: twice tuned Adam's)")
     g.add_argument("--out", metavar="DIR", help="write table.txt, table.md, target.json and the figure into DIR")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--plot", metavar="DIR", help="also write the training curves as PNGs into DIR (loss and test "
+                                                  "accuracy against training time, passes and steps)")
     p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bars")
     p.set_defaults(handler=cmd_bench)
     return p
@@ -379,10 +383,14 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
         api.prepare_out(Path(args.out))
         result.save(Path(args.out))
     _say(json.dumps(result.to_dict()["rows"], indent=1) if args.json else "\n" + result.table())
+    if args.plot:
+        _say_figures(result.plot().save(args.plot), args.plot, args.json)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace, state: dict) -> int:
+    if args.plot:
+        api.prepare_out(Path(args.plot))  # a bad folder fails before training, not after it
     if args.solvers[:1] == ["target"]:
         return cmd_bench_target(args)
     rows = bench.run(args.solvers, dataset=dataset_name(args), data_dir=args.data_dir, model=args.model,
@@ -390,7 +398,14 @@ def cmd_bench(args: argparse.Namespace, state: dict) -> int:
                      sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                      seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download)
     _say(bench.to_json(rows) if args.json else bench.format_table(rows))
+    if args.plot:
+        _say_figures(rows.save_figures(args.plot), args.plot, args.json)
     return 0
+
+
+def _say_figures(written: list[Path], folder: str, json_output: bool) -> None:
+    message = f"figures saved to {folder}/ ({', '.join(p.name for p in written)})"
+    print(message, file=sys.stderr if json_output else sys.stdout, flush=True)  # keep --json output parseable
 
 
 def _solver_list(text: str) -> list[str]:
@@ -491,7 +506,8 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
     _say("")
     _say(result.table())
     _say(f"saved to {out}/ (table.txt, table.md, comparison.json, loss_vs_time.png, loss_vs_passes.png, "
-         "test_acc_vs_time.png, <solver>/model.npz and history.json)")
+         "test_acc_vs_time.png, loss and accuracy per step when the solvers share a step unit, "
+         "<solver>/model.npz and history.json)")
     return 0
 
 

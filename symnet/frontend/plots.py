@@ -1,4 +1,4 @@
-"""Every figure symnet draws: solver comparisons, robustness curves, filters and weight maps.
+"""Every figure symnet draws: training curves of compared solvers, robustness curves, filters and weight maps.
 
 matplotlib is imported only when a figure is drawn. Figures are built with the
 object-oriented API on an Agg canvas, never through ``pyplot``: drawing one
@@ -110,75 +110,157 @@ def _legend_outside(ax) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
-# --------------------------------------------------------------------------- comparisons
-def comparison_figures(comparison) -> Figures:
-    """The three figures of a :class:`symnet.frontend.compare.Comparison`.
+# --------------------------------------------------------------------------- training curves
+#: Axis labels of the training figures (units in brackets).
+TIME_LABEL = "training time (s, wall clock; evaluation excluded)"
+LOSS_LABEL = "training loss (objective per sample, log scale)"
+PASSES_LABEL = "passes over the training data"
+ACC_LABEL = "test accuracy (%)"
+
+_REFERENCE = {"color": "0.45", "linestyle": "--", "linewidth": 1}
+_BUDGET = {"color": "0.2", "linestyle": ":", "linewidth": 1.3}
+
+
+def shared_step_unit(histories) -> str | None:
+    """The step unit (``"epoch"``, ``"sweep"`` ...) every history shares, else None.
+
+    Example:
+        >>> from symnet.core.history import History
+        >>> shared_step_unit({"a": History(step_unit="epoch"), "b": History(step_unit="epoch")})
+        'epoch'
+    """
+    units = {getattr(h, "meta", {}).get("step_unit") for h in histories.values()}
+    return units.pop() if len(units) == 1 and None not in units else None
+
+
+def _budget_line(ax, value: float | None, text: str) -> None:
+    if value is not None:
+        ax.axvline(value, label=text, **_BUDGET)
+
+
+def training_figures(histories, *, title: str, legend=None, budget=None, target_loss: float | None = None,
+                     target_loss_note: str = "", target_acc: float | None = None,
+                     target_acc_note: str = "") -> Figures:
+    """Training curves of several runs, one colour per run, for ``compare`` and ``bench``.
 
     * ``loss_vs_time``: training objective (log scale) vs training time;
-    * ``loss_vs_passes``: training objective (log scale) vs passes over the training data;
-    * ``test_acc_vs_time``: test accuracy (%) vs training time.
+    * ``loss_vs_passes``: the same vs passes over the training data;
+    * ``test_acc_vs_time``: test accuracy (%) vs training time;
+    * ``loss_vs_<unit>s`` and ``test_acc_vs_<unit>s`` (e.g. ``loss_vs_epochs``):
+      the same per step, when every run counts its steps in one unit.
 
     Training time is wall-clock time inside the solvers' steps; evaluating
-    the model after each step is not counted. The default targets of the
-    comparison are drawn as dashed grey lines.
+    the model after each step is not counted. A time budget is drawn as a
+    dotted vertical line on the time axes, a step budget on the step axes,
+    and the targets as dashed horizontal lines; every legend sits outside the
+    axes, to the right.
+
+    Args:
+        histories: ``label -> History`` (or anything with ``column``).
+        title: second line of every title (model, dataset, sample counts).
+        legend: ``label -> legend text`` (default: the label).
+        budget: a parsed budget (``{"time": 300, "epochs": 5}``; see
+            :func:`symnet.frontend.runner.parse_budget`).
+        target_loss, target_acc: reference lines (a fraction for the accuracy).
+        target_loss_note, target_acc_note: how the targets were chosen.
+
+    Example:
+        >>> from symnet.core.history import History
+        >>> h = History(step_unit="epoch")
+        >>> for i, loss in enumerate([1.0, 0.5, 0.4]):
+        ...     _ = h.append(step=i, loss=loss, test_acc=0.5 + 0.1 * i, time=0.1 * i, passes=float(i))
+        >>> figs = training_figures({"sgd": h}, title="demo", budget={"epochs": 2})
+        >>> list(figs)
+        ['loss_vs_time', 'loss_vs_passes', 'test_acc_vs_time', 'loss_vs_epochs', 'test_acc_vs_epochs']
+        >>> figs["loss_vs_epochs"].axes[0].get_xlabel()
+        'epochs'
     """
-    meta = comparison.meta
-    title = comparison.title()
-    labels = list(comparison.histories)
+    budget = dict(budget or {})
+    labels = list(histories)
     colors = dict(zip(labels, _colors(len(labels))))
-    time_label = "training time (s, wall clock; evaluation excluded)"
-    loss_label = "training loss (objective per sample, log scale)"
+    legend = dict(legend or {})
+    unit = shared_step_unit(histories)
+    time_budget = budget.get("time")
+    step_budget = None if unit is None else budget.get("steps", budget.get(f"{unit}s"))
     figs = Figures()
 
     def curves(x_key: str, y_key: str, scale: float = 1.0):
         for label in labels:
-            h = comparison.histories[label]
+            h = histories[label]
             x, y = h.column(x_key), h.column(y_key) * scale
             keep = np.isfinite(x) & np.isfinite(y)
             yield label, x[keep], y[keep]
 
-    for name, x_key, x_label in (("loss_vs_time", "time", time_label),
-                                 ("loss_vs_passes", "passes", "passes over the training data")):
+    def loss_figure(name: str, x_key: str, x_label: str, what: str, budget_value, budget_text):
         fig = new_figure(9.5, 4.8)
         ax = fig.add_subplot()
         drew = False
         for label, x, y in curves(x_key, "loss"):
             y_pos = np.where(y > 0, y, np.nan)  # a log axis cannot show 0 (an exact fit); leave a gap
             ax.plot(x, y_pos, marker=_marker(len(x)), markersize=4, color=colors[label],
-                    label=comparison.legend_label(label))
+                    label=legend.get(label, label))
             drew = drew or bool(np.isfinite(y_pos).any())
         if drew:
             ax.set_yscale("log")
-        target = meta.get("target_loss")
-        if target is not None and target > 0:
-            ax.axhline(target, color="0.45", linestyle="--", linewidth=1,
-                       label=f"target loss {target:.4g}\n({_rule(meta, 'target_loss_rule', 'worst final loss')})")
+        if target_loss is not None and target_loss > 0:
+            note = f"\n({target_loss_note})" if target_loss_note else ""
+            ax.axhline(target_loss, label=f"target loss {target_loss:.4g}{note}", **_REFERENCE)
+        _budget_line(ax, budget_value, budget_text)
         ax.set_xlabel(x_label)
-        ax.set_ylabel(loss_label)
+        ax.set_ylabel(LOSS_LABEL)
         ax.set_xlim(left=0)
-        ax.set_title(f"Training loss vs {'training time' if x_key == 'time' else 'passes over the data'}\n{title}",
-                     fontsize=10)
+        ax.set_title(f"Training loss vs {what}\n{title}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         _legend_outside(ax)
         figs[name] = fig
 
-    fig = new_figure(9.5, 4.8)
-    ax = fig.add_subplot()
-    for label, x, y in curves("time", "test_acc", 100.0):
-        ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=comparison.legend_label(label))
-    target = meta.get("target_acc")
-    if target is not None:
-        ax.axhline(100.0 * target, color="0.45", linestyle="--", linewidth=1,
-                   label=f"target accuracy {100 * target:.2f}%\n({_rule(meta, 'target_acc_rule', 'lowest final')})")
-    ax.set_ylim(0, 100)
-    ax.set_xlim(left=0)
-    ax.set_xlabel(time_label)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Test accuracy vs training time\n{title}", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    _legend_outside(ax)
-    figs["test_acc_vs_time"] = fig
+    def accuracy_figure(name: str, x_key: str, x_label: str, what: str, budget_value, budget_text):
+        fig = new_figure(9.5, 4.8)
+        ax = fig.add_subplot()
+        for label, x, y in curves(x_key, "test_acc", 100.0):
+            ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=legend.get(label, label))
+        if target_acc is not None:
+            note = f"\n({target_acc_note})" if target_acc_note else ""
+            ax.axhline(100.0 * target_acc, label=f"target accuracy {100 * target_acc:.2f}%{note}", **_REFERENCE)
+        _budget_line(ax, budget_value, budget_text)
+        ax.set_ylim(0, 100)
+        ax.set_xlim(left=0)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(ACC_LABEL)
+        ax.set_title(f"Test accuracy vs {what}\n{title}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        _legend_outside(ax)
+        figs[name] = fig
+
+    time_text = None if time_budget is None else f"budget {time_budget:g} s per solver"
+    loss_figure("loss_vs_time", "time", TIME_LABEL, "training time", time_budget, time_text)
+    loss_figure("loss_vs_passes", "passes", PASSES_LABEL, "passes over the data", None, None)
+    accuracy_figure("test_acc_vs_time", "time", TIME_LABEL, "training time", time_budget, time_text)
+    if unit is not None:
+        units = f"{unit}s"
+        step_text = None if step_budget is None else f"budget {step_budget:g} {units}"
+        from matplotlib.ticker import MaxNLocator
+
+        loss_figure(f"loss_vs_{units}", "step", units, units, step_budget, step_text)
+        accuracy_figure(f"test_acc_vs_{units}", "step", units, units, step_budget, step_text)
+        for name in (f"loss_vs_{units}", f"test_acc_vs_{units}"):
+            figs[name].axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps only
     return figs
+
+
+def comparison_figures(comparison) -> Figures:
+    """The figures of a :class:`symnet.frontend.compare.Comparison` (see :func:`training_figures`).
+
+    The comparison's targets are drawn as dashed grey lines and its time
+    budget as a dotted vertical line.
+    """
+    meta = comparison.meta
+    return training_figures(
+        comparison.histories, title=comparison.title(),
+        legend={label: comparison.legend_label(label) for label in comparison.histories},
+        budget=meta.get("budget"),
+        target_loss=meta.get("target_loss"), target_loss_note=_rule(meta, "target_loss_rule", "worst final loss"),
+        target_acc=meta.get("target_acc"), target_acc_note=_rule(meta, "target_acc_rule", "lowest final"))
 
 
 # --------------------------------------------------------------------------- time to target
@@ -230,7 +312,7 @@ def robustness_figures(result) -> Figures:
     subtitle = f"{result.dataset}, {result.n_test:,} test images, seed {result.seed}"
     for key, what, ylabel in (("accuracy", "Test accuracy under noise", "test accuracy (%)"),
                               ("drop", "Relative accuracy drop under noise", "relative accuracy drop (%)")):
-        fig = new_figure(11.0, 4.6)
+        fig = new_figure(12.0, 4.6)
         panels = fig.subplots(1, 2)
         for ax, kind, xs, xlabel in ((panels[0], "sigma", result.sigmas, "Gaussian noise std sigma (pixels in [0, 1])"),
                                      (panels[1], "area", result.areas, "black patch area A (pixels)")):
@@ -247,7 +329,7 @@ def robustness_figures(result) -> Figures:
             ax.set_title("global: iid Gaussian noise, clipped to [0, 1]" if kind == "sigma"
                          else "local: one black rectangle per image", fontsize=10)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
+        _legend_outside(panels[1])  # one legend for both panels, beside them rather than over a curve
         fig.suptitle(f"{what} ({subtitle})", fontsize=11)
         figs[f"robustness_{key}"] = fig
     return figs
@@ -492,4 +574,5 @@ def recovery_curves(widths: Sequence[int], curves: dict, title: str, xlabel: str
 
 
 __all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
-           "new_figure", "recovery_curves", "robustness_figures", "save", "source_vs_ours", "to_png"]
+           "new_figure", "recovery_curves", "robustness_figures", "save", "shared_step_unit", "source_vs_ours",
+           "target_figures", "to_png", "training_figures"]

@@ -214,6 +214,31 @@ def test_bench_table_and_json(capsys):
     assert_one_line_error(code, err, "unknown solver 'nope'")
 
 
+def test_bench_writes_its_figures(capsys, tmp_path):
+    out = tmp_path / "figs"
+    code, stdout, _ = run(capsys, "bench", "dummy-epoch", "dummy-epoch", "--dataset", "xor", "--epochs", "3",
+                          "--quiet", "--plot", str(out))
+    assert code == 0 and f"figures saved to {out}/" in stdout
+    for name in ("loss_vs_time", "loss_vs_passes", "test_acc_vs_time", "loss_vs_epochs", "test_acc_vs_epochs"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    code, stdout, err = run(capsys, "bench", "dummy", "--dataset", "xor", "--steps", "2", "--json", "--quiet",
+                            "--plot", str(tmp_path / "j"))
+    assert code == 0 and json.loads(stdout)[0]["steps"] == 2 and "figures saved" in err
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "bench", "dummy", "--dataset", "xor", "--steps", "1", "--plot", str(tmp_path / "file"))
+    assert_one_line_error(code, err, "exists as a file")
+
+
+def test_bench_rows_keep_histories_and_draw_the_budget():
+    from symnet.frontend import bench
+
+    rows = bench.run(["dummy-epoch", "dummy"], dataset="xor", epochs=2, sweeps=3, quiet=True)
+    assert [len(h) for h in rows.histories.values()] == [3, 4]
+    figs = rows.plot()
+    assert "loss_vs_epochs" not in figs   # epochs and sweeps do not share an axis
+    assert "xor" in figs["loss_vs_time"].axes[0].get_title()
+
+
 # --------------------------------------------------------------------------- a real process
 def test_subprocess_train_and_error(tmp_path):
     env = dict(os.environ, CI="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))

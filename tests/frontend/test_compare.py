@@ -233,19 +233,38 @@ def test_figures_are_written_and_honest(tmp_path):
         png = (tmp_path / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     figs = c.plot()
-    assert list(figs) == ["loss_vs_time", "loss_vs_passes", "test_acc_vs_time"]
+    # both solvers count sweeps, so the per-sweep curves come too, with the step budget as a line
+    assert list(figs) == ["loss_vs_time", "loss_vs_passes", "test_acc_vs_time", "loss_vs_sweeps",
+                          "test_acc_vs_sweeps"]
     for name, fig in figs.items():
         ax = fig.axes[0]
         assert "tiny-images" in ax.get_title() and "N = 30 train / 12 test" in ax.get_title()
         assert ax.get_xlabel() and ax.get_ylabel()
         assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["coordinate", "dummy-compare"]
         assert ax.get_xlim()[0] == 0
+        legend = ax.get_legend()
+        assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # outside the axes, to the right
+    for name in ("loss_vs_sweeps", "test_acc_vs_sweeps"):
+        texts = [t.get_text() for t in figs[name].axes[0].get_legend().get_texts()]
+        assert "budget 2 sweeps" in texts
     assert figs["loss_vs_time"].axes[0].get_yscale() == "log"
     assert figs["loss_vs_passes"].axes[0].get_yscale() == "log"
     assert "(s" in figs["loss_vs_time"].axes[0].get_xlabel()
     assert figs["test_acc_vs_time"].axes[0].get_ylim() == (0, 100)
-    assert figs._repr_html_().count("<img") == 3
+    assert figs._repr_html_().count("<img") == 5
     assert figs["loss_vs_time"]._repr_png_()[:4] == b"\x89PNG"
+
+
+def test_a_time_budget_is_drawn_on_the_time_axes():
+    data = tiny_images()
+    c = compare(tiny_poly(data), data, ["coordinate"], {"time": 30, "steps": 1}, quiet=True)
+    for name in ("loss_vs_time", "test_acc_vs_time"):
+        ax = c.plot()[name].axes[0]
+        texts = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "budget 30 s per solver" in texts
+        assert ax.get_xlim()[1] >= 30  # the line is in view even when the run stopped early
+    assert "budget 30 s per solver" not in [t.get_text() for t in c.plot()["loss_vs_passes"].axes[0].get_legend()
+                                            .get_texts()]
 
 
 def test_divergence_is_reported_not_raised():
