@@ -26,15 +26,15 @@ from symnet.core.io import save_model as save
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential
 from symnet import solvers
-from symnet.frontend import api, bridge, inspect, plots, polyreg_maps, robustness
+from symnet.frontend import api, bench, bridge, inspect, plots, polyreg_maps, robustness
 from symnet.frontend.api import fit, train
 from symnet.frontend.compare import compare
 
 from symnet.core.version import __version__
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
-           "api", "bridge", "compare", "datasets", "errors", "fit", "inspect", "layers", "load", "models", "plots",
-           "polynomial", "polyreg_maps", "restriction", "robustness", "save", "solvers", "train"]
+           "api", "bench", "bridge", "compare", "datasets", "errors", "fit", "inspect", "layers", "load", "models",
+           "plots", "polynomial", "polyreg_maps", "restriction", "robustness", "save", "solvers", "train"]
 
 
 def __getattr__(name: str):

@@ -150,7 +150,7 @@ class Sequential:
         return X
 
     def forward(self, X: np.ndarray, *, dtype=np.float64, batch_size: int = 256) -> np.ndarray:
-        """Outputs (N, num_outputs) for inputs (N, *input_shape), in batches.
+        """Outputs ``(N, num_outputs)`` for inputs ``(N, *input_shape)``, in batches.
 
         ``dtype=np.float32`` runs the whole pass in single precision (half the
         memory traffic); the result is returned in that dtype. Batches of 256
@@ -210,7 +210,7 @@ class Sequential:
         """Objective ``sum (f(X) - Y)^2 + ridge * ||theta||^2`` and its gradient (flat).
 
         Args:
-            X: inputs (N, *input_shape).
+            X: inputs ``(N, *input_shape)``.
             Y: targets (N, num_outputs).
             ridge: weight of the ``||theta||^2`` term.
             dtype: working precision of the forward and backward passes.

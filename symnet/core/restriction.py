@@ -212,7 +212,7 @@ class ExactLoss:
 
     Args:
         model: a :class:`~symnet.core.model.Sequential`; trained in place by :meth:`step`.
-        X: training inputs (N, *input_shape).
+        X: training inputs ``(N, *input_shape)``.
         Y: targets (N, num_outputs), one-hot for classification.
         ridge: the ridge weight ``lambda`` on ``||theta||^2``.
         dtype: working precision of the cached activations and of the jets,

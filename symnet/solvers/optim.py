@@ -622,7 +622,7 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, final_value: floa
     return lambda step: final_value + 0.5 * (init_value - final_value) * (1.0 + math.cos(math.pi * min(step, T) / T))
 
 
-#: Schedule names for option strings -> factory of (learning_rate, **kw).
+#: Schedule names for option strings -> factory of ``(learning_rate, **kw)``.
 SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "constant": constant_schedule,
     "inverse-time": inverse_time_schedule,

@@ -292,7 +292,7 @@ def polyval_compensated(c: Any, t: Any) -> Any:
     Error-free transformations (Knuth's TwoSum, Dekker's TwoProduct) carry the
     rounding error of every Horner step into a correction term, so the result
     is accurate to about ``eps + cond * eps**2`` relative, where Horner gives
-    ``cond * eps``. Intermediate products must not overflow (|value| < 1e300).
+    ``cond * eps``. Intermediate products must not overflow (``|value| < 1e300``).
 
     Example:
         >>> c = pow([-1.0, 1.0], 7)           # (t - 1)^7, badly conditioned near 1
