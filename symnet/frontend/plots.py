@@ -133,6 +133,29 @@ def shared_step_unit(histories) -> str | None:
     return units.pop() if len(units) == 1 and None not in units else None
 
 
+def legend_text(label: str, width: int = 34) -> str:
+    """A legend entry broken after commas into lines of about ``width`` characters, so long labels
+    (``gauss-newton[varpro=True,batch_size=1000]``) do not squeeze the axes.
+
+    Example:
+        >>> print(legend_text("gauss-newton[varpro=True,batch_size=1000,iters_per_step=5]"))
+        gauss-newton[varpro=True,
+          batch_size=1000,iters_per_step=5]
+    """
+    if len(label) <= width:
+        return label
+    lines, line = [], ""
+    for piece in label.split(","):
+        candidate = f"{line},{piece}" if line else piece
+        if line and len(candidate) > width:
+            lines.append(line + ",")
+            line = piece
+        else:
+            line = candidate
+    lines.append(line)
+    return "\n  ".join(lines)
+
+
 def _budget_line(ax, value: float | None, text: str) -> None:
     if value is not None:
         ax.axvline(value, label=text, **_BUDGET)
@@ -198,7 +221,7 @@ def training_figures(histories, *, title: str, legend=None, budget=None, target_
         for label, x, y in curves(x_key, "loss"):
             y_pos = np.where(y > 0, y, np.nan)  # a log axis cannot show 0 (an exact fit); leave a gap
             ax.plot(x, y_pos, marker=_marker(len(x)), markersize=4, color=colors[label],
-                    label=legend.get(label, label))
+                    label=legend_text(legend.get(label, label)))
             drew = drew or bool(np.isfinite(y_pos).any())
         if drew:
             ax.set_yscale("log")
@@ -218,7 +241,8 @@ def training_figures(histories, *, title: str, legend=None, budget=None, target_
         fig = new_figure(9.5, 4.8)
         ax = fig.add_subplot()
         for label, x, y in curves(x_key, "test_acc", 100.0):
-            ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label], label=legend.get(label, label))
+            ax.plot(x, y, marker=_marker(len(x)), markersize=4, color=colors[label],
+                    label=legend_text(legend.get(label, label)))
         if target_acc is not None:
             note = f"\n({target_acc_note})" if target_acc_note else ""
             ax.axhline(100.0 * target_acc, label=f"target accuracy {100 * target_acc:.2f}%{note}", **_REFERENCE)
@@ -574,5 +598,5 @@ def recovery_curves(widths: Sequence[int], curves: dict, title: str, xlabel: str
 
 
 __all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
-           "new_figure", "recovery_curves", "robustness_figures", "save", "shared_step_unit", "source_vs_ours",
+           "legend_text", "new_figure", "recovery_curves", "robustness_figures", "save", "shared_step_unit", "source_vs_ours",
            "target_figures", "to_png", "training_figures"]
