@@ -29,7 +29,7 @@ flatter or penalise the next one. The command line isolates by default; the
 Python API does not.
 
 ``symnet.compare`` is the function; the classes are imported from this module:
-``from symnet.compare import Comparison``.
+``from symnet.frontend.compare import Comparison`` (``symnet.compare`` names the function, not a module).
 
 Example:
     >>> import symnet
