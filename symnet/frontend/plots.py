@@ -306,8 +306,10 @@ def target_figures(result) -> Figures:
                 linewidth=2.2 if tuned or kinds.get(label) == "exact" else 1.0,
                 linestyle="-" if kinds.get(label) != "adam" else ":",
                 label=f"{label} (tuned)" if tuned else label)
-    for name, value in result.targets:
-        ax.axhline(value, color="0.45", linestyle="--", linewidth=1, label=f"target: tuned Adam after {name}")
+    dashes = ("--", "-.", (0, (6, 2, 1, 2, 1, 2)))  # one pattern per target, so the legend tells them apart
+    for k, (name, value) in enumerate(result.targets):
+        ax.axhline(value, color="0.45", linestyle=dashes[k % len(dashes)], linewidth=1,
+                   label=f"target: tuned Adam after {name}")
     ax.axvline(m["time_limit"], color="0.2", linestyle=":", linewidth=1,
                label=f"exact solvers' budget ({m['time_limit']:.0f} s)")
     ax.set_yscale("log")

@@ -229,6 +229,15 @@ def test_bench_writes_its_figures(capsys, tmp_path):
     assert_one_line_error(code, err, "exists as a file")
 
 
+def test_bench_target_writes_its_figure_with_plot(capsys, tmp_path):
+    out = tmp_path / "figs"
+    code, stdout, _ = run(capsys, "bench", "target", "--model", "seed", "--samples", "100", "--test-samples", "20",
+                          "--epochs", "1", "--lrs", "1e-3", "--exact", "coordinate", "--time-limit", "1", "--quiet",
+                          "--plot", str(out))
+    assert code == 0 and f"figures saved to {out}/ (loss_vs_time.png)" in stdout
+    assert (out / "loss_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bench_rows_keep_histories_and_draw_the_budget():
     from symnet.frontend import bench
 
