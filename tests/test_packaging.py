@@ -67,3 +67,14 @@ def test_readme_anchors_into_benchmarks_exist():
     anchors = {slug(h) for h in headings}
     for anchor in re.findall(r"docs/benchmarks\.md#([\w-]+)", (ROOT / "README.md").read_text()):
         assert anchor in anchors, anchor
+
+
+def test_the_api_reference_documents_every_module():
+    documented = set()
+    for page in (ROOT / "docs" / "api").glob("*.rst"):
+        documented |= set(re.findall(r"^\.\. automodule:: ([\w.]+)", page.read_text(), flags=re.M))
+    modules = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for path in (ROOT / "symnet").rglob("*.py") if "kernels" not in path.with_suffix("").parts}
+    modules -= {"symnet.__main__"}  # the numba kernels (kernels/, kernels.py) are documented by their callers
+    assert sorted(modules - documented) == [], "add these to docs/api/*.rst"
+    assert sorted(documented - modules) == [], "no such modules"

@@ -600,5 +600,5 @@ def recovery_curves(widths: Sequence[int], curves: dict, title: str, xlabel: str
 
 
 __all__ = ["DPI", "Figures", "class_maps", "comparison_figures", "corruption_examples", "filter_grid", "image_grid",
-           "legend_text", "new_figure", "recovery_curves", "robustness_figures", "save", "shared_step_unit", "source_vs_ours",
-           "target_figures", "to_png", "training_figures"]
+           "legend_text", "new_figure", "recovery_curves", "robustness_figures", "save", "shared_step_unit",
+           "source_vs_ours", "target_figures", "to_png", "training_figures"]

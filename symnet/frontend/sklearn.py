@@ -67,7 +67,8 @@ IMAGE_PRESETS = api.IMAGE_PRESETS
 
 # --------------------------------------------------------------------------- inputs
 def _seed(random_state: Any) -> int:
-    """An int seed from ``random_state``: None -> 0 (symnet's default), an int, or drawn from a RandomState/Generator."""
+    """An int seed from ``random_state``: None -> 0 (symnet's default), an int, or one drawn from a RandomState
+    or Generator."""
     if random_state is None:
         return 0
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):

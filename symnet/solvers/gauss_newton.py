@@ -363,7 +363,10 @@ def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None,
 class GaussNewtonSolver(ExactDirectionSolver):
     """Levenberg-Marquardt / Gauss-Newton directions with exact polynomial line search.
 
-    Options (see :attr:`OPTIONS`; those at ``"auto"`` are resolved by :meth:`auto_options`):
+    The options are declared in :attr:`OPTIONS`; those left at ``"auto"`` are
+    resolved by :meth:`auto_options`.
+
+    Options:
         ridge: weight of ``ridge * ||theta||^2`` in the objective (``"auto"``:
             chosen on held-out training samples, see :mod:`~symnet.solvers.exact_directions`).
         damping: initial relative Levenberg damping (``mu`` = damping times the
@@ -402,8 +405,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
             biased upward (the square of a noisy estimate), which made the full
             objective rise in a trial on 20,000 MNIST samples (batches of 1,000);
             it is meant for full-data runs.
-        batch_size, batch_growth, max_batch, check, iters_per_step, refresh_every,
-        jet_dtype, readout_dtype, seed: see :mod:`~symnet.solvers.exact_directions`.
+        batch_size, batch_growth, max_batch, check, iters_per_step, refresh_every, jet_dtype, readout_dtype, seed:
+            see :mod:`~symnet.solvers.exact_directions`.
 
     Example:
         >>> import symnet; from symnet import solvers
