@@ -1,6 +1,6 @@
 """Solver variants on full MNIST, each for the same training budget from the same start: curves and profiles.
 
-The harness of the README's Gauss-Newton variants table. Each variant is ``SOLVER:JSON`` (the solver's
+The harness of the Gauss-Newton variants table in docs/benchmarks.md. Each variant is ``SOLVER:JSON`` (the solver's
 options); every run starts from the preset's seeded initialisation with ridge 1.0 and prints a line per
 history record and the time per iteration of each phase (direction, search, batch forward, readout).
 

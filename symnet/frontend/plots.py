@@ -212,6 +212,8 @@ def training_figures(histories, *, title: str, legend=None, budget=None, target_
             h = histories[label]
             x, y = h.column(x_key), h.column(y_key) * scale
             keep = np.isfinite(x) & np.isfinite(y)
+            if x_key == "step":  # an interim record inside a step (partial=1) has no whole step to stand at
+                keep &= h.column("partial") != 1
             yield label, x[keep], y[keep]
 
     def loss_figure(name: str, x_key: str, x_label: str, what: str, budget_value, budget_text):

@@ -22,7 +22,7 @@ checks are shared with the other exact direction solvers
 
 Most options default to ``"auto"``, resolved from the model and the data size
 by :meth:`GaussNewtonSolver.auto_options`: the configuration measured fastest
-to a target loss (docs/benchmarks.md, time to a target loss).
+to a target loss (docs/benchmarks.md, "How the Gauss-Newton defaults were chosen").
 
 """
 
@@ -456,7 +456,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
         """What every option left at ``"auto"`` becomes for ``model`` on ``num_samples`` training samples.
 
         The configuration measured fastest to a target loss on full MNIST
-        (docs/benchmarks.md, time to a target loss): on more than :attr:`AUTO_MINIBATCH_ABOVE` samples,
+        (docs/benchmarks.md, "How the Gauss-Newton defaults were chosen"): on
+        more than :attr:`AUTO_MINIBATCH_ABOVE` samples,
         variable projection (the last Linear layer solved exactly on the full
         data, its first solve recorded as step 1), directions from mini-batches of
         1,000 with curvature from 250 of their samples (explicit Gauss-Newton for

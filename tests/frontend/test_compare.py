@@ -267,6 +267,21 @@ def test_a_time_budget_is_drawn_on_the_time_axes():
                                             .get_texts()]
 
 
+def test_interim_records_show_on_the_time_axis_but_not_on_the_step_axis():
+    from symnet.core.history import History
+    from symnet.frontend.plots import training_figures
+
+    h = History(step_unit="epoch")
+    for step, loss, t, partial in [(0, 1.0, 0.0, None), (1, 0.8, 10.0, 1), (1, 0.6, 15.0, None)]:
+        rec = h.append(step=step, loss=loss, test_acc=0.5, time=t, passes=float(step))
+        if partial:
+            rec["partial"] = 1
+    figs = training_figures({"adam": h}, title="t")
+    assert list(figs["loss_vs_time"].axes[0].lines[0].get_xdata()) == [0.0, 10.0, 15.0]
+    assert list(figs["loss_vs_epochs"].axes[0].lines[0].get_xdata()) == [0.0, 1.0]
+    assert list(figs["loss_vs_epochs"].axes[0].lines[0].get_ydata()) == [1.0, 0.6]
+
+
 def test_divergence_is_reported_not_raised():
     data = tiny_images()
     c = compare(tiny_poly(data), data, ["coordinate", ("dummy-compare", {"diverge_at": 2})], {"steps": 3},
