@@ -68,6 +68,9 @@ class Solver(abc.ABC):
     step_unit: ClassVar[str] = "step"
     #: Does the backend take exact steps that it can certify (see :mod:`symnet.core.certificates`)?
     certifiable: ClassVar[bool] = False
+    #: Does ``fit`` without a budget end by itself after a fixed amount of work (``default_steps`` that
+    #: finish the fit, e.g. polyreg's closed forms)? The command line then sets no default time limit.
+    ends_by_itself: ClassVar[bool] = False
     #: The options this backend accepts: name -> :class:`~symnet.solvers.options.Option`.
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
