@@ -74,6 +74,7 @@ import math
 import time
 from typing import Any, ClassVar
 
+import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
@@ -84,6 +85,7 @@ from symnet.core.objective import accuracy, sse, value
 from symnet.core.polyreg_model import PolyRegModel, row_blocks, scores, scores_transposed, transposed_chunk
 from symnet.core.runtime import peak_rss_mb
 
+from symnet.solvers import polyreg_matfree as MF
 from symnet.solvers.base import Solver
 from symnet.solvers.kernels import polyreg as K
 from symnet.solvers.options import Option
@@ -97,6 +99,10 @@ MAX_EXACT_FEATURES = 25_000
 SPARSE_COST = 16.0
 #: Bagging with ridge=None keeps the validation features in memory up to this many float64 values (~1 GB).
 VAL_FEATURES_MAX = 1 << 27
+#: Samples whose non-zero monomials method="auto" counts to estimate the columns in use.
+PROBE_SAMPLES = 5000
+#: Steps of method="cg": prepare (right-hand sides, preconditioner), choose the ridge, refit.
+CG_STEPS = 3
 
 
 def _scratch(buffer: np.ndarray | None, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +206,29 @@ class PolyRegSolver(Solver):
     Options:
         degree (2), window (3): the features (ignored when ``fit`` gets a
             :class:`PolyRegModel`, whose own degree and window are used).
-        method ("exact"): ``"exact"`` (Gram + Cholesky) or ``"bagging"``.
+        method ("auto"): ``"exact"`` (Gram + Cholesky), ``"cg"`` (matrix-free
+            preconditioned conjugate gradients, :mod:`symnet.solvers.polyreg_matfree`),
+            ``"bagging"``, or ``"auto"``: exact when its Gram and Cholesky fit in
+            ``memory_gb``, else cg; the choice and both memory estimates are
+            announced before the fit (one notice, ``symnet: note:`` on the
+            command line).
+        cg_tol (1e-5): cg: stop the final solve when every class's relative
+            residual ``||X^T Y - (G + lam I) W|| / ||X^T Y||`` is at most this.
+        cg_search_tol (1e-4): cg: the same for the solves that choose the ridge
+            (the validation error needs far less accuracy than the model).
+        cg_iters (400): cg: at most this many iterations (data passes) per solve.
+        precond ("subsample"): cg: "subsample" (Gram of ``precond_samples``
+            random samples plus the exact diagonal, through Woodbury),
+            "jacobi" or "none".
+        precond_samples (4000): cg: samples of the subsample preconditioner
+            (iterations fall as 1/m; memory ``m x p_used`` float64).
+        memory_gb (8.0): auto: memory the exact method may use.
         ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None``
             chooses it from ``ridge_grid`` on a validation split.
         ridge_grid: candidate penalties when ``ridge`` is None (default: the
             decades from 0.1 to 1000; on MNIST the best lies near 30).
-        ridge_search ("walk"): exact: "grid" solves for every grid value;
+        ridge_search ("walk"): exact (cg scores every candidate by projection,
+            :meth:`symnet.solvers.polyreg_matfree.CGFit.choose_ridge`): "grid" solves for every grid value;
             "walk" starts in the middle of the grid and walks towards the
             better neighbour while the validation score improves (3 to 4
             solves on MNIST instead of 5), assuming a single optimum.
@@ -232,7 +255,11 @@ class PolyRegSolver(Solver):
     Steps: exact: ``gram_steps`` steps, each accumulating a share of the
     chunks, the last one solving (the model is zero until then); a ``steps``
     budget below ``gram_steps`` puts the chunks into that many steps, so the
-    model is always solved on every sample; bagging: one subset per step. ``fit`` with neither ``steps`` nor a time limit runs exactly these.
+    model is always solved on every sample; cg: three steps (right-hand sides
+    and preconditioner; the ridge search, which also runs the refit's CG in the
+    same passes; the refit on all samples), fewer when the budget grants fewer
+    (they are then done together); bagging: one subset per step. ``fit`` with
+    neither ``steps`` nor a time limit runs exactly these.
     Resuming an exact fit re-accumulates the chunks of the finished steps
     (checkpoints hold no Gram). Bagging reports no loss of its own: the
     training loop scores the whole training set after each subset for it,
@@ -240,7 +267,11 @@ class PolyRegSolver(Solver):
 
     History extras: ``ridge_used``, ``val_acc`` and ``val_mse`` (ridge chosen),
     ``samples``, ``features``, ``features_used``, ``dense_columns``,
-    ``gram_time``, ``solve_time``, ``peak_rss_mb``; bagging: ``batch_test_acc``
+    ``gram_time``, ``solve_time``, ``peak_rss_mb``; cg: ``passes``,
+    ``cg_path`` (each CG run's ridge, iterations and validation error, then each
+    candidate's projected validation error), ``cg_iterations``,
+    ``cg_residual``, ``cg_converged``, ``prepare_time``, ``precond_time``,
+    ``search_time``, ``mem_exact_gb`` and ``mem_cg_gb``; bagging: ``batch_test_acc``
     (the subset's own model on the test set; the ``test_acc`` column is the
     averaged model's).
     """
@@ -251,7 +282,8 @@ class PolyRegSolver(Solver):
     OPTIONS: ClassVar[dict[str, Option]] = {
         "degree": Option(2, "int", low=1, help="highest monomial degree"),
         "window": Option(3, "window", none=True, help="window side, (height, width), or None (every product)"),
-        "method": Option("exact", "choice", choices=("exact", "bagging"), help="Gram + Cholesky, or bagging"),
+        "method": Option("auto", "choice", choices=("auto", "exact", "cg", "bagging"),
+                         help="Gram + Cholesky, matrix-free CG, bagging, or auto (exact if its Gram fits memory_gb)"),
         "ridge": Option(None, "float", low=0.0, none=True, help="the penalty; None: chosen on a validation split"),
         "ridge_grid": Option((0.1, 1.0, 10.0, 100.0, 1000.0), "floats", low=0.0,
                              help="candidate penalties when ridge is None"),
@@ -268,18 +300,32 @@ class PolyRegSolver(Solver):
         "gram_steps": Option(4, "int", low=1, help="exact: steps the Gram accumulation is split over"),
         "dense_columns": Option(None, "int", low=0, none=True,
                                 help="force the number of Gram columns handled by dsyrk (None: cost model)"),
-        "seed": Option(0, "int", low=0, help="seed of the bagging subsets"),
+        "seed": Option(0, "int", low=0, help="seed of the bagging subsets and of the cg preconditioner's subsample"),
+        # matrix-free solves (symnet/solvers/polyreg_matfree.py)
+        "cg_tol": Option(1e-5, "float", low=0.0, low_open=True,
+                         help="cg: relative residual of the final solve"),
+        "cg_search_tol": Option(1e-4, "float", low=0.0, low_open=True,
+                                help="cg: relative residual of the solves that choose the ridge"),
+        "cg_iters": Option(400, "int", low=1, help="cg: iterations (data passes) per solve at most"),
+        "precond": Option("subsample", "choice", choices=MF.PRECONDITIONERS, help="cg: preconditioner"),
+        "precond_samples": Option(4000, "int", low=1, help="cg: samples of the subsample preconditioner"),
+        "memory_gb": Option(8.0, "float", low=0.0, low_open=True, help="auto: memory the exact method may use"),
     }
+    #: ``fit`` with no budget runs to its end by itself (the command line sets no default time limit).
+    ends_by_itself: ClassVar[bool] = True
 
     @property
     def step_unit(self) -> str:  # type: ignore[override]
-        return "batch" if self.options.get("method", "exact") == "bagging" else "step"
+        return "batch" if self.options.get("method", self.defaults["method"]) == "bagging" else "step"
 
     @property
     def default_steps(self) -> int:
-        if self.options.get("method", "exact") == "bagging":
+        method = self.options.get("method", self.defaults["method"])
+        if method == "bagging":
             return int(self.options.get("batches", self.defaults["batches"]))
-        return int(self.options.get("gram_steps", self.defaults["gram_steps"]))
+        gram_steps = int(self.options.get("gram_steps", self.defaults["gram_steps"]))
+        # auto: the larger, so that either method finishes (cg stops by itself after its steps)
+        return CG_STEPS if method == "cg" else max(gram_steps, CG_STEPS) if method == "auto" else gram_steps
 
     # ------------------------------------------------------------ setup
     def _setup(self, model, data, rng: np.random.Generator) -> None:
@@ -303,9 +349,10 @@ class PolyRegSolver(Solver):
         self._X2_test = data.x_test.reshape(len(data.x_test), width)
         n = len(self._X2)
         p = model.num_features
+        self._choose_method()
         if o["method"] == "exact" and p > MAX_EXACT_FEATURES:
             raise SolverError(f"{p:,} features are too many for method='exact' (its Gram needs "
-                              f"{3 * p * p * 8 / 2**30:.0f} GB); use method='bagging' or a smaller degree/window")
+                              f"{3 * p * p * 8 / 2**30:.0f} GB); use method='cg' (or 'auto'), 'bagging', or a smaller degree/window")
         if o["ridge"] is None:
             n_val = min(5000, n // 10) if o["val_size"] is None else int(o["val_size"])
             if n_val < 1 or n_val >= n:
@@ -323,6 +370,19 @@ class PolyRegSolver(Solver):
                 self._notify("a time limit stops the Gram accumulation (the fit then uses the samples "
                              "accumulated so far) and the search for the ridge, but not the closing Cholesky "
                              f"solve of the {model.num_features:,}-feature Gram, which cannot be cut")
+        elif o["method"] == "cg":
+            self._cg = None
+            self._cg_stage = 0
+            self._cg_W = None
+            self._cg_best = math.nan
+            self._cg_reported = 0.0
+            self._loss = math.nan
+            # the stages (prepare, search, refit; no search with a given ridge) go into the steps granted
+            stages = ["prepare", "search", "refit"] if o["ridge"] is None else ["prepare", "refit"]
+            steps = min(len(stages), int(self.steps_budget_)) if self.steps_budget_ else len(stages)
+            self._cg_groups = [stages[i * len(stages) // steps:(i + 1) * len(stages) // steps] for i in range(steps)]
+            self._cg_groups_done = 0
+            self._cg_stages_done = 0
         else:
             self._batches_done = 0
             self._bag_sums = self._bag_val = self._val_features = self._test_t = None
@@ -562,8 +622,8 @@ class PolyRegSolver(Solver):
                                 self._val_features)
             if self._val_features is not None:
                 sv = self._val_features.T @ Wcat
-            else:
-                sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat)
+            else:  # too many to keep (degree 3): over each sample's non-zero monomials when that is cheaper
+                sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat, tree=self.model_.tree)
             self._bag_val += sv.reshape(self._n_val, len(lams), -1).transpose(1, 0, 2)
             yv, Yv = self.data_.y_train[n - self._n_val:], self._Y_train[n - self._n_val:]
             keys = []
@@ -591,10 +651,117 @@ class PolyRegSolver(Solver):
                      "features": self.model_.num_features, "peak_rss_mb": peak_rss_mb()})
         return info
 
+    # ------------------------------------------------------------ matrix-free (cg); see polyreg_matfree
+    def _choose_method(self) -> None:
+        """Resolve method="auto" (exact if its Gram fits ``memory_gb``, else cg) and announce the choice."""
+        o = self.opts_
+        if o["method"] not in ("auto", "cg"):
+            return
+        model = self.model_
+        n, p = len(self._X2), model.num_features
+        probe = min(n, PROBE_SAMPLES)
+        rows = np.ascontiguousarray(self._X2[:probe], dtype=np.float64)
+        used = int(np.count_nonzero(MK.tree_nonzero_counts(rows, *model.tree, p, 1)[1]))
+        n_val = 1 if o["ridge"] is None else 0
+        exact_gb = MF.exact_memory_bytes(used, n_val) / 2**30
+        cg_gb = MF.cg_memory_bytes(p, used, n, self._X2.shape[1], model.num_outputs, o["precond"],
+                                   min(int(o["precond_samples"]), n), o["ridge"] is None,
+                                   nb.get_num_threads()) / 2**30
+        self._plan_figures = {"mem_exact_gb": exact_gb, "mem_cg_gb": cg_gb}
+        if o["method"] == "auto":
+            o["method"] = "exact" if exact_gb <= float(o["memory_gb"]) and p <= MAX_EXACT_FEATURES else "cg"
+            self._notify(f"method {o['method']} (auto, budget {float(o['memory_gb']):g} GB): {p:,} "
+                         f"features, ~{used:,} non-zero in {probe:,} samples; estimated memory: exact "
+                         f"{exact_gb:.1f} GB, cg {cg_gb:.1f} GB")
+
+    def _cg_passes(self) -> float:
+        fit = self._cg
+        passes = fit.op.passes - self._cg_reported
+        self._cg_reported = fit.op.passes
+        return passes
+
+    def _step_cg(self) -> dict:
+        if self._solved:
+            return {"loss": self._loss, "updates": 0, "converged": True, "ridge_used": self._ridge_used}
+        info: dict[str, Any] = {"features": self.model_.num_features}
+        info.update(getattr(self, "_plan_figures", {}))
+        for stage in self._cg_groups[self._cg_groups_done]:
+            if stage == "prepare" and self._cg is None:
+                self._cg_prepare()
+            elif stage == "search" and self._cg_stage == 0:
+                info.update(self._cg_search())
+            elif stage == "refit":
+                info.update(self._cg_refit())
+            self._cg_stages_done += 1
+        self._cg_groups_done += 1
+        fit = self._cg
+        info.update({"passes": self._cg_passes(), "features_used": fit.features_used,
+                     "prepare_time": fit.prepare_time, "precond_time": fit.precond_time,
+                     "peak_rss_mb": peak_rss_mb()})
+        if not self._solved:  # the model is zero until the refit
+            n = len(self._X2)
+            info.update({"loss": float(np.sum(self._Y_train ** 2)) / n, "updates": 0,
+                         "train_scores": np.zeros((n, self.model_.num_outputs))})
+        else:
+            self._cg = None  # the fit's vectors and preconditioner are no longer needed
+        return info
+
+    def _cg_prepare(self) -> None:
+        o = self.opts_
+        op = MF.Operator(self._X2, self.model_.table, tree=self.model_.tree)
+        self._cg = MF.CGFit(op, self._Y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng)
+        self._cg.prepare()
+        self._cg_reported = 0.0
+
+    def _cg_search(self) -> dict:
+        o = self.opts_
+        fit = self._cg
+        t0 = time.perf_counter()
+        grid = [float(v) for v in self._grid]
+        candidates = sorted(set(grid + ([math.sqrt(a * b) for a, b in zip(grid, grid[1:]) if a > 0]
+                                        if o["refine_ridge"] else [])))
+        ridge, figures, self._cg_W = fit.choose_ridge(
+            candidates, grid[len(grid) // 2], o["select_by"], tol=float(o["cg_search_tol"]),
+            max_iter=int(o["cg_iters"]), deadline=self._deadline)
+        self._cg_best = ridge
+        self._cg_stage = 1
+        if self._deadline is not None and time.perf_counter() >= self._deadline:
+            self._notify(f"the time limit ended the search for the ridge early; using the best candidate so far, "
+                         f"{ridge:g}, and the refit's CG still runs to its tolerance")
+        return dict(figures, search_time=time.perf_counter() - t0, cg_path=fit.path(),
+                    cg_search_iterations=sum(fit.iterations.values()))
+
+    def _cg_refit(self) -> dict:
+        o = self.opts_
+        fit = self._cg
+        n = len(self._X2)
+        t0 = time.perf_counter()
+        if self._ridge_used is None:  # all samples, the ridge scaled to the same penalty per sample
+            ridge, W0 = self._cg_best * n / fit.n_train, self._cg_W
+        else:
+            ridge, W0 = self._ridge_used, None
+        self._cg_W = None
+        # The refit runs to its tolerance even past a time limit (stopped early, the model would be a
+        # partial solve): say so when there is a limit.
+        W, res = fit.solve_all(ridge, W0, tol=float(o["cg_tol"]), max_iter=int(o["cg_iters"]))
+        if not res.converged:
+            self._notify(f"cg stopped after {res.iterations} iterations (cg_iters) at relative residual "
+                         f"{res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}")
+        self.model_.weight[...] = W
+        self._ridge_used = float(ridge)
+        self._loss = value(sse(res.XW, self._Y_train), float(np.sum(W * W)), ridge) / n
+        self._solved = True
+        return {"loss": self._loss, "updates": self.model_.num_params, "converged": True,
+                "ridge_used": self._ridge_used, "samples": n, "cg_iterations": res.iterations,
+                "cg_residual": res.residual, "cg_converged": res.converged,
+                "solve_time": time.perf_counter() - t0, "train_scores": res.XW}
+
     # ------------------------------------------------------------ hooks
     def _step(self) -> dict:
         if self.opts_["method"] == "bagging":
             return self._step_bagging()
+        if self.opts_["method"] == "cg":
+            return self._step_cg()
         return self._step_exact()
 
     @property
@@ -602,6 +769,10 @@ class PolyRegSolver(Solver):
         return float(self._ridge_used or 0.0)
 
     def _state(self) -> dict[str, Any]:
+        if self.opts_["method"] == "cg":
+            return {"solved": int(self._solved), "ridge_used": np.nan if self._ridge_used is None else self._ridge_used,
+                    "loss": self._loss, "cg_groups_done": self._cg_groups_done,
+                    "cg_stages_done": self._cg_stages_done, "cg_stage": self._cg_stage, "cg_best": self._cg_best}
         if self.opts_["method"] == "bagging":
             state = {"batches_done": self._batches_done,
                      "ridge_used": np.nan if self._ridge_used is None else self._ridge_used}
@@ -615,6 +786,25 @@ class PolyRegSolver(Solver):
     def _load_state(self, state: dict[str, Any]) -> None:
         ridge = float(state.get("ridge_used", np.nan))
         self._ridge_used = None if math.isnan(ridge) else ridge
+        if self.opts_["method"] == "cg":
+            # Checkpoints hold the stage and the chosen ridge, not the vectors: an unfinished fit
+            # prepares again (one pass and the preconditioner) and goes on from its stage; a search
+            # already done is not repeated (the refit then starts from zero).
+            self._solved = bool(int(state.get("solved", 0)))
+            self._loss = float(state.get("loss", np.nan))
+            self._cg_stage = int(state.get("cg_stage", 0))
+            self._cg_best = float(state.get("cg_best", np.nan))
+            if not self._solved and self.opts_["ridge"] is None:
+                self._ridge_used = None
+            # the stages left all go into the next step (the budget of the first session is not known)
+            done = int(state.get("cg_groups_done", 0))
+            stages = ["prepare", "search", "refit"] if self.opts_["ridge"] is None else ["prepare", "refit"]
+            self._cg_stages_done = int(state.get("cg_stages_done", 0))
+            self._cg_groups = [[] for _ in range(done)] + [stages[self._cg_stages_done:]]
+            self._cg_groups_done = done
+            if not self._solved and self._cg_stages_done:
+                self._cg_prepare()
+            return
         if self.opts_["method"] == "bagging":
             self._batches_done = int(state["batches_done"])
             if "bag_sums" in state:

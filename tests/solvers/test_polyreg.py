@@ -353,7 +353,7 @@ def test_solver_builds_model_and_checks_options(rng):
     with pytest.raises(SolverError, match="too many"):
         big = Dataset("big", np.zeros((4, 1, 40, 40)), np.array([0, 1, 0, 1]), np.zeros((0, 1, 40, 40)),
                       np.zeros(0, int), 2)
-        P.PolyRegSolver(degree=3).fit(M.PolyRegModel((1, 40, 40), 2, 3, 3), big, quiet=True)
+        P.PolyRegSolver(degree=3, method="exact").fit(M.PolyRegModel((1, 40, 40), 2, 3, 3), big, quiet=True)
     with pytest.raises(SolverError, match="batch_size"):
         P.PolyRegSolver(method="bagging", ridge=1.0, batch_size=500).fit(dummy, data, quiet=True)
 
