@@ -222,7 +222,16 @@ class PolyRegSolver(Solver):
             "jacobi" or "none".
         precond_samples (4000): cg: samples of the subsample preconditioner
             (iterations fall as 1/m; memory ``m x p_used`` float64).
-        memory_gb (8.0): auto: memory the exact method may use.
+        memory_gb (8.0): memory the fit may use: ``auto`` picks exact when its
+            Gram fits, and cg keeps its walks when they fit too.
+        cg_lists (None): cg: keep each block of samples' walk of the monomial
+            tree (which monomials are non-zero, their float32 values: about 5
+            bytes per non-zero feature of each sample, 2.4 GB on MNIST at degree
+            3) so that every CG pass reads them instead of walking the tree
+            again (products 1.5x, CG iterations 1.2x faster on MNIST); the final
+            solve is confirmed on walked float64 products. Tolerances below 1e-6
+            keep float64 values (9 bytes). None: keep them when cg's memory
+            estimate with them fits ``memory_gb``.
         ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None``
             chooses it from ``ridge_grid`` on a validation split.
         ridge_grid: candidate penalties when ``ridge`` is None (default: the
@@ -309,7 +318,11 @@ class PolyRegSolver(Solver):
         "cg_iters": Option(400, "int", low=1, help="cg: iterations (data passes) per solve at most"),
         "precond": Option("subsample", "choice", choices=MF.PRECONDITIONERS, help="cg: preconditioner"),
         "precond_samples": Option(4000, "int", low=1, help="cg: samples of the subsample preconditioner"),
-        "memory_gb": Option(8.0, "float", low=0.0, low_open=True, help="auto: memory the exact method may use"),
+        "memory_gb": Option(8.0, "float", low=0.0, low_open=True,
+                            help="memory the fit may use: auto picks exact if it fits, cg keeps its walks if they fit"),
+        "cg_lists": Option(None, "bool", none=True,
+                           help="cg: keep the tree walks in memory (float32, 5 bytes per non-zero feature and sample) "
+                                "so passes read them (None: if they fit memory_gb)"),
     }
     #: ``fit`` with no budget runs to its end by itself (the command line sets no default time limit).
     ends_by_itself: ClassVar[bool] = True
@@ -661,18 +674,25 @@ class PolyRegSolver(Solver):
         n, p = len(self._X2), model.num_features
         probe = min(n, PROBE_SAMPLES)
         rows = np.ascontiguousarray(self._X2[:probe], dtype=np.float64)
-        used = int(np.count_nonzero(MK.tree_nonzero_counts(rows, *model.tree, p, 1)[1]))
+        counts = MK.tree_nonzero_counts(rows, *model.tree, p, 1)[1]
+        used = int(np.count_nonzero(counts))
         n_val = 1 if o["ridge"] is None else 0
         exact_gb = MF.exact_memory_bytes(used, n_val) / 2**30
-        cg_gb = MF.cg_memory_bytes(p, used, n, self._X2.shape[1], model.num_outputs, o["precond"],
-                                   min(int(o["precond_samples"]), n), o["ridge"] is None,
-                                   nb.get_num_threads()) / 2**30
+        self._walks_dtype = MF.list_dtype(min(float(o["cg_tol"]), float(o["cg_search_tol"])))
+        lists = MF.lists_memory_bytes(float(np.sum(counts)) * n / probe, self._walks_dtype)
+        args = (p, used, n, self._X2.shape[1], model.num_outputs, o["precond"], min(int(o["precond_samples"]), n),
+                o["ridge"] is None, nb.get_num_threads())
+        cg_gb = MF.cg_memory_bytes(*args) / 2**30
+        with_lists_gb = MF.cg_memory_bytes(*args, lists=lists) / 2**30
+        self._keep_walks = bool(o["cg_lists"]) if o["cg_lists"] is not None else with_lists_gb <= float(o["memory_gb"])
+        if self._keep_walks:
+            cg_gb = with_lists_gb
         self._plan_figures = {"mem_exact_gb": exact_gb, "mem_cg_gb": cg_gb}
         if o["method"] == "auto":
             o["method"] = "exact" if exact_gb <= float(o["memory_gb"]) and p <= MAX_EXACT_FEATURES else "cg"
             self._notify(f"method {o['method']} (auto, budget {float(o['memory_gb']):g} GB): {p:,} "
                          f"features, ~{used:,} non-zero in {probe:,} samples; estimated memory: exact "
-                         f"{exact_gb:.1f} GB, cg {cg_gb:.1f} GB")
+                         f"{exact_gb:.1f} GB, cg {cg_gb:.1f} GB{' (walks kept)' if self._keep_walks else ''}")
 
     def _cg_passes(self) -> float:
         fit = self._cg
@@ -697,6 +717,7 @@ class PolyRegSolver(Solver):
         fit = self._cg
         info.update({"passes": self._cg_passes(), "features_used": fit.features_used,
                      "prepare_time": fit.prepare_time, "precond_time": fit.precond_time,
+                     "lists_time": fit.lists_time, "lists_gb": fit.op.lists_bytes / 2**30,
                      "peak_rss_mb": peak_rss_mb()})
         if not self._solved:  # the model is zero until the refit
             n = len(self._X2)
@@ -709,7 +730,8 @@ class PolyRegSolver(Solver):
     def _cg_prepare(self) -> None:
         o = self.opts_
         op = MF.Operator(self._X2, self.model_.table, tree=self.model_.tree)
-        self._cg = MF.CGFit(op, self._Y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng)
+        self._cg = MF.CGFit(op, self._Y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng,
+                            keep_walks=self._keep_walks, walks_dtype=self._walks_dtype)
         self._cg.prepare()
         self._cg_reported = 0.0
 

@@ -85,6 +85,99 @@ def test_block_walks_match_the_features_for_any_block_width(rng, width):
     np.testing.assert_allclose(CK.tree_scores(X2, *tree, V, width)[0], F @ V, rtol=1e-12, atol=1e-12)
 
 
+# --------------------------------------------------------------------------- kept walks
+@pytest.mark.parametrize("width", [1, 3, 256])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kept_walks_give_the_feature_products(rng, width, dtype):
+    X2 = sparse_images(rng, 45, (1, 6, 6)).reshape(45, -1)
+    X2[7] = 0.0  # a sample with only the bias
+    table = M.monomial_table((1, 6, 6), 3, 3)
+    tree = M.prefix_tree(table)
+    F = M.features(X2, table)
+    nodes, entries = SK.count_walk_lists(X2, *tree, width, 3)
+    lists = SK.build_walk_lists(X2, *tree, width, dtype, 3)
+    block_nodes, node_ids, node_ptr, ent_idx, ent_val = lists
+    # per block: the monomials non-zero in some sample, and one entry per non-zero (sample, monomial)
+    for b in range(len(nodes)):
+        Fb = F[b * width:(b + 1) * width]
+        ids = node_ids[block_nodes[b]:block_nodes[b + 1]]
+        assert sorted(ids.tolist()) == np.nonzero(np.any(Fb != 0, axis=0))[0].tolist() and nodes[b] == len(ids)
+        assert entries[b] == np.count_nonzero(Fb)
+    assert ent_val.dtype == dtype and node_ptr[-1] == len(ent_val) == np.count_nonzero(F)
+    V = rng.normal(size=(len(table), 4))
+    XV = np.empty((45, 4))
+    G = SK.listed_normal_products(*lists, 45, width, V, XV, 3)[0]
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(XV, F @ V, rtol=tol, atol=tol)
+    np.testing.assert_allclose(G, F.T @ (F @ V), rtol=tol, atol=tol * np.abs(F.T @ F @ V).max())
+    np.testing.assert_allclose(SK.listed_scores(*lists, 45, width, V, 3)[0], F @ V, rtol=tol, atol=tol)
+
+
+def test_operator_reads_kept_walks_over_ranges_and_their_unions(rng):
+    X2 = sparse_images(rng, 300, (1, 6, 6)).reshape(300, -1)
+    table = M.monomial_table((1, 6, 6), 2, 3)
+    F = M.features(X2, table)
+    V = rng.normal(size=(len(table), 3))
+    op = MF.Operator(X2, table)
+    assert op.keep_walks([(0, 250), (250, 300)], np.float64) == op.lists_bytes > 0 and not op.inexact
+    assert op._segments(0, 300) == [(0, 250), (250, 300)] and op._segments(0, 100) is None
+    for start, stop in ((0, 250), (250, 300), (0, 300)):
+        XV, GV = op.normal(V, start, stop)
+        Fs = F[start:stop]
+        np.testing.assert_allclose(XV, Fs @ V, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(GV, Fs.T @ (Fs @ V), rtol=1e-11, atol=1e-10)
+        np.testing.assert_allclose(op.matvec(V, start, stop), Fs @ V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.normal(V, 10, 40)[1], F[10:40].T @ (F[10:40] @ V), rtol=1e-11, atol=1e-10)
+    op32 = MF.Operator(X2, table)
+    op32.keep_walks([(0, 300)], np.float32)
+    assert op32.inexact
+    op32.walk = True  # walked again: exact, and no longer inexact
+    assert not op32.inexact
+    np.testing.assert_allclose(op32.normal(V)[1], F.T @ (F @ V), rtol=1e-11, atol=1e-10)
+
+
+def test_block_cg_refines_a_rounded_product_with_the_exact_one(rng):
+    F = rng.random((60, 12))
+    A = F.T @ F + 0.1 * np.eye(12)
+    A32 = A.astype(np.float32).astype(np.float64)  # off by ~1e-8 relative
+    B = rng.random((12, 3))
+    exact = np.linalg.solve(A, B)
+    calls = []
+
+    def refine(P):
+        calls.append(1)
+        return A @ P, (F @ P,)
+
+    W, res = MF.block_cg(lambda P: (A32 @ P, (F @ P,)), B, lambda R: R.copy(), tol=1e-12, refine=refine)
+    assert res.converged and calls  # the rounded CG converged, then the exact products took over
+    rel = np.linalg.norm(B - A @ W, axis=0) / np.linalg.norm(B, axis=0)
+    assert np.all(rel <= 1e-12)
+    np.testing.assert_allclose(W, exact, rtol=1e-9)
+    np.testing.assert_allclose(res.scores[0], F @ W, rtol=1e-10)  # the scores are the exact ones too
+    W2, res2 = MF.block_cg(lambda P: (A32 @ P, ()), B, lambda R: R.copy(), tol=1e-12)
+    assert np.max(np.linalg.norm(B - A @ W2, axis=0) / np.linalg.norm(B, axis=0)) > 1e-10  # without: off
+
+
+@pytest.mark.parametrize("cg_tol", [1e-5, 1e-9])
+def test_cg_with_kept_walks_meets_its_tolerance_on_the_true_system(rng, cg_tol):
+    data = toy(rng, n_train=260)
+    opts = dict(method="cg", ridge_grid=[0.1, 3.0, 100.0], val_size=60, precond_samples=60, cg_tol=cg_tol,
+                cg_iters=3000)
+    kept = M.PolyRegModel(data.input_shape, 3, 2, 3)
+    s = P.PolyRegSolver(cg_lists=True, **opts).fit(kept, data, quiet=True)
+    walked = M.PolyRegModel(data.input_shape, 3, 2, 3)
+    w = P.PolyRegSolver(cg_lists=False, **opts).fit(walked, data, quiet=True)
+    assert s.history_.final["lists_gb"] > 0 and w.history_.final["lists_gb"] == 0
+    assert s.history_.final["ridge_used"] == w.history_.final["ridge_used"]
+    lam = s.history_.final["ridge_used"]
+    F = kept.features(data.x_train)
+    B = F.T @ data.one_hot()
+    rel = np.linalg.norm(B - (F.T @ (F @ kept.weight) + lam * kept.weight), axis=0) / np.linalg.norm(B, axis=0)
+    assert s.history_.final["cg_converged"] and np.all(rel <= 1.01 * cg_tol)
+    assert s.history_.final["cg_residual"] == pytest.approx(np.max(rel), rel=1e-3)
+    np.testing.assert_allclose(F @ kept.weight, F @ walked.weight, rtol=0, atol=50 * cg_tol)
+
+
 # --------------------------------------------------------------------------- conjugate gradients
 @pytest.mark.parametrize("precond", ["subsample", "jacobi", "none"])
 def test_cg_converges_to_the_direct_solution(rng, precond):
