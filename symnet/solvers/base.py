@@ -105,6 +105,17 @@ class Solver(abc.ABC):
         """The objective at the initial parameters, if the backend has it cheaply."""
         return None
 
+    def _may_stop(self) -> bool:
+        """May the loop stop here because the time limit has passed? A backend whose model is not usable
+        until a last step (polyreg's solve, once its fit has started) answers False: the loop then runs
+        that one step, which finishes with what the backend has."""
+        return True
+
+    def _on_loop_end(self, stopped_by: str | None) -> None:
+        """Called once the loop has ended; ``stopped_by`` is ``"time"`` (the time limit), ``"steps"`` (the
+        step budget) or None (the backend converged, or a callback stopped it). A backend whose model is
+        not usable yet (polyreg before its solve) says so here."""
+
     # ---------------------------------------------------------------- helpers
     def check_options(self) -> dict[str, Any]:
         """The full, validated options: the defaults of :attr:`OPTIONS` overridden by the given ones.
@@ -286,10 +297,13 @@ class Solver(abc.ABC):
         with progress.bar(total=total, desc=self.name, unit=self.step_unit, quiet=quiet) as pbar:
             pbar.update(done)
             train_clock = 0.0
+            stopped_by = None
             while True:
                 if target is not None and history.final["step"] >= target:
+                    stopped_by = "steps"
                     break
-                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                if self._deadline is not None and time.perf_counter() >= self._deadline and self._may_stop():
+                    stopped_by = "time"
                     break
                 last_good = self.model_.get_flat().copy()
                 if self.certificates_ is not None:
@@ -320,6 +334,7 @@ class Solver(abc.ABC):
                         stop = True
                 if stop or info.get("converged"):
                     break
+        self._on_loop_end(stopped_by)
         return self
 
     def _certify(self, loss, rows=None) -> None:

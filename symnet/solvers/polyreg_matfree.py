@@ -43,10 +43,16 @@ direction it explores (:class:`KrylovBasis`, ``p x 10`` per iteration); every
 candidate (the grid and its geometric midpoints) is then solved by Galerkin
 projection onto their span, a ``10 it x 10 it`` eigenproblem, and scored on
 the validation split (``X_val P`` comes free with each pass). Projections are
-accurate for ridges at or above the one CG ran at; if the best candidate lies
-below, CG runs again there, warm-started from its projection, and the path
-is re-scored. Walking the grid with one warm-started CG per candidate instead
-(as the exact method does with Cholesky) took five solves on MNIST.
+exact at the ridges CG ran at, but elsewhere only approximate: the span of a
+preconditioned CG run is not the same for every shift of ``G`` (unpreconditioned
+Krylov spaces are), and on a toy problem with more features than samples (6 x 6
+images, degree 3, subsample preconditioner) projected validation errors were
+off by 2-14%, enough to pick the wrong grid value. So CG runs again, warm-
+started from its projection, at the best candidate when it has not been solved
+and at a neighbour of the best whose projected error is within ``verify`` (5%)
+of the best's, re-scoring the path after each run, until neither is left (or
+``max_solves``). Walking the grid with one warm-started CG per candidate
+instead (as the exact method does with Cholesky) took five solves on MNIST.
 
 Example:
     >>> import numpy as np
@@ -508,9 +514,9 @@ class KrylovBasis:
     with ``(S^T G S + lam S^T S) y = S^T B``, the best approximation in ``S`` in
     the energy norm of ``G + lam I``, and its validation scores, without
     touching the data. The span of a CG run at ``lam0`` holds the
-    large-eigenvalue directions first, so the projections are accurate for
-    ``lam >= lam0`` and degrade below it (then CG is run again at the lower
-    value and its directions added).
+    large-eigenvalue directions first; with a preconditioner the span depends
+    on the shift, so projections at other ridges are approximate (the search
+    runs CG again where it matters and adds its directions).
 
     Only the directions are kept (``p x k`` float64 per block): ``S^T G S`` and
     ``S^T S`` are accumulated as blocks arrive, so ``G P`` is dropped at once.
@@ -585,9 +591,13 @@ def _grow(M: np.ndarray, col: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- memory estimates
-def exact_memory_bytes(p_used: int, n_val: int) -> int:
+def exact_memory_bytes(p_used: int, n_val: int, samples: int | None = None) -> int:
     """Peak bytes of the exact method's Gram and Cholesky: the training Gram, a copy to factor, and
-    (with a validation split) the validation Gram: ``(2 + [n_val > 0]) p^2`` float64."""
+    (with a validation split) the validation Gram: ``(2 + [n_val > 0]) p^2`` float64. With fewer
+    ``samples`` than ``p_used`` (the dual form, :func:`symnet.solvers.polyreg.exact_form`): the
+    ``n x n`` kernel and a copy to factor, with room for a third, ``3 n^2`` float64."""
+    if samples is not None and samples < p_used:
+        return 3 * samples * samples * 8
     return (3 if n_val else 2) * p_used * p_used * 8
 
 
@@ -742,15 +752,18 @@ class CGFit:
 
     def choose_ridge(self, candidates, start: float, select_by: str = "mse", *, tol: float = 1e-4,
                      max_iter: int = 500, deadline: float | None = None, max_solves: int = 4,
-                     refit: bool = True):
+                     refit: bool = True, verify: float = 0.05):
         """Choose the ridge on the validation split by a short ridge path, preparing the refit on the way.
 
         CG runs on the training split at ``start``; every candidate is then
         solved by projection onto the directions explored (:class:`KrylovBasis`)
-        and scored on the validation split. While the best candidate lies below
-        every value CG ran at (where projections are least accurate), CG runs
-        again there, warm-started from the projection, and its directions are
-        added. With ``refit``, a second CG on all samples (at each ridge scaled
+        and scored on the validation split. Projections are approximate away
+        from the ridges CG ran at, so CG runs again (warm-started from the
+        projection, its directions added, the candidates re-scored) at the best
+        candidate while it has not been solved, and at an unsolved neighbour of
+        the best (in the sorted candidates) whose projected validation error is
+        within ``verify`` (relative) of the best's, lowest first, at most
+        ``max_solves`` runs in all. With ``refit``, a second CG on all samples (at each ridge scaled
         by ``N / N_train``) shares every pass and keeps its directions too: the
         refit then starts from their projection at the chosen ridge, close to
         its solution, instead of from the training split's.
@@ -781,12 +794,15 @@ class CGFit:
             i = max(range(len(cands)), key=lambda j: keys[j][0])
             best = cands[i]
             out_of_time = deadline is not None and time.perf_counter() >= deadline
-            if best >= min(solved) or len(solved) >= max_solves or out_of_time or best in solved:
+            near = [j for j in (i - 1, i + 1) if 0 <= j < len(cands)
+                    and keys[j][2] <= keys[i][2] * (1.0 + verify)]
+            pending = [cands[j] for j in [i] + sorted(near, key=lambda j: keys[j][2]) if cands[j] not in solved]
+            if not pending or len(solved) >= max_solves or out_of_time:
                 break
-            lam = best
-            W0 = basis.solve(self.B_train, [best])[0][0]
+            lam = pending[0]
+            W0 = basis.solve(self.B_train, [lam])[0][0]
             if self.refit_basis is not None:
-                W0_all = self.refit_basis.solve(self.B_all, [best * n / nt])[0][0]
+                W0_all = self.refit_basis.solve(self.B_all, [lam * n / nt])[0][0]
         self.basis_bytes = basis.nbytes + (self.refit_basis.nbytes if self.refit_basis is not None else 0)
         if self.refit_basis is not None:
             W = self.refit_basis.solve(self.B_all, [best * n / nt])[0][0]

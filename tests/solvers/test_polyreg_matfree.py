@@ -237,7 +237,8 @@ def test_search_runs_the_refit_in_the_same_passes(rng):
     fit.prepare()
     passes = fit.op.passes
     lam, figures, W0 = fit.choose_ridge([0.3, 3.0, 30.0], 3.0, tol=1e-8)
-    assert fit.op.passes - passes == pytest.approx(sum(fit.iterations.values()))  # one pass per iteration
+    # one pass per iteration, and one for the start of each warm-started run after the first
+    assert fit.op.passes - passes == pytest.approx(sum(fit.iterations.values()) + len(fit.iterations) - 1)
     # at the ridges CG ran at, the projections are the solutions: of the training split, scored on
     # the validation split, and of all samples at the scaled ridge
     for solved in fit.iterations:
@@ -277,13 +278,44 @@ def test_cg_method_matches_exact_with_a_given_ridge(rng):
     assert len(s.history_) == 3  # prepare, refit
 
 
-@pytest.mark.parametrize("precond", ["subsample", "jacobi"])
-def test_cg_method_chooses_the_same_ridge_as_exact(rng, precond):
+def test_cg_reproduces_the_cholesky_coefficients_on_an_mnist_subset():
+    # the reference problem, 3 x 3 windows at degree 2, on the centre 12 x 12 of 2,500 bundled MNIST
+    # digits (1,675 features, more samples than features: the exact method is the primal Gram + Cholesky)
+    from symnet.core.datasets.loaders import load
+
+    full = load("mnist-small")
+    x = np.ascontiguousarray(full.x_train[:2700, :, 8:20, 8:20])
+    data = Dataset("mnist-centre", x[:2500], full.y_train[:2500], x[2500:], full.y_train[2500:2700], 10)
+    tol, lam = 1e-9, 3.0
+    exact = M.PolyRegModel(data.input_shape, 10, 2, 3)
+    se = P.PolyRegSolver(method="exact", ridge=lam).fit(exact, data, quiet=True)
+    assert se._form == "primal" and se.history_.final["dense_columns"] > 0
+    for precond in ("subsample", "jacobi"):
+        cg = M.PolyRegModel(data.input_shape, 10, 2, 3)
+        s = P.PolyRegSolver(method="cg", ridge=lam, cg_tol=tol, precond=precond, precond_samples=500,
+                            cg_iters=5000).fit(cg, data, quiet=True)
+        F = cg.features(data.x_train)
+        A = F.T @ F + lam * np.eye(F.shape[1])
+        B = F.T @ data.one_hot()
+        rel = np.linalg.norm(B - A @ cg.weight, axis=0) / np.linalg.norm(B, axis=0)
+        assert s.history_.final["cg_converged"] and np.all(rel <= 1.01 * tol)
+        # coefficients: the residual bound, ||W - W*|| <= ||A^-1|| ||B - A W|| (per class)
+        err = np.linalg.norm(cg.weight - exact.weight, axis=0)
+        bound = np.linalg.norm(B - A @ cg.weight, axis=0) / np.linalg.eigvalsh(A)[0]
+        assert np.all(err <= 1.01 * bound + 1e-12)
+        np.testing.assert_allclose(cg.weight, exact.weight, rtol=0, atol=1e-5 * np.abs(exact.weight).max())
+        assert s.history_.final["test_acc"] == se.history_.final["test_acc"]
+
+
+@pytest.mark.parametrize("precond,degree", [("subsample", 2), ("jacobi", 2), ("subsample", 3)])
+def test_cg_method_chooses_the_same_ridge_as_exact(rng, precond, degree):
+    # the toy has more features (343 at degree 2, 1,819 at 3) than samples: the exact method solves in dual form
     data = toy(rng, n_train=300)
     opts = dict(ridge_grid=[1e-3, 0.1, 10.0, 1e3], val_size=60, select_by="mse")
-    exact = M.PolyRegModel(data.input_shape, 3, 2, 3)
+    exact = M.PolyRegModel(data.input_shape, 3, degree, 3)
     se = P.PolyRegSolver(method="exact", **opts).fit(exact, data, quiet=True)
-    cg = M.PolyRegModel(data.input_shape, 3, 2, 3)
+    assert se._form == "dual"
+    cg = M.PolyRegModel(data.input_shape, 3, degree, 3)
     sc = P.PolyRegSolver(method="cg", cg_tol=1e-9, cg_search_tol=1e-8, precond=precond, precond_samples=80,
                          cg_iters=3000, **opts).fit(cg, data, quiet=True)
     assert sc.history_.final["ridge_used"] == pytest.approx(se.history_.final["ridge_used"])
@@ -298,7 +330,9 @@ def test_auto_method_and_its_message(rng):
     with pytest.warns(SymnetWarning) as caught:
         s = P.PolyRegSolver(ridge=0.5).fit(M.PolyRegModel(data.input_shape, 3, 2, 3), data, quiet=True)
     notes = [str(w.message) for w in caught]
-    assert len(notes) == 1 and notes[0].startswith("solver 'polyreg': method exact (auto, budget 8 GB)")
+    # 343 features, 240 samples: the exact method in its dual form
+    assert len(notes) == 1 and notes[0].startswith("solver 'polyreg': method exact (dual form: 240 x 240 kernel) "
+                                                   "(auto, budget 8 GB)")
     assert "estimated memory: exact" in notes[0] and "cg" in notes[0] and "\n" not in notes[0]
     assert s.opts_["method"] == "exact" and s.history_.meta["notices"] == [notes[0][len("solver 'polyreg': "):]]
     with pytest.warns(SymnetWarning, match="method cg"):
@@ -384,4 +418,4 @@ def test_command_line_sets_no_default_time_limit_for_polyreg(capsys, tmp_path):
                      "--out", str(tmp_path / "run")])
     out, err = capsys.readouterr()
     assert code == 0 and "no budget given" not in out + err
-    assert "symnet: note: solver 'polyreg': method exact (auto" in err
+    assert "symnet: note: solver 'polyreg': method exact (dual form: 300 x 300 kernel) (auto" in err
