@@ -445,6 +445,28 @@ def test_bagging_averages_batch_fits(rng):
     assert np.isclose(h.final["batch_test_acc"], acc)
 
 
+def test_bagging_at_degree_three_solves_each_subset_in_dual_form(rng, monkeypatch):
+    data = toy_data(rng, n_train=90)
+    model = M.PolyRegModel(data.input_shape, 3, degree=3, window=3)  # 1,112 features, subsets of 30
+    forms = []
+    real = P.ridge_solve
+
+    def spy(G, B, lam):
+        forms.append(len(G))
+        return real(G, B, lam)
+
+    monkeypatch.setattr(P, "ridge_solve", spy)
+    seen = []
+    s = P.PolyRegSolver(method="bagging", ridge=0.5, batches=3, batch_size=30, seed=2)
+    real_features = s._batch_features
+    s._batch_features = lambda idx: seen.append(idx) or real_features(idx)
+    s.fit(model, data, quiet=True)
+    assert forms == [30, 30, 30]  # one 30 x 30 kernel per subset, never the 1,112 x 1,112 Gram
+    F, Y = model.features(data.x_train), data.one_hot()
+    average = np.mean([closed_form_ridge(F[idx], Y[idx], 0.5) for idx in seen], axis=0)
+    np.testing.assert_allclose(model.weight, average, rtol=1e-7, atol=1e-10)
+
+
 def test_bagging_keeps_the_average_best_on_validation(rng):
     data = toy_data(rng, n_train=150)
     grid = (1e-2, 1.0)
