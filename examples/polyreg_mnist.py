@@ -10,6 +10,7 @@ Usage (from the project root)::
     python examples/polyreg_mnist.py                       # exact, then bagging
     python examples/polyreg_mnist.py --method exact --figures figures/
     python examples/polyreg_mnist.py --method bagging --batches 60 --batch-size 2000
+    python examples/polyreg_mnist.py --method cg --degree 3 --figures figures/   # matrix-free
 
 Prints test accuracy, the training time the history records, the wall time
 of ``fit`` (evaluation included) and the process's peak resident memory.
@@ -51,6 +52,8 @@ def run(data, method: str, args) -> PolyRegSolver:
         opts["ridge"] = args.ridge
     if method == "bagging":
         opts.update(batches=args.batches, batch_size=args.batch_size)
+    if method in ("cg", "auto"):
+        opts.update(precond=args.precond, precond_samples=args.precond_samples, cg_tol=args.cg_tol)
     model = PolyRegModel(data.input_shape, data.num_classes, args.degree, args.window)
     t0 = time.perf_counter()
     solver = PolyRegSolver(**opts).fit(model, data, quiet=args.quiet, eval_train=args.eval_train)
@@ -62,6 +65,13 @@ def run(data, method: str, args) -> PolyRegSolver:
         print(f"{'batch':>5} {'batch test':>10} {'averaged test':>13} {'time s':>7}")
         for r in h.records[1:]:
             print(f"{r['step']:>5} {r['batch_test_acc']:>10.4f} {r['test_acc']:>13.4f} {r['time']:>7.1f}")
+    elif solver.opts_["method"] == "cg":
+        for r in h.records[1:]:
+            extra = {k: r[k] for k in ("cg_path", "cg_search_iterations", "cg_iterations", "cg_residual",
+                                       "precond_time") if k in r}
+            print(f"step {r['step']}: passes {r['passes']:.1f}, time {r['time']:.1f} s, {extra}")
+        print(f"features used {final['features_used']:,}"
+              + (f", validation accuracy {h[2]['val_acc']:.4f}" if len(h) > 3 and "val_acc" in h[2] else ""))
     else:
         for r in h.records[1:]:
             print(f"step {r['step']}: samples {r.get('samples')}, gram time {r.get('gram_time', 0):.1f} s, "
@@ -76,10 +86,14 @@ def run(data, method: str, args) -> PolyRegSolver:
     print(f"training time       {final['time']:.1f} s (history; evaluation excluded)")
     print(f"fit wall time       {wall:.1f} s (evaluation included)")
     print(f"peak RSS so far     {peak_rss_gb():.2f} GB")
-    if args.figures and method == "exact":
+    if args.figures and method != "bagging":
         from symnet.frontend import polyreg_maps
 
-        paths = polyreg_maps.save_maps(solver.model_, args.figures, prefix=f"{data.name}_{method}")
+        prefix = f"{data.name}_{method}_d{args.degree}w{args.window}"
+        paths = polyreg_maps.save_maps(solver.model_, args.figures, prefix=prefix)
+        paths.append(polyreg_maps.plot_interactions(
+            solver.model_, args.degree, Path(args.figures) / f"{prefix}_top_degree{args.degree}.png",
+            X=data.x_train[:5000], y=data.y_train[:5000]))
         print("maps:", ", ".join(str(p) for p in paths))
     return solver
 
@@ -117,15 +131,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--data-dir", default=str(DEFAULT_ROOT), help="folder holding <dataset>/ with the IDX files")
-    ap.add_argument("--method", choices=("exact", "bagging", "both"), default="both")
+    ap.add_argument("--method", choices=("exact", "bagging", "both", "cg", "auto"), default="both")
     ap.add_argument("--degree", type=int, default=2)
     ap.add_argument("--window", type=int, default=3)
     ap.add_argument("--ridge", type=float, default=None, help="default: chosen on a validation split")
     ap.add_argument("--batches", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precond", default="subsample", help="cg: subsample, jacobi or none")
+    ap.add_argument("--precond-samples", type=int, default=4000, help="cg: samples of the subsample preconditioner")
+    ap.add_argument("--cg-tol", type=float, default=1e-5, help="cg: relative residual of the final solve")
     ap.add_argument("--eval-train", action="store_true", help="also score the training set after each step")
-    ap.add_argument("--figures", default=None, help="write coefficient maps (PNG) of the exact fit here")
+    ap.add_argument("--figures", default=None, help="write coefficient maps (PNG) of the exact or cg fit here")
     ap.add_argument("--compare-gram", type=int, default=0, metavar="CHUNKS",
                     help="only time Gram accumulation over CHUNKS chunks: all-dense dsyrk vs the dense/sparse split")
     ap.add_argument("--quiet", action="store_true")

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -169,19 +169,134 @@ def features(X: np.ndarray, table: np.ndarray) -> np.ndarray:
     return out_t.T
 
 
+class PrefixTree(NamedTuple):
+    """The children of every row of a monomial table (:func:`prefix_tree`), as the tree kernels take them.
+
+    The children of row ``r`` are rows ``child[child_ptr[r]:child_ptr[r + 1]]``, each the monomial of
+    ``r`` times input ``child_pix[...]``; ``root`` is the bias row, ``depth`` the table's degree. The
+    fields are in the order of the kernels' arguments (``kernel(x, *tree, ...)``).
+    """
+
+    child_ptr: np.ndarray
+    child: np.ndarray
+    child_pix: np.ndarray
+    root: int
+    depth: int
+
+
+def prefix_tree(table: np.ndarray) -> PrefixTree:
+    """The prefix tree of a monomial table, for walks that visit only a sample's non-zero monomials.
+
+    Every prefix of a monomial that fits a window fits it too, so every prefix of a row of a window
+    table is a row of the table: the parent of ``(a, b, c)`` is ``(a, b)``, of ``(a,)`` the bias. A
+    depth-first walk from the bias that enters a child only where its input is non-zero visits exactly
+    the non-zero monomials of a sample (:mod:`symnet.core.kernels.monomials`).
+
+    Args:
+        table: int64 ``(p, degree)`` from :func:`monomial_table` (sorted factors, ``-1`` padding, one
+            all ``-1`` bias row).
+
+    Raises:
+        ModelError: the table has no bias row, or a monomial whose prefix is not in the table.
+
+    Example:
+        >>> ptr, child, pix, root, depth = prefix_tree(monomial_table((2,), 2, None))
+        >>> root, child[ptr[root]:ptr[root + 1]].tolist(), child[ptr[1]:ptr[2]].tolist(), pix[ptr[1]:ptr[2]].tolist()
+        (0, [1, 2], [3, 4], [0, 1])
+    """
+    table = np.asarray(table, dtype=np.int64)
+    p, depth = table.shape
+    deg = np.count_nonzero(table >= 0, axis=1)
+    roots = np.nonzero(deg == 0)[0]
+    if len(roots) != 1:
+        raise ModelError("a monomial table has exactly one bias row (all -1); build it with monomial_table")
+    root = int(roots[0])
+    parent = np.full(p, -1, dtype=np.int64)
+    parent[deg == 1] = root
+    for d in range(2, depth + 1):
+        rows = np.nonzero(deg == d)[0]
+        prev = np.nonzero(deg == d - 1)[0]
+        if len(rows) == 0:
+            continue
+        keys = np.concatenate([table[prev, : d - 1], table[rows, : d - 1]])
+        _, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        where = np.full(inv.max() + 1, -1, dtype=np.int64)
+        where[inv[: len(prev)]] = prev
+        parent[rows] = where[inv[len(prev):]]
+    if np.any(parent[deg > 0] < 0):
+        raise ModelError("a tree walk needs every prefix of a monomial in the table (true of every window table "
+                         "from monomial_table)")
+    kids = np.nonzero(deg > 0)[0]
+    child = kids[np.argsort(parent[kids], kind="stable")]
+    child_ptr = np.concatenate([[0], np.cumsum(np.bincount(parent[kids], minlength=p))]).astype(np.int64)
+    child_pix = np.ascontiguousarray(table[child, deg[child] - 1])
+    return PrefixTree(child_ptr, child, child_pix, root, int(depth))
+
+
 def row_blocks(n: int, p: int, rows: int | None = None) -> Iterator[tuple[int, int]]:
     step = rows or max(1, min(n, BLOCK_ELEMENTS // max(p, 1)))
     for s in range(0, n, step):
         yield s, min(n, s + step)
 
 
-def scores(X2: np.ndarray, table: np.ndarray, W: np.ndarray, rows: int = 8192) -> np.ndarray:
-    """``features(X2, table) @ W`` without holding the features (fused numba kernel), float64 ``(N, K)``."""
+def scores(X2: np.ndarray, table: np.ndarray, W: np.ndarray, rows: int = 8192,
+           tree: PrefixTree | None = None) -> np.ndarray:
+    """``features(X2, table) @ W`` without holding the features, float64 ``(N, K)``.
+
+    With the table's ``tree`` (:func:`prefix_tree`) and inputs with many zeros, the products run over
+    each sample's non-zero monomials only (:func:`sparse_scores`); otherwise over every monomial with
+    a fused dense kernel. :func:`prefer_tree` decides.
+
+    Example:
+        >>> t = monomial_table((1, 4, 4), 3, 2); X = np.random.default_rng(0).random((30, 16)); X[X < 0.6] = 0
+        >>> W = np.ones((len(t), 2)); a = scores(X, t, W); b = scores(X, t, W, tree=prefix_tree(t))
+        >>> bool(np.allclose(a, features(X, t) @ W)), bool(np.allclose(a, b))
+        (True, True)
+    """
+    if tree is not None and prefer_tree(X2, tree, len(table)):
+        return sparse_scores(X2, tree, W)
     W = np.ascontiguousarray(W, dtype=np.float64)
     out_t = np.zeros((W.shape[1], len(X2)))
     for s, e in row_blocks(len(X2), 1, rows):
         K.monomial_scores(transposed_chunk(X2, s, e), table, W, out_t[:, s:e])
     return np.ascontiguousarray(out_t.T)
+
+
+#: Samples per walk of the prefix tree in :func:`sparse_scores`.
+WALK_SAMPLES = 128
+#: Cost of one visited monomial in a tree walk relative to one monomial of the dense kernel (measured
+#: on MNIST: degree 2 and 3, 3 x 3 window, one thread; see :func:`prefer_tree`).
+TREE_COST = 3.0
+#: Samples :func:`prefer_tree` walks to count the non-zero monomials.
+PROBE_SAMPLES = 64
+
+
+def sparse_scores(X2: np.ndarray, tree: PrefixTree, W: np.ndarray) -> np.ndarray:
+    """``features(X2) @ W`` (N, K) over each sample's non-zero monomials (walks of the prefix ``tree``).
+
+    Example:
+        >>> t = monomial_table((1, 3, 3), 3, 2); X = np.random.default_rng(1).random((40, 9)); X[:, 4] = 0
+        >>> bool(np.allclose(sparse_scores(X, prefix_tree(t), np.ones((len(t), 2))), features(X, t).sum(1)[:, None]))
+        True
+    """
+    X2 = np.ascontiguousarray(X2, dtype=np.float64)
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    return K.tree_scores(X2, *tree, W, WALK_SAMPLES)[0]
+
+
+def prefer_tree(X2: np.ndarray, tree: PrefixTree, p: int) -> bool:
+    """Is :func:`sparse_scores` cheaper than the dense kernel on inputs like ``X2``?
+
+    Counts the non-zero monomials of up to :data:`PROBE_SAMPLES` samples spread over ``X2`` and
+    compares ``TREE_COST`` times their mean with the ``p`` monomials the dense kernel forms per sample.
+    """
+    if len(X2) == 0:
+        return False
+    rows = np.unique(np.linspace(0, len(X2) - 1, min(len(X2), PROBE_SAMPLES)).astype(np.int64))
+    probe = np.ascontiguousarray(np.asarray(X2)[rows], dtype=np.float64)
+    per_sample = K.tree_nonzero_counts(probe, *tree, p, 1)[0]
+    return TREE_COST * float(np.mean(per_sample)) < p
 
 
 def scores_transposed(xt: np.ndarray, table: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -221,6 +336,7 @@ class PolyRegModel:
         self.name = name
         self.table = monomial_table(self.input_shape, degree, window)
         self.weight = np.zeros((len(self.table), self.num_outputs))
+        self._tree: PrefixTree | None = None
 
     # ------------------------------------------------------------ protocol
     @property
@@ -230,6 +346,13 @@ class PolyRegModel:
     @property
     def num_params(self) -> int:
         return int(self.weight.size)
+
+    @property
+    def tree(self) -> PrefixTree:
+        """The prefix tree of the table (:func:`prefix_tree`), built on first use."""
+        if getattr(self, "_tree", None) is None:
+            self._tree = prefix_tree(self.table)
+        return self._tree
 
     def parameters(self) -> list[tuple[str, np.ndarray]]:
         return [("polyreg.weight", self.weight)]
@@ -247,12 +370,13 @@ class PolyRegModel:
         """Scores ``(N, num_classes)`` for inputs ``(N, *input_shape)``.
 
         ``dtype`` and ``batch_size`` are accepted for the network protocol; the scores are
-        always computed in float64, in blocks sized by the number of features.
+        always computed in float64, over each sample's non-zero monomials when the inputs have
+        enough zeros to make that cheaper (:func:`scores`).
         """
         X2 = flat_inputs(X, self.input_shape)
         if not self.weight.any():
             return np.zeros((len(X2), self.num_outputs))
-        return scores(X2, self.table, self.weight)
+        return scores(X2, self.table, self.weight, tree=self.tree)
 
     __call__ = forward
 

@@ -302,8 +302,9 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
     _say(f"{'resuming' if args.resume else 'training'} {what} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test) with {args.solver}")
     time_limit = args.time_limit
-    if steps is None and time_limit is None and not args.resume:
+    if steps is None and time_limit is None and not args.resume and not getattr(solver_cls, "ends_by_itself", False):
         # a first run with no budget should finish quickly; later sweeps are asked for explicitly
+        # (a solver that ends by itself, e.g. polyreg's closed forms, runs to its end)
         time_limit = DEFAULT_TIME_LIMIT
         _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
              "--time-limit to change it)")

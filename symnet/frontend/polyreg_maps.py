@@ -17,6 +17,11 @@ Channels are summed unless ``channel`` picks one. :func:`save_maps` writes one
 PNG per degree with a panel per class, a diverging colormap centred at zero
 and a shared colour bar.
 
+At degree 3 the maps blur products of several pixels into one point;
+:func:`top_interactions` ranks each class's strongest monomials of one degree
+(coefficient times the monomial's RMS over the data) and
+:func:`plot_interactions` draws them over the class's mean image.
+
 Example:
     >>> from symnet.core.polyreg_model import PolyRegModel
     >>> m = PolyRegModel((1, 3, 3), 2, degree=2, window=2)
@@ -33,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from symnet.core.errors import ModelError
+from symnet.core.polyreg_model import features, row_blocks
 
 from symnet.frontend import plots
 
@@ -121,3 +127,131 @@ def save_maps(model, out_dir: str | Path, prefix: str = "polyreg", degrees: Sequ
         title = f"{what} (window {window}, {model.num_features:,} features)"
         paths.append(plot_maps(degree_map(model, d), Path(out_dir) / f"{prefix}_degree{d}.png", title, class_names))
     return paths
+
+
+# --------------------------------------------------------------------------- strongest interactions
+def top_interactions(model, degree: int, X: np.ndarray | None = None, top: int = 6,
+                     min_distinct: int = 1) -> list[list[tuple]]:
+    """The ``top`` monomials of one degree with the largest effect on each class's score.
+
+    The effect of monomial ``j`` on class ``c`` is ``w[j, c] * rms_j`` with
+    ``rms_j`` the root mean square of the monomial over the samples ``X``
+    (what a typical input adds to the score through it); without ``X`` the
+    bare coefficients are ranked, which favours monomials that are almost
+    never active (their coefficients are large and matter little).
+
+    Args:
+        model: a fitted :class:`symnet.core.polyreg_model.PolyRegModel`.
+        degree: 1 .. ``model.degree``.
+        X: samples ``(N, *input_shape)`` to measure each monomial's size on.
+        top: monomials per class, largest ``|effect|`` first.
+        min_distinct: only monomials of at least this many distinct pixels
+            (2 leaves out the powers ``x^3`` of single pixels).
+
+    Returns:
+        One list per class of ``(effect, ((c, h, w), ...) factors, name)``.
+
+    Example:
+        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> m = PolyRegModel((1, 3, 3), 1, degree=3, window=2)
+        >>> m.weight[m.feature_names().index("x[0,0,0]*x[0,0,1]*x[0,1,1]"), 0] = -2.0
+        >>> top_interactions(m, 3, top=1)[0][0][:2]
+        (-2.0, ((0, 0, 0), (0, 0, 1), (0, 1, 1)))
+    """
+    table = getattr(model, "table", None)
+    if table is None or not hasattr(model, "weight"):
+        raise ModelError(f"interaction maps need a PolyRegModel, got {type(model).__name__}")
+    if not isinstance(degree, (int, np.integer)) or not 1 <= degree <= table.shape[1]:
+        raise ModelError(f"degree must lie in 1..{table.shape[1]} for this model, got {degree!r}")
+    rows = np.nonzero(np.count_nonzero(table >= 0, axis=1) == degree)[0]
+    if min_distinct > 1:
+        t = table[rows, :degree]
+        rows = rows[1 + np.count_nonzero(np.diff(t, axis=1) != 0, axis=1) >= min_distinct]
+    scale = np.ones(len(rows))
+    if X is not None:
+        X2 = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        sub = np.ascontiguousarray(table[rows])
+        sq = np.zeros(len(rows))
+        for s, e in row_blocks(len(X2), len(rows)):  # the monomials' values a block of samples at a time
+            F = features(X2[s:e], sub)
+            sq += np.einsum("ij,ij->j", F, F)
+        scale = np.sqrt(sq / max(len(X2), 1))
+    effect = model.weight[rows] * scale[:, None]  # (monomials, classes)
+    names = model.feature_names() if hasattr(model, "feature_names") else None
+    shape = _image_shape(model)
+    out = []
+    for c in range(effect.shape[1]):
+        best = np.argsort(-np.abs(effect[:, c]), kind="stable")[:top]
+        picks = []
+        for j in best:
+            factors = tuple(tuple(int(v) for v in np.unravel_index(i, shape)) for i in table[rows[j], :degree])
+            picks.append((float(effect[j, c]), factors, names[rows[j]] if names else ""))
+        out.append(picks)
+    return out
+
+
+def plot_interactions(model, degree: int, path: str | Path, X: np.ndarray | None = None,
+                      y: np.ndarray | None = None, top: int = 5, min_distinct: int = 2,
+                      class_names: Sequence[str] | None = None, crop: int = 0) -> Path:
+    """Draw each class's strongest monomials of one degree over that class's mean image, one panel per class.
+
+    Each monomial is a polygon through its factors' pixels (a pixel that
+    appears twice is a bigger dot), red when it raises the class score and
+    blue when it lowers it, line width proportional to the effect
+    (:func:`top_interactions`, measured on ``X``); the rank is printed next
+    to it. The background is the mean of the samples of the class (labels
+    ``y``), or of all of ``X``, in grey: it shows where the strokes lie.
+    ``crop`` pixels are cut from each border (MNIST's are blank).
+
+    Example:
+        >>> import tempfile
+        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> m = PolyRegModel((1, 5, 5), 2, degree=3, window=2); m.weight[-1] = [1.0, -1.0]
+        >>> plot_interactions(m, 3, tempfile.mkdtemp() + "/top.png", min_distinct=1).name
+        'top.png'
+    """
+    picks = top_interactions(model, degree, X, top, min_distinct)
+    channels, height, width = _image_shape(model)
+    k = len(picks)
+    images = np.zeros((k, height, width))
+    if X is not None:
+        X3 = np.asarray(X, dtype=np.float64).reshape(len(X), channels, height, width).mean(axis=1)
+        for c in range(k):
+            sel = X3[np.asarray(y) == c] if y is not None else X3
+            images[c] = sel.mean(axis=0) if len(sel) else 0.0
+    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(k)]
+    largest = max((abs(e) for cls in picks for e, _, _ in cls), default=1.0) or 1.0
+    cols = min(k, 5)
+    rows = -(-k // cols)
+    fig = plots.new_figure(2.6 * cols, 2.75 * rows + 0.8)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= k:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], cmap="Greys", vmin=0, vmax=max(float(images[i].max()), 1e-12) * 1.8,
+                  interpolation="nearest")
+        ax.set_xlim(crop - 0.5, width - crop - 0.5)
+        ax.set_ylim(height - crop - 0.5, crop - 0.5)
+        for rank, (eff, factors, _) in enumerate(picks[i], 1):
+            color = "#c0392b" if eff > 0 else "#2166ac"
+            lw = 0.8 + 3.2 * abs(eff) / largest
+            hw = [(f[1], f[2]) for f in factors]
+            uniq = sorted(set(hw))
+            ys, xs = zip(*(uniq + uniq[:1]))
+            if len(uniq) > 1:
+                ax.plot(xs, ys, "-", color=color, lw=lw, alpha=0.85, solid_joinstyle="round")
+            for (h, w) in uniq:
+                mult = hw.count((h, w))
+                ax.plot(w, h, "o", color=color, ms=2.5 + 2.5 * mult, alpha=0.9)
+            ax.annotate(str(rank), (max(p[1] for p in hw), min(p[0] for p in hw)), xytext=(3, 2),
+                        textcoords="offset points", fontsize=7, color=color, fontweight="bold")
+        ax.set_title(names[i], fontsize=9)
+    what = f"degree-{degree} products" + (f" of {min_distinct}+ distinct pixels" if min_distinct > 1 else "")
+    measure = "coefficient x RMS of the product over the data" if X is not None else "coefficient"
+    fig.suptitle(f"Strongest {what} per class, over the class's mean image: red raises the class score, blue "
+                 f"lowers it; line width ~ |{measure}|; a bigger dot is a squared pixel; numbers are ranks",
+                 fontsize=9, wrap=True)
+    return plots.save(fig, path)

@@ -74,6 +74,9 @@ class Solver(abc.ABC):
     step_unit: ClassVar[str] = "step"
     #: Does the backend take exact steps that it can certify (see :mod:`symnet.core.certificates`)?
     certifiable: ClassVar[bool] = False
+    #: Does ``fit`` without a budget end by itself after a fixed amount of work (``default_steps`` that
+    #: finish the fit, e.g. polyreg's closed forms)? The command line then sets no default time limit.
+    ends_by_itself: ClassVar[bool] = False
     #: The options this backend accepts: name -> :class:`~symnet.solvers.options.Option`.
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
@@ -109,6 +112,17 @@ class Solver(abc.ABC):
     def _initial_loss(self) -> float | None:
         """The objective at the initial parameters, if the backend has it cheaply."""
         return None
+
+    def _may_stop(self) -> bool:
+        """May the loop stop here because the time limit has passed? A backend whose model is not usable
+        until a last step (polyreg's solve, once its fit has started) answers False: the loop then runs
+        that one step, which finishes with what the backend has."""
+        return True
+
+    def _on_loop_end(self, stopped_by: str | None) -> None:
+        """Called once the loop has ended; ``stopped_by`` is ``"time"`` (the time limit), ``"steps"`` (the
+        step budget) or None (the backend converged, or a callback stopped it). A backend whose model is
+        not usable yet (polyreg before its solve) says so here."""
 
     # ---------------------------------------------------------------- helpers
     def check_options(self) -> dict[str, Any]:
@@ -295,10 +309,13 @@ class Solver(abc.ABC):
         with progress.bar(total=total, desc=self.name, unit=self.step_unit, quiet=quiet) as pbar:
             pbar.update(done)
             train_clock = setup_seconds
+            stopped_by = None
             while True:
                 if target is not None and history.final["step"] >= target:
+                    stopped_by = "steps"
                     break
-                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                if self._deadline is not None and time.perf_counter() >= self._deadline and self._may_stop():
+                    stopped_by = "time"
                     break
                 last_good = self.model_.get_flat().copy()
                 prev = history.final
@@ -332,16 +349,19 @@ class Solver(abc.ABC):
                 if ckpt is not None:
                     self._checkpoint(ckpt, rng)
                 stop = False
+                deadline = self._deadline  # a callback may move it; then its word stands
                 for cb in callbacks:
                     if cb(rec, self) is False:
                         stop = True
                 if stop or info.get("converged"):
                     break
-                if time_limit is not None:  # the limit counts training seconds: records and checkpoints are free
+                if time_limit is not None and self._deadline == deadline:
+                    # the limit counts training seconds: records, checkpoints and callbacks are free
                     self._deadline = time.perf_counter() + max(time_limit - elapsed0 - train_clock, 0.0)
         if time_limit is not None and history.final["step"] == done and (target is None or done < target):
             self._notify(f"the time limit ({time_limit:g} s) was spent before the first step (setup took "
                          f"{setup_seconds:.1f} s), so the model was not trained: raise --time-limit")
+        self._on_loop_end(stopped_by)
         return self
 
     def _interim_due(self) -> bool:

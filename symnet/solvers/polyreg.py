@@ -74,6 +74,7 @@ import math
 import time
 from typing import Any, ClassVar
 
+import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
@@ -84,6 +85,7 @@ from symnet.core.objective import accuracy, sse, value
 from symnet.core.polyreg_model import PolyRegModel, row_blocks, scores, scores_transposed, transposed_chunk
 from symnet.core.runtime import peak_rss_mb
 
+from symnet.solvers import polyreg_matfree as MF
 from symnet.solvers.base import Solver
 from symnet.solvers.kernels import polyreg as K
 from symnet.solvers.options import Option
@@ -97,6 +99,95 @@ MAX_EXACT_FEATURES = 25_000
 SPARSE_COST = 16.0
 #: Bagging with ridge=None keeps the validation features in memory up to this many float64 values (~1 GB).
 VAL_FEATURES_MAX = 1 << 27
+#: Samples whose non-zero monomials method="auto" counts to estimate the columns in use.
+PROBE_SAMPLES = 5000
+#: Steps of method="cg": prepare (right-hand sides, preconditioner), choose the ridge, refit.
+CG_STEPS = 3
+#: Feature rows generated at a time when the dual form accumulates its n x n kernel (a rows x n block).
+KERNEL_ROWS = 1024
+#: Side of the Cholesky timed to estimate the closing solve of the exact method under a time limit.
+CHOLESKY_PROBE = 800
+
+
+def kernel_matrix(X2: np.ndarray, table: np.ndarray, deadline_check=None) -> tuple[np.ndarray, int]:
+    """``K = X X^T`` (n, n) of the samples ``X2`` over the monomials of ``table``, and the columns in use.
+
+    numpy: F = features(X2, table); return np.triu(F @ F.T), np.count_nonzero(F.any(axis=0))
+    Accumulated by ``dsyrk`` over blocks of :data:`KERNEL_ROWS` features, so the ``n x p``
+    design matrix is never held; only the upper triangle is filled (Fortran order).
+    ``deadline_check(done, total, seconds)`` is called after each block (to estimate the cost).
+
+    Example:
+        >>> from symnet.core.polyreg_model import features, monomial_table
+        >>> t = monomial_table((1, 4, 4), 3, 2); X = np.random.default_rng(0).random((30, 16))
+        >>> Km, used = kernel_matrix(X, t); F = features(X, t)
+        >>> bool(np.allclose(np.triu(Km), np.triu(F @ F.T))), used == len(t)
+        (True, True)
+    """
+    n = len(X2)
+    p = len(table)
+    xt = np.ascontiguousarray(X2.T, dtype=np.float64)
+    Kmat = np.zeros((n, n), order="F")
+    buffer = None
+    used = 0
+    t0 = time.perf_counter()
+    for s in range(0, p, KERNEL_ROWS):
+        e = min(p, s + KERNEL_ROWS)
+        buffer, ft = _scratch(buffer, e - s, n)
+        MK.monomial_rows(xt, np.ascontiguousarray(table[s:e]), ft)
+        used += int(np.count_nonzero(np.any(ft != 0.0, axis=1)))
+        Kmat = blas.dsyrk(1.0, ft.T, trans=0, beta=1.0, c=Kmat, lower=0, overwrite_c=1)  # += ft^T ft
+        if deadline_check is not None:
+            deadline_check(e, p, time.perf_counter() - t0)
+    return Kmat, used
+
+
+def _fill_lower(A: np.ndarray) -> None:
+    """Copy the upper triangle of the square ``A`` into its lower one, in place, by blocks of columns."""
+    n = len(A)
+    for j0 in range(0, n, KERNEL_ROWS):
+        j1 = min(n, j0 + KERNEL_ROWS)
+        D = A[j0:j1, j0:j1]
+        D[...] = np.triu(D) + np.triu(D, 1).T
+        A[j1:, j0:j1] = A[j0:j1, j1:].T
+
+
+def dual_weights(X2: np.ndarray, table: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``X^T alpha`` (p, k): the primal coefficients of dual ones, over blocks of features.
+
+    numpy: return features(X2, table).T @ alpha
+    """
+    n, p = len(X2), len(table)
+    xt = np.ascontiguousarray(X2.T, dtype=np.float64)
+    W = np.empty((p, alpha.shape[1]))
+    buffer = None
+    for s in range(0, p, KERNEL_ROWS):
+        e = min(p, s + KERNEL_ROWS)
+        buffer, ft = _scratch(buffer, e - s, n)
+        MK.monomial_rows(xt, np.ascontiguousarray(table[s:e]), ft)
+        W[s:e] = ft @ alpha
+    return W
+
+
+def exact_form(samples: int, p_used: int) -> str:
+    """The exact method's form: ``"dual"`` (``n x n`` kernel) with fewer samples than features in use, else
+    ``"primal"`` (``p x p`` Gram): the cheaper of ``n p^2 + p^3 / 3`` and ``n^2 p + n^3 / 3`` operations.
+
+    Example:
+        >>> exact_form(500, 7_000), exact_form(60_000, 9_000)
+        ('dual', 'primal')
+    """
+    return "dual" if samples < p_used else "primal"
+
+
+def cholesky_seconds(p: int) -> float:
+    """Seconds one Cholesky of a ``p x p`` matrix takes here and now, scaled from a timed small one."""
+    m = max(1, min(p, CHOLESKY_PROBE))
+    A = np.random.default_rng(0).random((m, m))
+    A = A @ A.T + m * np.eye(m)
+    t0 = time.perf_counter()
+    ridge_solve(A, np.ones((m, 1)), 0.0)
+    return (time.perf_counter() - t0) * (p / m) ** 3
 
 
 def _scratch(buffer: np.ndarray | None, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +291,38 @@ class PolyRegSolver(Solver):
     Options:
         degree (2), window (3): the features (ignored when ``fit`` gets a
             :class:`PolyRegModel`, whose own degree and window are used).
-        method ("exact"): ``"exact"`` (Gram + Cholesky) or ``"bagging"``.
+        method ("auto"): ``"exact"`` (Gram + Cholesky), ``"cg"`` (matrix-free
+            preconditioned conjugate gradients, :mod:`symnet.solvers.polyreg_matfree`),
+            ``"bagging"``, or ``"auto"``: exact when its Gram and Cholesky fit in
+            ``memory_gb``, else cg; the choice and both memory estimates are
+            announced before the fit (one notice, ``symnet: note:`` on the
+            command line).
+        cg_tol (1e-5): cg: stop the final solve when every class's relative
+            residual ``||X^T Y - (G + lam I) W|| / ||X^T Y||`` is at most this.
+        cg_search_tol (1e-4): cg: the same for the solves that choose the ridge
+            (the validation error needs far less accuracy than the model).
+        cg_iters (400): cg: at most this many iterations (data passes) per solve.
+        precond ("subsample"): cg: "subsample" (Gram of ``precond_samples``
+            random samples plus the exact diagonal, through Woodbury),
+            "jacobi" or "none".
+        precond_samples (4000): cg: samples of the subsample preconditioner
+            (iterations fall as 1/m; memory ``m x p_used`` float64).
+        memory_gb (8.0): memory the fit may use: ``auto`` picks exact when its
+            Gram (or dual kernel) fits, and cg keeps its walks when they fit too.
+        cg_lists (None): cg: keep each block of samples' walk of the monomial
+            tree (which monomials are non-zero, their float32 values: about 5
+            bytes per non-zero feature of each sample, 2.4 GB on MNIST at degree
+            3) so that every CG pass reads them instead of walking the tree
+            again (products 1.5x, CG iterations 1.2x faster on MNIST); the final
+            solve is confirmed on walked float64 products. Tolerances below 1e-6
+            keep float64 values (9 bytes). None: keep them when cg's memory
+            estimate with them fits ``memory_gb``.
         ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None``
             chooses it from ``ridge_grid`` on a validation split.
         ridge_grid: candidate penalties when ``ridge`` is None (default: the
             decades from 0.1 to 1000; on MNIST the best lies near 30).
-        ridge_search ("walk"): exact: "grid" solves for every grid value;
+        ridge_search ("walk"): exact (cg scores every candidate by projection,
+            :meth:`symnet.solvers.polyreg_matfree.CGFit.choose_ridge`): "grid" solves for every grid value;
             "walk" starts in the middle of the grid and walks towards the
             better neighbour while the validation score improves (3 to 4
             solves on MNIST instead of 5), assuming a single optimum.
@@ -232,7 +349,11 @@ class PolyRegSolver(Solver):
     Steps: exact: ``gram_steps`` steps, each accumulating a share of the
     chunks, the last one solving (the model is zero until then); a ``steps``
     budget below ``gram_steps`` puts the chunks into that many steps, so the
-    model is always solved on every sample; bagging: one subset per step. ``fit`` with neither ``steps`` nor a time limit runs exactly these.
+    model is always solved on every sample; cg: three steps (right-hand sides
+    and preconditioner; the ridge search, which also runs the refit's CG in the
+    same passes; the refit on all samples), fewer when the budget grants fewer
+    (they are then done together); bagging: one subset per step. ``fit`` with
+    neither ``steps`` nor a time limit runs exactly these.
     Resuming an exact fit re-accumulates the chunks of the finished steps
     (checkpoints hold no Gram). Bagging reports no loss of its own: the
     training loop scores the whole training set after each subset for it,
@@ -240,7 +361,11 @@ class PolyRegSolver(Solver):
 
     History extras: ``ridge_used``, ``val_acc`` and ``val_mse`` (ridge chosen),
     ``samples``, ``features``, ``features_used``, ``dense_columns``,
-    ``gram_time``, ``solve_time``, ``peak_rss_mb``; bagging: ``batch_test_acc``
+    ``gram_time``, ``solve_time``, ``peak_rss_mb``; cg: ``passes``,
+    ``cg_path`` (each CG run's ridge, iterations and validation error, then each
+    candidate's projected validation error), ``cg_iterations``,
+    ``cg_residual``, ``cg_converged``, ``prepare_time``, ``precond_time``,
+    ``search_time``, ``mem_exact_gb`` and ``mem_cg_gb``; bagging: ``batch_test_acc``
     (the subset's own model on the test set; the ``test_acc`` column is the
     averaged model's).
     """
@@ -251,7 +376,8 @@ class PolyRegSolver(Solver):
     OPTIONS: ClassVar[dict[str, Option]] = {
         "degree": Option(2, "int", low=1, help="highest monomial degree"),
         "window": Option(3, "window", none=True, help="window side, (height, width), or None (every product)"),
-        "method": Option("exact", "choice", choices=("exact", "bagging"), help="Gram + Cholesky, or bagging"),
+        "method": Option("auto", "choice", choices=("auto", "exact", "cg", "bagging"),
+                         help="Gram + Cholesky, matrix-free CG, bagging, or auto (exact if its Gram fits memory_gb)"),
         "ridge": Option(None, "float", low=0.0, none=True, help="the penalty; None: chosen on a validation split"),
         "ridge_grid": Option((0.1, 1.0, 10.0, 100.0, 1000.0), "floats", low=0.0,
                              help="candidate penalties when ridge is None"),
@@ -268,18 +394,36 @@ class PolyRegSolver(Solver):
         "gram_steps": Option(4, "int", low=1, help="exact: steps the Gram accumulation is split over"),
         "dense_columns": Option(None, "int", low=0, none=True,
                                 help="force the number of Gram columns handled by dsyrk (None: cost model)"),
-        "seed": Option(0, "int", low=0, help="seed of the bagging subsets"),
+        "seed": Option(0, "int", low=0, help="seed of the bagging subsets and of the cg preconditioner's subsample"),
+        # matrix-free solves (symnet/solvers/polyreg_matfree.py)
+        "cg_tol": Option(1e-5, "float", low=0.0, low_open=True,
+                         help="cg: relative residual of the final solve"),
+        "cg_search_tol": Option(1e-4, "float", low=0.0, low_open=True,
+                                help="cg: relative residual of the solves that choose the ridge"),
+        "cg_iters": Option(400, "int", low=1, help="cg: iterations (data passes) per solve at most"),
+        "precond": Option("subsample", "choice", choices=MF.PRECONDITIONERS, help="cg: preconditioner"),
+        "precond_samples": Option(4000, "int", low=1, help="cg: samples of the subsample preconditioner"),
+        "memory_gb": Option(8.0, "float", low=0.0, low_open=True,
+                            help="memory the fit may use: auto picks exact if it fits, cg keeps its walks if they fit"),
+        "cg_lists": Option(None, "bool", none=True,
+                           help="cg: keep the tree walks in memory (float32, 5 bytes per non-zero feature and sample) "
+                                "so passes read them (None: if they fit memory_gb)"),
     }
+    #: ``fit`` with no budget runs to its end by itself (the command line sets no default time limit).
+    ends_by_itself: ClassVar[bool] = True
 
     @property
     def step_unit(self) -> str:  # type: ignore[override]
-        return "batch" if self.options.get("method", "exact") == "bagging" else "step"
+        return "batch" if self.options.get("method", self.defaults["method"]) == "bagging" else "step"
 
     @property
     def default_steps(self) -> int:
-        if self.options.get("method", "exact") == "bagging":
+        method = self.options.get("method", self.defaults["method"])
+        if method == "bagging":
             return int(self.options.get("batches", self.defaults["batches"]))
-        return int(self.options.get("gram_steps", self.defaults["gram_steps"]))
+        gram_steps = int(self.options.get("gram_steps", self.defaults["gram_steps"]))
+        # auto: the larger, so that either method finishes (cg stops by itself after its steps)
+        return CG_STEPS if method == "cg" else max(gram_steps, CG_STEPS) if method == "auto" else gram_steps
 
     # ------------------------------------------------------------ setup
     def _setup(self, model, data, rng: np.random.Generator) -> None:
@@ -303,9 +447,10 @@ class PolyRegSolver(Solver):
         self._X2_test = data.x_test.reshape(len(data.x_test), width)
         n = len(self._X2)
         p = model.num_features
-        if o["method"] == "exact" and p > MAX_EXACT_FEATURES:
+        self._choose_method()
+        if o["method"] == "exact" and self._form == "primal" and p > MAX_EXACT_FEATURES:
             raise SolverError(f"{p:,} features are too many for method='exact' (its Gram needs "
-                              f"{3 * p * p * 8 / 2**30:.0f} GB); use method='bagging' or a smaller degree/window")
+                              f"{3 * p * p * 8 / 2**30:.0f} GB); use method='cg' (or 'auto'), 'bagging', or a smaller degree/window")
         if o["ridge"] is None:
             n_val = min(5000, n // 10) if o["val_size"] is None else int(o["val_size"])
             if n_val < 1 or n_val >= n:
@@ -318,11 +463,21 @@ class PolyRegSolver(Solver):
         self._solved = False
         if o["method"] == "exact":
             self._planned = False
-            self._groups = 0
-            if self.time_limit_ is not None:
-                self._notify("a time limit stops the Gram accumulation (the fit then uses the samples "
-                             "accumulated so far) and the search for the ridge, but not the closing Cholesky "
-                             f"solve of the {model.num_features:,}-feature Gram, which cannot be cut")
+            self._groups = self._groups_done = 0
+            self._reserve = 0.0  # seconds kept back from a time limit for the Cholesky solves still to come
+        elif o["method"] == "cg":
+            self._cg = None
+            self._cg_stage = 0
+            self._cg_W = None
+            self._cg_best = math.nan
+            self._cg_reported = 0.0
+            self._loss = math.nan
+            # the stages (prepare, search, refit; no search with a given ridge) go into the steps granted
+            stages = ["prepare", "search", "refit"] if o["ridge"] is None else ["prepare", "refit"]
+            steps = min(len(stages), int(self.steps_budget_)) if self.steps_budget_ else len(stages)
+            self._cg_groups = [stages[i * len(stages) // steps:(i + 1) * len(stages) // steps] for i in range(steps)]
+            self._cg_groups_done = 0
+            self._cg_stages_done = 0
         else:
             self._batches_done = 0
             self._bag_sums = self._bag_val = self._val_features = self._test_t = None
@@ -367,12 +522,36 @@ class PolyRegSolver(Solver):
         self._samples_reported = -n  # the counting pass is one pass over the data
         self._gram_time = time.perf_counter() - t0
         self._planned = True
+        if self.time_limit_ is not None:
+            self._plan_budget(len(order))
+
+    def _plan_budget(self, p_used: int) -> None:
+        """Under a time limit: estimate the Cholesky solves still to come (one per ridge tried, one for the
+        refit), keep their time back from the Gram accumulation and the search, and say so when even the
+        fewest of them (one candidate and the refit) do not fit in what is left."""
+        one = cholesky_seconds(p_used)
+        solves = 2 if self._ridge_used is None else 1
+        self._reserve = solves * one
+        left = self._deadline - time.perf_counter() if self._deadline is not None else math.inf
+        if self._reserve > left:
+            self._notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the closing Cholesky solve"
+                         f"{'s' if solves > 1 else ''} of the {p_used:,}-feature Gram need about "
+                         f"{self._reserve:.0f} s here (estimated); a solve cannot be cut, so the fit will end past "
+                         f"the limit (fewer features, e.g. a lower degree or window, or a larger limit fit it)")
+        else:
+            self._notify(f"a time limit stops the Gram accumulation (the fit then uses the samples accumulated so "
+                         f"far) and the search for the ridge, keeping back ~{self._reserve:.0f} s (estimated) for "
+                         f"the closing Cholesky solve of the {p_used:,}-feature Gram, which cannot be cut")
+
+    def _out_of_time(self, reserve: float = 0.0) -> bool:
+        """Is the deadline (less ``reserve`` seconds) past?"""
+        return self._deadline is not None and time.perf_counter() + reserve >= self._deadline
 
     def _accumulate(self, group: list) -> bool:
         """Add a group of chunks; False when the deadline stopped it early."""
         Y = self._Y_train
         for s, e, is_val in group:
-            if self._deadline is not None and time.perf_counter() >= self._deadline:
+            if self._out_of_time(self._reserve) and self._acc_train.count:  # a model needs training samples
                 return False
             acc = self._acc_val if is_val else self._acc_train
             acc.add(self._X2[s:e], Y[s:e])
@@ -394,6 +573,8 @@ class PolyRegSolver(Solver):
     def _step_exact(self) -> dict:
         if self._solved:
             return {"loss": self._loss, "updates": 0, "converged": True, "ridge_used": self._ridge_used}
+        if self._form == "dual":
+            return self._solve_dual()
         if not self._planned:
             self._plan_exact()
         if self._groups_done < len(self._chunk_groups):
@@ -402,7 +583,11 @@ class PolyRegSolver(Solver):
             self._gram_time += time.perf_counter() - t0
             if complete:
                 self._groups_done += 1
-            out_of_time = self._deadline is not None and time.perf_counter() >= self._deadline
+            while self._acc_train.count == 0 and self._out_of_time(self._reserve) and complete \
+                    and self._groups_done < len(self._chunk_groups):  # a model needs a training chunk at least
+                complete = self._accumulate(self._chunk_groups[self._groups_done])
+                self._groups_done += complete
+            out_of_time = self._out_of_time(self._reserve)
             if complete and not out_of_time and self._groups_done < len(self._chunk_groups):
                 return self._zero_model_info()
         # The last group, or a time limit reached: the loop would stop before another step, so solve now.
@@ -421,7 +606,9 @@ class PolyRegSolver(Solver):
                 ridge = float(np.median(self._grid))
             else:
                 table = np.ascontiguousarray(self.model_.table[self._columns])
-                ridge, figures, _ = self._select_ridge(lambda lam: ridge_solve(G, acc.XtY, lam), table)
+                Xv = self._X2[len(self._X2) - self._n_val:]
+                ridge, figures, _ = self._select_ridge(lambda lam: ridge_solve(G, acc.XtY, lam),
+                                                       lambda W: scores(Xv, table, W), self._reserve / 2)
                 info.update(figures)
                 ridge *= (acc.count + val.count) / acc.count
         if val is not None and val.count:
@@ -440,6 +627,8 @@ class PolyRegSolver(Solver):
             GW = blas.dsymm(1.0, G, W, side=0, lower=0) if len(W) else W
             sse_ = yy - 2.0 * float(np.sum(W * XtY)) + float(np.sum(W * GW))
         else:  # a time limit left samples out of the Gram: score them all
+            self._notify(f"the time limit ended the Gram accumulation after {count:,} of {n:,} samples: the "
+                         "model is fitted on those")
             sse_ = sse(scores(self._X2, self.model_.table, self.model_.weight), self._Y_train)
         self._ridge_used = float(ridge)
         self._loss = value(sse_, float(np.sum(W * W)), ridge) / n
@@ -452,8 +641,58 @@ class PolyRegSolver(Solver):
                      "gram_time": self._gram_time, "solve_time": self._solve_time, "peak_rss_mb": peak_rss_mb()})
         return info
 
-    def _select_ridge(self, fit, table: np.ndarray) -> tuple[float, dict, np.ndarray]:
+    def _solve_dual(self) -> dict:
+        """The exact fit in one step through the ``n x n`` kernel ``X X^T`` (fewer samples than features).
+
+        ``alpha = (K + lam I)^-1 Y`` and ``W = X^T alpha``: the same coefficients as the primal
+        ``(X^T X + lam I)^-1 X^T Y`` (the minimum-norm ones at ``lam = 0``). The ridge is chosen on the
+        validation split from the training block of ``K`` (validation scores ``K_vt alpha``), then
+        scaled by ``N / N_train`` for the refit on all samples, as in the primal form.
+        """
+        t0 = time.perf_counter()
+        model = self.model_
+        n = len(self._X2)
+        nt = n - self._n_val
+        warned: list[bool] = []
+
+        def check(done: int, total: int, seconds: float) -> None:  # the kernel cannot be cut: say so early
+            if self._deadline is None or warned or done == total:
+                return
+            left = self._deadline - time.perf_counter()
+            if seconds * (total - done) / done > left:
+                warned.append(True)
+                self._notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the {n:,} x {n:,} kernel over "
+                             f"{total:,} features needs about {seconds * total / done:.0f} s (estimated from its "
+                             f"first {done:,} features); it cannot be cut, so the fit will end past the limit")
+
+        Kmat, used = kernel_matrix(self._X2, model.table, check)
+        _fill_lower(Kmat)
+        gram_time = time.perf_counter() - t0
+        info: dict[str, Any] = {}
+        ridge = self._ridge_used
+        if ridge is None:
+            Ktt, Kvt, Yt = Kmat[:nt, :nt], Kmat[nt:, :nt], self._Y_train[:nt]
+            ridge, figures, _ = self._select_ridge(lambda lam: ridge_solve(Ktt, Yt, lam), lambda a: Kvt @ a)
+            info.update(figures)
+            ridge *= n / nt
+        alpha = ridge_solve(Kmat, self._Y_train, ridge)
+        W = dual_weights(self._X2, model.table, alpha)
+        model.weight[...] = W
+        train_scores = Kmat @ alpha
+        self._ridge_used = float(ridge)
+        self._loss = value(sse(train_scores, self._Y_train), float(np.sum(W * W)), ridge) / n
+        self._solved = True
+        info.update({"loss": self._loss, "updates": model.num_params, "passes": 2.0, "converged": True,
+                     "ridge_used": self._ridge_used, "samples": n, "features": model.num_features,
+                     "features_used": used, "gram_time": gram_time, "solve_time": time.perf_counter() - t0 - gram_time,
+                     "train_scores": train_scores, "peak_rss_mb": peak_rss_mb()})
+        return info
+
+    def _select_ridge(self, fit, score, reserve: float = 0.0) -> tuple[float, dict, np.ndarray]:
         """Fit ``fit(lam)`` for every grid value and keep the best on the validation split.
+
+        ``score(coefficients)`` gives the validation scores of a fit; a candidate is not started
+        (after the first) once the deadline less ``reserve`` seconds is past.
 
         "Best" is the lowest validation squared error (``select_by="mse"``,
         ties: higher accuracy) or the highest validation accuracy (ties: lower
@@ -463,7 +702,6 @@ class PolyRegSolver(Solver):
         Returns the value, the validation figures and the fitted coefficients.
         """
         n = len(self._X2)
-        Xv = self._X2[n - self._n_val:]
         yv = self.data_.y_train[n - self._n_val:]
         Yv = self._Y_train[n - self._n_val:]
         by_mse = self.opts_["select_by"] == "mse"
@@ -473,7 +711,7 @@ class PolyRegSolver(Solver):
 
         def consider(lam: float) -> None:
             nonlocal best
-            if best is not None and self._deadline is not None and time.perf_counter() >= self._deadline:
+            if best is not None and self._out_of_time(reserve):
                 if not cut:
                     cut.append(lam)
                     self._notify(f"the time limit ended the search for the ridge after {len(tried)} value(s); "
@@ -481,8 +719,8 @@ class PolyRegSolver(Solver):
                 return
             tried.append(lam)
             W = fit(lam)
-            sv = scores(Xv, table, W)
-            acc, mse = accuracy(sv, yv), sse(sv, Yv) / len(Xv)
+            sv = score(W)
+            acc, mse = accuracy(sv, yv), sse(sv, Yv) / len(yv)
             key = (-mse, acc) if by_mse else (acc, -mse)
             if best is None or key > best[0]:
                 best = (key, lam, {"val_acc": acc, "val_mse": mse}, W)
@@ -562,8 +800,8 @@ class PolyRegSolver(Solver):
                                 self._val_features)
             if self._val_features is not None:
                 sv = self._val_features.T @ Wcat
-            else:
-                sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat)
+            else:  # too many to keep (degree 3): over each sample's non-zero monomials when that is cheaper
+                sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat, tree=self.model_.tree)
             self._bag_val += sv.reshape(self._n_val, len(lams), -1).transpose(1, 0, 2)
             yv, Yv = self.data_.y_train[n - self._n_val:], self._Y_train[n - self._n_val:]
             keys = []
@@ -591,17 +829,188 @@ class PolyRegSolver(Solver):
                      "features": self.model_.num_features, "peak_rss_mb": peak_rss_mb()})
         return info
 
+    # ------------------------------------------------------------ matrix-free (cg); see polyreg_matfree
+    def _choose_method(self) -> None:
+        """Resolve method="auto" (exact if its Gram fits ``memory_gb``, else cg) and announce the choice;
+        choose the exact method's form (dual when there are fewer samples than features in use)."""
+        o = self.opts_
+        model = self.model_
+        n, p = len(self._X2), model.num_features
+        self._form = "primal"
+        self._keep_walks = False
+        if o["method"] == "bagging" or (o["method"] == "exact" and n >= p):
+            return
+        probe = min(n, PROBE_SAMPLES)
+        rows = np.ascontiguousarray(self._X2[:probe], dtype=np.float64)
+        counts = MK.tree_nonzero_counts(rows, *model.tree, p, 1)[1]
+        used = int(np.count_nonzero(counts))
+        self._form = exact_form(n, used)
+        n_val = 1 if o["ridge"] is None else 0
+        exact_gb = MF.exact_memory_bytes(used, n_val, n) / 2**30
+        if o["method"] == "exact":
+            return
+        self._walks_dtype = MF.list_dtype(min(float(o["cg_tol"]), float(o["cg_search_tol"])))
+        lists = MF.lists_memory_bytes(float(np.sum(counts)) * n / probe, self._walks_dtype)
+        args = (p, used, n, self._X2.shape[1], model.num_outputs, o["precond"], min(int(o["precond_samples"]), n),
+                o["ridge"] is None, nb.get_num_threads())
+        cg_gb = MF.cg_memory_bytes(*args) / 2**30
+        with_lists_gb = MF.cg_memory_bytes(*args, lists=lists) / 2**30
+        self._keep_walks = bool(o["cg_lists"]) if o["cg_lists"] is not None else with_lists_gb <= float(o["memory_gb"])
+        if self._keep_walks:
+            cg_gb = with_lists_gb
+        self._plan_figures = {"mem_exact_gb": exact_gb, "mem_cg_gb": cg_gb}
+        if o["method"] == "auto":
+            fits = exact_gb <= float(o["memory_gb"]) and (self._form == "dual" or p <= MAX_EXACT_FEATURES)
+            o["method"] = "exact" if fits else "cg"
+            form = f" (dual form: {n:,} x {n:,} kernel)" if self._form == "dual" else ""
+            self._notify(f"method {o['method']}{form if fits else ''} (auto, budget {float(o['memory_gb']):g} "
+                         f"GB): {p:,} features, ~{used:,} non-zero in {probe:,} samples; estimated memory: exact "
+                         f"{exact_gb:.2f} GB{' (dual)' if form else ''}, cg {cg_gb:.2f} GB"
+                         f"{' (walks kept)' if self._keep_walks else ''}")
+
+    def _cg_passes(self) -> float:
+        fit = self._cg
+        passes = fit.op.passes - self._cg_reported
+        self._cg_reported = fit.op.passes
+        return passes
+
+    def _step_cg(self) -> dict:
+        if self._solved:
+            return {"loss": self._loss, "updates": 0, "converged": True, "ridge_used": self._ridge_used}
+        info: dict[str, Any] = {"features": self.model_.num_features}
+        info.update(getattr(self, "_plan_figures", {}))
+        stages = list(self._cg_groups[self._cg_groups_done])
+        later = [stage for group in self._cg_groups[self._cg_groups_done + 1:] for stage in group]
+        i = 0
+        while i < len(stages):
+            stage = stages[i]
+            if stage == "prepare" and self._cg is None:
+                self._cg_prepare()
+            elif stage == "search" and self._cg_stage == 0:
+                info.update(self._cg_search())
+            elif stage == "refit":
+                info.update(self._cg_refit())
+            self._cg_stages_done += 1
+            i += 1
+            if i == len(stages) and later and self._out_of_time():
+                # the loop stops at the deadline before another step: the stages left run now, cut short
+                # by the deadline, so that the fit ends with a model (and says how far it got)
+                stages += later
+                later = []
+                self._cg_groups_done = len(self._cg_groups) - 1
+        self._cg_groups_done += 1
+        fit = self._cg
+        info.update({"passes": self._cg_passes(), "features_used": fit.features_used,
+                     "prepare_time": fit.prepare_time, "precond_time": fit.precond_time,
+                     "lists_time": fit.lists_time, "lists_gb": fit.op.lists_bytes / 2**30,
+                     "peak_rss_mb": peak_rss_mb()})
+        if not self._solved:  # the model is zero until the refit
+            n = len(self._X2)
+            info.update({"loss": float(np.sum(self._Y_train ** 2)) / n, "updates": 0,
+                         "train_scores": np.zeros((n, self.model_.num_outputs))})
+        else:
+            self._cg = None  # the fit's vectors and preconditioner are no longer needed
+        return info
+
+    def _cg_prepare(self) -> None:
+        o = self.opts_
+        op = MF.Operator(self._X2, self.model_.table, tree=self.model_.tree)
+        self._cg = MF.CGFit(op, self._Y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng,
+                            keep_walks=self._keep_walks, walks_dtype=self._walks_dtype)
+        self._cg.prepare()
+        self._cg_reported = 0.0
+
+    def _cg_search(self) -> dict:
+        o = self.opts_
+        fit = self._cg
+        t0 = time.perf_counter()
+        grid = [float(v) for v in self._grid]
+        if self._out_of_time():
+            self._cg_best, self._cg_W, self._cg_stage = grid[len(grid) // 2], None, 1
+            self._notify(f"the time limit ran out before the search for the ridge; using the middle of the "
+                         f"grid, {self._cg_best:g}")
+            return {"search_time": 0.0}
+        candidates = sorted(set(grid + ([math.sqrt(a * b) for a, b in zip(grid, grid[1:]) if a > 0]
+                                        if o["refine_ridge"] else [])))
+        ridge, figures, self._cg_W = fit.choose_ridge(
+            candidates, grid[len(grid) // 2], o["select_by"], tol=float(o["cg_search_tol"]),
+            max_iter=int(o["cg_iters"]), deadline=self._deadline)
+        self._cg_best = ridge
+        self._cg_stage = 1
+        if self._deadline is not None and time.perf_counter() >= self._deadline:
+            self._notify(f"the time limit ended the search for the ridge early; using the best candidate so far, "
+                         f"{ridge:g}, and the refit's CG still runs to its tolerance")
+        return dict(figures, search_time=time.perf_counter() - t0, cg_path=fit.path(),
+                    cg_search_iterations=sum(fit.iterations.values()))
+
+    def _cg_refit(self) -> dict:
+        o = self.opts_
+        fit = self._cg
+        n = len(self._X2)
+        t0 = time.perf_counter()
+        if self._ridge_used is None:  # all samples, the ridge scaled to the same penalty per sample
+            ridge, W0 = self._cg_best * n / fit.n_train, self._cg_W
+        else:
+            ridge, W0 = self._ridge_used, None
+        self._cg_W = None
+        # A time limit stops the refit's CG too: the model is then its last iterate (a partial solve,
+        # or the start the search projected), and the notice says how far it got.
+        W, res = fit.solve_all(ridge, W0, tol=float(o["cg_tol"]), max_iter=int(o["cg_iters"]),
+                               deadline=self._deadline)
+        if res.stopped_by_deadline and res.iterations == 0 and W0 is None:
+            self._notify(f"the time limit ran out before the refit's first CG iteration: the model is zero "
+                         f"(unsolved); preparing took {fit.prepare_time:.0f} s and each iteration is one more "
+                         f"pass over the {n:,} samples, so allow a larger limit")
+        elif res.stopped_by_deadline:
+            start = "from the search's projection, " if W0 is not None else ""
+            self._notify(f"the time limit stopped the refit's CG {start}after {res.iterations} iteration(s) at "
+                         f"relative residual {res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}: the model "
+                         f"is a partial solve")
+        elif not res.converged:
+            self._notify(f"cg stopped after {res.iterations} iterations (cg_iters) at relative residual "
+                         f"{res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}")
+        self.model_.weight[...] = W
+        self._ridge_used = float(ridge)
+        self._loss = value(sse(res.XW, self._Y_train), float(np.sum(W * W)), ridge) / n
+        self._solved = True
+        return {"loss": self._loss, "updates": self.model_.num_params, "converged": True,
+                "ridge_used": self._ridge_used, "samples": n, "cg_iterations": res.iterations,
+                "cg_residual": res.residual, "cg_converged": res.converged,
+                "solve_time": time.perf_counter() - t0, "train_scores": res.XW}
+
     # ------------------------------------------------------------ hooks
     def _step(self) -> dict:
         if self.opts_["method"] == "bagging":
             return self._step_bagging()
+        if self.opts_["method"] == "cg":
+            return self._step_cg()
         return self._step_exact()
 
     @property
     def ridge_used(self) -> float:
         return float(self._ridge_used or 0.0)
 
+    def _may_stop(self) -> bool:
+        """Past the time limit, a fit that has started takes one more step: it solves with what it has."""
+        return self.opts_["method"] == "bagging" or self._solved or self.history_.final["step"] == 0
+
+    def _on_loop_end(self, stopped_by: str | None) -> None:
+        """A fit that ends before its solve leaves a zero model: never silently."""
+        if self.opts_["method"] == "bagging" or self._solved:
+            return
+        if stopped_by == "time":
+            why = f"the time limit ({self.time_limit_:g} s) ran out before the first step"
+        elif stopped_by == "steps":
+            why = f"the step budget ({self.steps_budget_}) ended the fit before its solve"
+        else:
+            why = "the fit was stopped before its solve"
+        self._notify(f"{why}: the model is unsolved (all coefficients zero); allow more time or steps")
+
     def _state(self) -> dict[str, Any]:
+        if self.opts_["method"] == "cg":
+            return {"solved": int(self._solved), "ridge_used": np.nan if self._ridge_used is None else self._ridge_used,
+                    "loss": self._loss, "cg_groups_done": self._cg_groups_done,
+                    "cg_stages_done": self._cg_stages_done, "cg_stage": self._cg_stage, "cg_best": self._cg_best}
         if self.opts_["method"] == "bagging":
             state = {"batches_done": self._batches_done,
                      "ridge_used": np.nan if self._ridge_used is None else self._ridge_used}
@@ -615,6 +1024,25 @@ class PolyRegSolver(Solver):
     def _load_state(self, state: dict[str, Any]) -> None:
         ridge = float(state.get("ridge_used", np.nan))
         self._ridge_used = None if math.isnan(ridge) else ridge
+        if self.opts_["method"] == "cg":
+            # Checkpoints hold the stage and the chosen ridge, not the vectors: an unfinished fit
+            # prepares again (one pass and the preconditioner) and goes on from its stage; a search
+            # already done is not repeated (the refit then starts from zero).
+            self._solved = bool(int(state.get("solved", 0)))
+            self._loss = float(state.get("loss", np.nan))
+            self._cg_stage = int(state.get("cg_stage", 0))
+            self._cg_best = float(state.get("cg_best", np.nan))
+            if not self._solved and self.opts_["ridge"] is None:
+                self._ridge_used = None
+            # the stages left all go into the next step (the budget of the first session is not known)
+            done = int(state.get("cg_groups_done", 0))
+            stages = ["prepare", "search", "refit"] if self.opts_["ridge"] is None else ["prepare", "refit"]
+            self._cg_stages_done = int(state.get("cg_stages_done", 0))
+            self._cg_groups = [[] for _ in range(done)] + [stages[self._cg_stages_done:]]
+            self._cg_groups_done = done
+            if not self._solved and self._cg_stages_done:
+                self._cg_prepare()
+            return
         if self.opts_["method"] == "bagging":
             self._batches_done = int(state["batches_done"])
             if "bag_sums" in state:
@@ -625,7 +1053,7 @@ class PolyRegSolver(Solver):
         self._loss = float(state.get("loss", np.nan))
         done = int(state.get("groups_done", 0))
         self._groups = int(state.get("groups", 0))
-        if not self._solved:
+        if not self._solved and self._form == "primal":
             self._plan_exact()
             for group in self._chunk_groups[:done]:
                 self._accumulate(group)

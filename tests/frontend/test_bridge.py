@@ -120,6 +120,29 @@ def test_linear_model_over_features_reproduces_forward(name):
     assert not reg.weight[reg.feature_degrees() > degree - 1].any()
 
 
+def test_degree_three_network_on_polyreg_windowed_table():
+    # a 3x3 conv with a cubic activation: every product it makes fits a 3x3 window, degree <= 3, so
+    # polyreg's degree-3 window-3 table holds the whole network, coefficient by coefficient
+    net = randomise(Sequential(Conv2d(1, 2, 3), Poly([0.1, 0.5, -0.3, 0.4]), Flatten(), Linear(2 * 4 * 4, 3),
+                               input_shape=(1, 6, 6)), 11)
+    reg = PolyRegModel((1, 6, 6), 3, degree=3, window=3)
+    eq = bridge.equivalent_weights(net, reg)
+    assert eq.dropped_norm == 0.0 and reg.feature_degrees().max() == 3
+    reg.weight[...] = eq.weight
+    X = np.random.default_rng(3).random((50, 1, 6, 6))
+    np.testing.assert_allclose(reg.forward(X), net.forward(X), rtol=0, atol=1e-10)
+    report = bridge.bridge_report(net, reg)
+    assert [r.degree for r in report.rows] == [0, 1, 2, 3] and report.overall_r2 == pytest.approx(1.0, abs=1e-12)
+    fit = bridge.fit_activation_coefficients(net, reg.weight, reg.table)
+    np.testing.assert_allclose(fit.coefficients, [0.1, 0.5, -0.3, 0.4], atol=1e-9)
+    # a fit that differs in its cubic terms only: R^2 stays 1 below degree 3
+    noisy = reg.weight.copy()
+    cubic = reg.feature_degrees() == 3
+    noisy[cubic] += np.random.default_rng(5).normal(0.0, 0.1, noisy[cubic].shape)
+    rows = bridge.r2_by_degree(eq.weight, noisy, eq.degrees)
+    assert [r.r2 == pytest.approx(1.0) for r in rows] == [True, True, True, False]
+
+
 def test_multinomial_counts_match_brute_force():
     table = monomial_table((4,), 4, None)
     expected = [distinct_orderings(m) for m in row_monomials(table)]

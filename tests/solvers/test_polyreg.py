@@ -14,7 +14,7 @@ from symnet.core.kernels import monomials as MK
 from symnet.solvers import polyreg as P
 from symnet.solvers.kernels import polyreg as K
 from symnet.core.datasets import Dataset
-from symnet.core.errors import DataError, ModelError, SolverError
+from symnet.core.errors import DataError, ModelError, SolverError, SymnetWarning
 
 
 # --------------------------------------------------------------------------- oracles
@@ -280,6 +280,153 @@ def test_exact_chooses_ridge_on_validation_and_refits(rng, select_by, refine, se
     assert final["samples"] == 200 and final["peak_rss_mb"] > 0
 
 
+# --------------------------------------------------------------------------- few samples: the dual form
+def test_kernel_matrix_and_dual_weights_match_the_features(rng, monkeypatch):
+    X2 = rng.random((37, 25))
+    X2[X2 < 0.3] = 0.0
+    table = M.monomial_table((1, 5, 5), 3, 3)
+    F = M.features(X2, table)
+    monkeypatch.setattr(P, "KERNEL_ROWS", 100)  # several blocks of features
+    calls = []
+    Kmat, used = P.kernel_matrix(X2, table, lambda done, total, sec: calls.append((done, total)))
+    np.testing.assert_allclose(np.triu(Kmat), np.triu(F @ F.T), rtol=1e-12)
+    assert used == np.count_nonzero(F.any(axis=0))
+    assert calls[-1] == (len(table), len(table)) and [c[0] for c in calls] == sorted(c[0] for c in calls)
+    P._fill_lower(Kmat)
+    np.testing.assert_allclose(Kmat, F @ F.T, rtol=1e-12)
+    alpha = rng.normal(size=(37, 3))
+    np.testing.assert_allclose(P.dual_weights(X2, table, alpha), F.T @ alpha, rtol=1e-12, atol=1e-12)
+    assert P.exact_form(37, used) == "dual" and P.exact_form(5000, used) == "primal"
+
+
+@pytest.mark.parametrize("lam", [0.3, 0.0])
+def test_exact_with_few_samples_solves_the_dual_form(rng, lam):
+    data = toy_data(rng, n_train=40, shape=(1, 5, 5))
+    model = M.PolyRegModel(data.input_shape, 3, degree=3, window=3)  # 1,112 features, 40 samples
+    s = P.PolyRegSolver(method="exact", ridge=lam).fit(model, data, quiet=True)
+    assert s._form == "dual" and len(s.history_) == 2  # one step
+    F = model.features(data.x_train)
+    Y = data.one_hot()
+    # the primal closed form (ridge 0: the minimum-norm interpolant)
+    W = closed_form_ridge(F, Y, lam) if lam else np.linalg.pinv(F) @ Y
+    np.testing.assert_allclose(model.weight, W, rtol=1e-7, atol=1e-9)
+    final = s.history_.final
+    direct = (np.sum((F @ model.weight - Y) ** 2) + lam * np.sum(model.weight ** 2)) / len(F)
+    assert np.isclose(final["loss"], direct, rtol=1e-8, atol=1e-12)
+    assert final["features_used"] == np.count_nonzero(F.any(axis=0)) and final["ridge_used"] == lam
+
+
+def test_dual_form_chooses_the_ridge_on_validation_as_the_closed_form_does(rng):
+    data = toy_data(rng, n_train=60)
+    grid = [1e-3, 0.1, 10.0, 1e3]
+    model = M.PolyRegModel(data.input_shape, 3, degree=3, window=3)
+    s = P.PolyRegSolver(method="exact", ridge_grid=grid, val_size=15, ridge_search="grid",
+                        refine_ridge=False).fit(model, data, quiet=True)
+    assert s._form == "dual"
+    F = model.features(data.x_train)
+    Y = data.one_hot()
+    mse = {lam: np.sum((F[45:] @ closed_form_ridge(F[:45], Y[:45], lam) - Y[45:]) ** 2) / 15 for lam in grid}
+    best = min(grid, key=mse.get)
+    final = s.history_.final
+    assert np.isclose(final["ridge_used"], best * 60 / 45) and np.isclose(final["val_mse"], mse[best])
+    np.testing.assert_allclose(model.weight, closed_form_ridge(F, Y, best * 60 / 45), rtol=1e-7, atol=1e-9)
+
+
+def test_auto_announces_the_dual_form_and_its_memory(rng):
+    data = toy_data(rng, n_train=40)
+    with pytest.warns(SymnetWarning, match=r"method exact \(dual form: 40 x 40 kernel\).*exact 0\.00 GB \(dual\)"):
+        s = P.PolyRegSolver(ridge=1.0).fit(M.PolyRegModel(data.input_shape, 3, 3, 3), data, quiet=True)
+    assert s.opts_["method"] == "exact" and s._form == "dual"
+    assert s.history_.final["mem_exact_gb"] if "mem_exact_gb" in s.history_.final else True
+
+
+def test_few_samples_on_the_command_line_finish_in_one_solved_step(tmp_path, capsys):
+    from symnet.frontend import cli
+
+    code = cli.main(["train", "--solver", "polyreg", "--samples", "500", "--test-samples", "200",
+                     "--time-limit", "20", "--quiet", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "dual form: 500 x 500 kernel" in err and "unsolved" not in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    records = history["records"]
+    assert len(records) == 2 and records[-1]["loss"] < records[0]["loss"] and records[-1]["test_acc"] > 0.6
+
+
+# --------------------------------------------------------------------------- budgets
+def stop_time_after(step):
+    """A callback that makes the time limit run out after ``step`` steps (as if the step had been slow)."""
+    def callback(record, solver):
+        if record["step"] == step:
+            solver._deadline = 0.0
+    return callback
+
+
+def test_a_budget_too_small_for_any_step_warns_of_the_zero_model(rng):
+    data = toy_data(rng)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    with pytest.warns(SymnetWarning, match=r"ran out before the first step: the model is unsolved"):
+        s = P.PolyRegSolver(method="exact").fit(model, data, time_limit=1e-9, quiet=True)
+    assert not model.weight.any() and s.history_.final["step"] == 0
+    assert any("unsolved" in note for note in s.history_.meta["notices"])
+
+
+def test_exact_cut_by_the_time_limit_solves_with_the_samples_it_has(rng):
+    data = toy_data(rng, n_train=200)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    with pytest.warns(SymnetWarning) as caught:
+        s = P.PolyRegSolver(method="exact", ridge=0.5, chunk_size=20, gram_steps=4).fit(
+            model, data, time_limit=1e6, quiet=True, callbacks=[stop_time_after(1)])
+    notes = " ".join(str(w.message) for w in caught)
+    assert "keeping back" in notes and "after 40 of 200 samples" in notes
+    final = s.history_.final
+    assert final["step"] == 2 and final["samples"] == 40 and model.weight.any()  # solved, not zero
+    F = model.features(data.x_train[:40])  # the first group of chunks: 2 of 20 samples
+    np.testing.assert_allclose(model.weight, closed_form_ridge(F, data.one_hot()[:40], 0.5), rtol=1e-7, atol=1e-9)
+
+
+def test_exact_says_when_its_closing_solve_will_not_fit_the_time_limit(rng, monkeypatch):
+    data = toy_data(rng)
+    monkeypatch.setattr(P, "cholesky_seconds", lambda p: 1e6)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    with pytest.warns(SymnetWarning, match=r"need about 2000000 s here \(estimated\); a solve cannot be cut"):
+        s = P.PolyRegSolver(method="exact").fit(model, data, time_limit=3600, quiet=True)
+    assert s._solved and model.weight.any()
+
+
+def test_dual_kernel_that_will_not_fit_is_announced(rng, monkeypatch):
+    data = toy_data(rng, n_train=40)
+    real = P.kernel_matrix
+
+    def slow(X2, table, check=None):  # as if its first block of features had taken an hour
+        check(1, len(table), 3600.0)
+        return real(X2, table)
+
+    monkeypatch.setattr(P, "kernel_matrix", slow)
+    with pytest.warns(SymnetWarning, match=r"kernel over 1,112 features needs about .* cannot be cut"):
+        s = P.PolyRegSolver(method="exact", ridge=1.0).fit(M.PolyRegModel(data.input_shape, 3, 3, 3), data,
+                                                            time_limit=600, quiet=True)
+    assert s._solved and s.history_.final["step"] == 1
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_cg_cut_by_the_time_limit_ends_with_a_model_and_says_how_far_it_got(rng, after):
+    data = toy_data(rng, n_train=200)
+    opts = dict(method="cg", ridge_grid=[0.1, 10.0], val_size=40, precond_samples=40, cg_tol=1e-13)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    with pytest.warns(SymnetWarning) as caught:
+        s = P.PolyRegSolver(**opts).fit(model, data, time_limit=1e6, quiet=True, callbacks=[stop_time_after(after)])
+    notes = " ".join(str(w.message) for w in caught)
+    final = s.history_.final
+    assert final["step"] == after + 1 and s._solved  # one more step past the limit, which ends the fit
+    if after == 1:  # out of time before the search: no search, and no time for a single CG iteration
+        assert "before the search for the ridge; using the middle of the grid, 10" in notes
+        assert "the model is zero (unsolved)" in notes and not model.weight.any()
+    else:  # after the search: the refit's start, its projection, is the model
+        assert "stopped the refit's CG from the search's projection, after 0 iteration(s)" in notes
+        assert "partial solve" in notes and model.weight.any() and final["test_acc"] > 0.5
+
+
 def test_bagging_averages_batch_fits(rng):
     data = toy_data(rng, n_train=120)
     model = M.PolyRegModel(data.input_shape, 3, degree=2, window=2)
@@ -296,6 +443,28 @@ def test_bagging_averages_batch_fits(rng):
     np.testing.assert_allclose(model.weight, np.mean(fits, axis=0), rtol=1e-8, atol=1e-10)
     acc = np.mean(np.argmax(model.features(data.x_test) @ fits[-1], 1) == data.y_test)
     assert np.isclose(h.final["batch_test_acc"], acc)
+
+
+def test_bagging_at_degree_three_solves_each_subset_in_dual_form(rng, monkeypatch):
+    data = toy_data(rng, n_train=90)
+    model = M.PolyRegModel(data.input_shape, 3, degree=3, window=3)  # 1,112 features, subsets of 30
+    forms = []
+    real = P.ridge_solve
+
+    def spy(G, B, lam):
+        forms.append(len(G))
+        return real(G, B, lam)
+
+    monkeypatch.setattr(P, "ridge_solve", spy)
+    seen = []
+    s = P.PolyRegSolver(method="bagging", ridge=0.5, batches=3, batch_size=30, seed=2)
+    real_features = s._batch_features
+    s._batch_features = lambda idx: seen.append(idx) or real_features(idx)
+    s.fit(model, data, quiet=True)
+    assert forms == [30, 30, 30]  # one 30 x 30 kernel per subset, never the 1,112 x 1,112 Gram
+    F, Y = model.features(data.x_train), data.one_hot()
+    average = np.mean([closed_form_ridge(F[idx], Y[idx], 0.5) for idx in seen], axis=0)
+    np.testing.assert_allclose(model.weight, average, rtol=1e-7, atol=1e-10)
 
 
 def test_bagging_keeps_the_average_best_on_validation(rng):
@@ -353,7 +522,7 @@ def test_solver_builds_model_and_checks_options(rng):
     with pytest.raises(SolverError, match="too many"):
         big = Dataset("big", np.zeros((4, 1, 40, 40)), np.array([0, 1, 0, 1]), np.zeros((0, 1, 40, 40)),
                       np.zeros(0, int), 2)
-        P.PolyRegSolver(degree=3).fit(M.PolyRegModel((1, 40, 40), 2, 3, 3), big, quiet=True)
+        P.PolyRegSolver(degree=3, method="exact").fit(M.PolyRegModel((1, 40, 40), 2, 3, 3), big, quiet=True)
     with pytest.raises(SolverError, match="batch_size"):
         P.PolyRegSolver(method="bagging", ridge=1.0, batch_size=500).fit(dummy, data, quiet=True)
 
@@ -403,7 +572,7 @@ def test_loss_and_grad_matches_finite_differences(rng):
 
 
 def test_resume_exact_and_bagging(rng, tmp_path):
-    data = toy_data(rng, n_train=120)
+    data = toy_data(rng, n_train=200)  # more samples than the 123 features: the primal form, in steps
     for opts in ({"ridge": 0.2, "chunk_size": 20, "gram_steps": 3},
                  {"method": "bagging", "ridge": 0.2, "batches": 4, "batch_size": 25}):
         straight = M.PolyRegModel(data.input_shape, 3, 2, 2)
