@@ -12,6 +12,9 @@ Read it bottom-up, the way the exact solvers use it:
   kernels (:mod:`symnet.core.kernels`) sum over the samples, and the exact line
   minimisation; :mod:`~symnet.core.derivatives`: gradients, Jacobian-vector
   products and per-sample Jacobians from the same caches;
+  :mod:`~symnet.core.samples` (the training samples and the map-reduce contract
+  every sum over them goes through) and :mod:`~symnet.core.sharded` (the same
+  samples and exact loss in shards on Dask workers);
 * :mod:`~symnet.core.polynomial`: roots and global minima of univariate
   polynomials (raw arrays, :class:`~symnet.core.polynomial.UniPoly`, symbolic view);
 * :mod:`~symnet.core.objective` (the one objective and accuracy),

@@ -71,9 +71,9 @@ def row_blocks(num_rows: int, rows, chunk: int):
 
 def num_rows(loss: ExactLoss, rows) -> int:
     if rows is None:
-        return len(loss.X)
+        return loss.num_samples
     if isinstance(rows, slice):
-        return len(range(*rows.indices(len(loss.X))))
+        return len(range(*rows.indices(loss.num_samples)))
     return len(rows)
 
 
@@ -100,7 +100,8 @@ def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray
     One backward pass from the caches of ``loss`` (no forward pass), in chunks
     of samples. ``rows`` selects samples of the loss (``U`` then has one row per
     selected sample); ``layers`` limits the parameters computed (the others
-    are zero), which also stops the pass at the lowest of them.
+    are zero), which also stops the pass at the lowest of them. A sharded loss
+    runs the pass on every shard and adds the results.
 
     Example (``J^T (2 r)`` is the gradient of the SSE):
         >>> from symnet.core import models
@@ -111,14 +112,46 @@ def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray
     """
     model = loss.model
     layers = param_layers(model) if layers is None else sorted(layers)
-    out = np.zeros(model.num_params)
     if not layers:
-        return out
+        return np.zeros(model.num_params)
+    U = np.asarray(U)
+    if U.shape != (num_rows(loss, rows), model.num_outputs):
+        raise ModelError(f"U must have shape ({num_rows(loss, rows)}, {model.num_outputs}), got {U.shape}")
+    return loss.reduce(_vjp_rows, U, layers, rows=rows, split=(0,))
+
+
+def residual_vjp(loss: ExactLoss, *, scale: float = 1.0, layers=None) -> np.ndarray:
+    """``J^T (scale r)`` over every sample, ``r`` the loss's residual: half the SSE's gradient at ``scale=1``.
+
+    The residual stays where the caches are (on every shard of a sharded loss); only the
+    flat result travels.
+
+    Example:
+        >>> from symnet.core import models
+        >>> m, X = models.get("mlp", input_dim=2, hidden=2, seed=0), np.eye(2)
+        >>> loss = ExactLoss(m, X, np.eye(2))
+        >>> bool(np.allclose(residual_vjp(loss, scale=2.0), vjp(loss, 2 * loss.residual)))
+        True
+    """
+    model = loss.model
+    layers = param_layers(model) if layers is None else sorted(layers)
+    if not layers:
+        return np.zeros(model.num_params)
+    return loss.reduce(_residual_vjp_rows, float(scale), layers)
+
+
+def _residual_vjp_rows(loss: ExactLoss, rows, scale: float, layers) -> np.ndarray:
+    U = loss.residual if scale == 1.0 else scale * loss.residual
+    return _vjp_rows(loss, rows, U, layers)
+
+
+def _vjp_rows(loss: ExactLoss, rows, U: np.ndarray, layers) -> np.ndarray:
+    """:func:`vjp` on the samples of one process (``rows`` of ``loss``, one row of ``U`` each)."""
+    model = loss.model
+    out = np.zeros(model.num_params)
     lowest = layers[0]
     wanted = set(layers)
     U = np.asarray(U, dtype=loss.dtype)
-    if U.shape != (num_rows(loss, rows), model.num_outputs):
-        raise ModelError(f"U must have shape ({num_rows(loss, rows)}, {model.num_outputs}), got {U.shape}")
     sums: dict[int, dict[str, np.ndarray]] = {}
     with loss.working_params():
         for sel, part in row_blocks(len(loss.X), rows, chunk_rows(model)):
@@ -153,7 +186,7 @@ def gradient(loss: ExactLoss) -> np.ndarray:
         >>> bool(np.allclose(gradient(loss), m.loss_and_grad(X, Y, 0.1)[1]))
         True
     """
-    g = vjp(loss, 2.0 * loss.residual)
+    g = residual_vjp(loss, scale=2.0)
     if loss.ridge:
         g += 2.0 * loss.ridge * loss.model.get_flat()
     return g
@@ -183,6 +216,14 @@ def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (model.num_params,):
         raise ModelError(f"v must have shape ({model.num_params},), got {v.shape}")
+    if not parse_direction(loss.model, v):
+        return np.zeros((num_rows(loss, rows), model.num_outputs))
+    return loss.reduce(_jvp_rows, v, rows=rows, concat=True)
+
+
+def _jvp_rows(loss: ExactLoss, rows, v: np.ndarray) -> np.ndarray:
+    """:func:`jvp` on the samples of one process."""
+    model = loss.model
     n = num_rows(loss, rows)
     out = np.zeros((n, model.num_outputs))
     direction = parse_direction(loss.model, v)
@@ -205,6 +246,31 @@ def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
             else:
                 out[part, jet.channels] = jet.coeffs[0]
     return out
+
+
+def jtj_product(loss: ExactLoss, v: np.ndarray, *, rows=None, layers=None) -> np.ndarray:
+    """``J^T J v`` (flat) over ``rows``, the Gauss-Newton matrix's product: :func:`jvp` then :func:`vjp`.
+
+    Only ``v`` and the flat result travel when the loss is sharded (``J v`` stays on the shards).
+
+    Example:
+        >>> from symnet.core import models
+        >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
+        >>> loss = ExactLoss(m, np.eye(2), np.eye(2))
+        >>> v = np.ones(m.num_params)
+        >>> bool(np.allclose(jtj_product(loss, v), vjp(loss, jvp(loss, v))))
+        True
+    """
+    model = loss.model
+    layers = param_layers(model) if layers is None else sorted(layers)
+    v = np.asarray(v, dtype=np.float64)
+    if not layers or not parse_direction(model, v):
+        return np.zeros(model.num_params)
+    return loss.reduce(_jtj_rows, v, layers, rows=rows)
+
+
+def _jtj_rows(loss: ExactLoss, rows, v: np.ndarray, layers) -> np.ndarray:
+    return _vjp_rows(loss, rows, _jvp_rows(loss, rows, v), layers)
 
 
 def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
@@ -279,21 +345,45 @@ def kronecker_factors(loss: ExactLoss, layers, *, rows=None, rng=None) -> dict[i
     """
     model = loss.model
     layers = sorted(layers)
-    lowest = layers[0]
     rng = np.random.default_rng(0) if rng is None else rng
-    sel = slice(None) if rows is None else np.asarray(rows)
     n = num_rows(loss, rows)
     g = rng.standard_normal((n, model.num_outputs)).astype(loss.dtype)
-    out: dict[int, KroneckerFactors] = {}
+    parts = loss.reduce(_kronecker_rows, g, layers, rows=rows, split=(0,), combine=_mean_factors)
+    return {li: KroneckerFactors.from_factors(gamma, omega, float(loss.num_samples * positions), model.layers[li].bias)
+            for li, (omega, gamma, positions, _) in parts.items()}
+
+
+def _kronecker_rows(loss: ExactLoss, rows, g: np.ndarray, layers) -> dict:
+    """``{layer: (Omega, Gamma, positions, samples)}`` on the samples of one process (means over them)."""
+    if len(g) == 0:  # a shard without any of the selected rows
+        return {}
+    model = loss.model
+    lowest = layers[0]
+    sel = slice(None) if rows is None else np.asarray(rows)
+    out = {}
     with loss.working_params():
         for li in range(len(model.layers) - 1, lowest - 1, -1):
             layer = model.layers[li]
             x = loss.layer_input(li, sel)
             if li in layers:
                 omega, gamma, positions = layer.kronecker_factors(x, g)
-                out[li] = KroneckerFactors.from_factors(gamma, omega, float(len(loss.X) * positions), layer.bias)
+                out[li] = (omega, gamma, positions, len(g))
             if li > lowest:
                 g = layer.input_grad(x, g)
+    return out
+
+
+def _mean_factors(parts: list[dict]) -> dict:
+    """The factors of every shard's samples together: means weighted by the shards' sample counts."""
+    parts = [p for p in parts if p]
+    if len(parts) == 1:
+        return parts[0]
+    total = sum(next(iter(p.values()))[3] for p in parts)
+    out = {}
+    for li in parts[0]:
+        omega = sum(p[li][0].astype(np.float64) * p[li][3] for p in parts) / total
+        gamma = sum(p[li][1].astype(np.float64) * p[li][3] for p in parts) / total
+        out[li] = (omega, gamma, parts[0][li][2], total)
     return out
 
 

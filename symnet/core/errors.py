@@ -38,6 +38,14 @@ class RunExistsError(SymnetError, FileExistsError):
     """An output folder already holds a run; resume it, overwrite it, or pick another folder."""
 
 
+class ClusterError(SymnetError, RuntimeError):
+    """A Dask cluster cannot be reached, lacks what a run needs, or lost the shards of a run it could not rebuild.
+
+    The run stops; its last checkpoint (written after the last finished step) is intact, and
+    ``--resume`` continues it with or without a cluster.
+    """
+
+
 class SymnetWarning(UserWarning):
     """Something about a run the user did not ask about: a budget cut short, a step that could not be cut.
 

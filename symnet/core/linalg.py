@@ -193,7 +193,7 @@ def ridge_readout(H: np.ndarray, Y: np.ndarray, ridge: float, *, bias: bool, fac
     iterations could still gain, ``r^T M^-1 r`` summed over the outputs, falls
     below ``rtol`` times the solved objective's size ``S . [H, 1]^T Y``. With a
     float64 Gram the first iterate is converged; with a float32 one a few
-    iterations reach it.
+    iterations reach it. The algorithm is :func:`ridge_readout_on`, here on features in memory.
 
     Returns:
         ``(S, factor, info)``: ``S`` is None when the matrix is not positive definite (no
@@ -205,23 +205,34 @@ def ridge_readout(H: np.ndarray, Y: np.ndarray, ridge: float, *, bias: bool, fac
         >>> S.ravel().round(9) + 0.0
         array([2., 0.])
     """
+    return ridge_readout_on(LocalReadout(H, Y, bias=bias, block=block), ridge, factor=factor, gram_dtype=gram_dtype,
+                            max_iter=max_iter, rtol=rtol)
+
+
+def ridge_readout_on(readout, ridge: float, *, factor=None, gram_dtype=np.float64, max_iter: int = 30,
+                     rtol: float = 1e-13):
+    """:func:`ridge_readout` on any readout problem (:class:`LocalReadout` or a sharded one).
+
+    The readout supplies the sums over samples (its Gram matrix, ``[H, 1]^T Y`` and
+    products with the Gram matrix); everything else happens here, once.
+    """
     info = {"cg_iters": 0}
     if factor is None:
-        factor = ridge_factor(gram(H, bias=bias, dtype=gram_dtype, block=block), ridge)
+        factor = ridge_factor(readout.gram(gram_dtype), ridge)
         if factor is None:
             return None, None, info
-    rhs = cross(H, Y, bias=bias, block=block)
+    rhs = readout.cross()
     S = sla.cho_solve(factor, rhs, check_finite=False)
     if not np.all(np.isfinite(S)):
         return None, factor, info
-    R = rhs - normal_products(H, S, ridge, bias=bias, block=block)
+    R = rhs - readout.products(S, ridge)
     Z = sla.cho_solve(factor, R, check_finite=False)
     rz = np.einsum("ij,ij->j", R, Z)
     scale = max(float(np.sum(S * rhs)), 1e-300)
     P = Z.copy()
     it = 0
     while it < max_iter and float(np.sum(rz)) > rtol * scale:
-        Q = normal_products(H, P, ridge, bias=bias, block=block)
+        Q = readout.products(P, ridge)
         pq = np.einsum("ij,ij->j", P, Q)
         alpha = np.where(pq > 0, rz / np.where(pq > 0, pq, 1.0), 0.0)
         S += alpha * P
@@ -250,7 +261,7 @@ def select_ridge(H: np.ndarray, Y: np.ndarray, validation: np.ndarray, *, bias: 
     ``||theta||^2`` in an objective summed over ``num_total`` samples (default
     ``len(H)``); fitted on fewer rows it is scaled by ``n_fit / num_total``. One
     Gram matrix of every row minus the validation rows' serves every candidate
-    (one Cholesky each).
+    (one Cholesky each). The algorithm is :func:`select_ridge_on`, here on features in memory.
 
     Returns:
         ``(best weight, {"ridges", "val_sse", "val_err"})``; ties go to the larger weight.
@@ -262,29 +273,55 @@ def select_ridge(H: np.ndarray, Y: np.ndarray, validation: np.ndarray, *, bias: 
         >>> best in scores["ridges"]
         True
     """
-    n = len(H)
+    return select_ridge_on(LocalReadout(H, Y, bias=bias), validation, candidates=candidates, num_total=num_total,
+                           gram_dtype=gram_dtype)
+
+
+def select_ridge_on(readout, validation: np.ndarray, *, candidates=RIDGE_CANDIDATES, num_total: int | None = None,
+                    gram_dtype=np.float32) -> tuple[float, dict]:
+    """:func:`select_ridge` on any readout problem (:class:`LocalReadout` or a sharded one)."""
+    n = readout.num_samples
     num_total = n if num_total is None else int(num_total)
     validation = np.asarray(validation, dtype=np.int64)
-    fit = np.ones(n, dtype=bool)
-    fit[validation] = False
-    Hv = np.asarray(H[validation], dtype=np.float64)
-    Yv = Y[validation]
-    G = gram(H, bias=bias, dtype=gram_dtype) - gram(Hv, bias=bias)
-    rhs = cross(H, Y, bias=bias) - cross(Hv, Yv, bias=bias)
-    share = fit.sum() / float(num_total)
-    Av = np.hstack([Hv, np.ones((len(Hv), 1))]) if bias else Hv
-    sse_, err = [], []
+    G = readout.gram(gram_dtype) - readout.gram(np.float64, rows=validation)
+    rhs = readout.cross() - readout.cross(rows=validation)
+    share = (n - len(np.unique(validation))) / float(num_total)
+    solutions = []
     for lam in candidates:
         factor = ridge_factor(G, lam * share)
-        if factor is None:
-            sse_.append(np.inf)
-            err.append(1.0)
-            continue
-        P = Av @ sla.cho_solve(factor, rhs, check_finite=False)
-        sse_.append(_sse(P, Yv))
-        err.append(float(np.mean(np.argmax(P, axis=1) != np.argmax(Yv, axis=1))))
+        solutions.append(None if factor is None else sla.cho_solve(factor, rhs, check_finite=False))
+    sse_, wrong = readout.held_out(solutions, validation)
+    err = [1.0 if sol is None else float(w) / len(validation) for sol, w in zip(solutions, wrong)]
     best = min(range(len(candidates)), key=lambda i: (sse_[i], -candidates[i]))
-    return float(candidates[best]), {"ridges": [float(c) for c in candidates], "val_sse": sse_, "val_err": err}
+    return float(candidates[best]), {"ridges": [float(c) for c in candidates], "val_sse": [float(v) for v in sse_],
+                                     "val_err": err}
+
+
+def held_out_scores(A: np.ndarray, Y: np.ndarray, solutions, *, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of squared errors and count of wrong argmax classes of each readout solution on features ``A``.
+
+    ``solutions`` holds one ``(F (+1), outputs)`` array per candidate, or None (scored ``inf``
+    and 0 here). Sums over rows, so that shards add up.
+
+    Example:
+        >>> A = np.array([[1.0], [2.0]]); Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> sse_, wrong = held_out_scores(A, Y, [np.array([[0.0, 1.0], [1.0, -1.0]])], bias=True)
+        >>> sse_.tolist(), wrong.tolist()
+        [[0.0], [0]]
+    """
+    Av = np.asarray(A, dtype=np.float64)
+    if bias:
+        Av = np.hstack([Av, np.ones((len(Av), 1))])
+    sse_ = np.zeros(len(solutions))
+    wrong = np.zeros(len(solutions), dtype=np.int64)
+    for i, sol in enumerate(solutions):
+        if sol is None:
+            sse_[i] = np.inf
+            continue
+        P = Av @ sol
+        sse_[i] = _sse(P, Y)
+        wrong[i] = int(np.count_nonzero(np.argmax(P, axis=1) != np.argmax(Y, axis=1)))
+    return sse_, wrong
 
 
 def fit_readout(layer, H: np.ndarray, Y: np.ndarray, ridge: float, *, factor=None,
@@ -300,7 +337,7 @@ def fit_readout(layer, H: np.ndarray, Y: np.ndarray, ridge: float, *, factor=Non
     weights are kept only if the layer's part of the objective,
     ``SSE + ridge (||W||^2 + ||b||^2)`` (the rest of ``||theta||^2`` does not
     change), does not rise; an ill-conditioned Gram matrix without ridge can
-    make it numerically worse.
+    make it numerically worse. The algorithm is :func:`fit_readout_on`.
 
     Returns:
         ``(decrease, outputs)``: the decrease of the objective (never negative)
@@ -314,33 +351,101 @@ def fit_readout(layer, H: np.ndarray, Y: np.ndarray, ridge: float, *, factor=Non
         >>> layer.params["weight"].round(12).tolist(), out.round(12).ravel().tolist()
         ([[2.0]], [3.0, 5.0])
     """
-    bias = layer.bias
-    params = [layer.params["weight"]] + ([layer.params["bias"]] if bias else [])
+    readout = LocalReadout(H, Y, bias=layer.bias)
+    decrease = fit_readout_on(layer, readout, ridge, factor=factor, gram_dtype=gram_dtype)
+    return decrease, readout.outputs()
+
+
+def fit_readout_on(layer, readout, ridge: float, *, factor=None, gram_dtype=np.float64) -> float:
+    """:func:`fit_readout` on any readout problem; returns the decrease (the outputs stay with ``readout``).
+
+    The readout problem (:class:`LocalReadout`, or one whose features live in
+    shards on other machines) answers for the sums over samples; the decision
+    (solve, keep only if the layer's part of the objective does not rise) is
+    taken here, once.
+    """
+    params = [layer.params["weight"]] + ([layer.params["bias"]] if layer.bias else [])
     old = [p.copy() for p in params]
 
-    def own_objective(out):
-        return _sse(out, Y) + ridge * sum(float(np.sum(p * p)) for p in params)
+    def penalty() -> float:
+        return ridge * sum(float(np.sum(p * p)) for p in params)
 
-    before_out = layer.forward(H)
-    before = own_objective(before_out)
-    sol, _, _ = ridge_readout(H, Y, ridge, bias=bias, factor=factor, gram_dtype=gram_dtype)
+    before = readout.sse(layer) + penalty()
+    sol, _, _ = ridge_readout_on(readout, ridge, factor=factor, gram_dtype=gram_dtype)
     if sol is None or not np.all(np.isfinite(sol)):  # singular without ridge: keep the current weights
-        return 0.0, before_out
-    F = H.shape[1]
+        return 0.0
+    F = sol.shape[0] - int(layer.bias)
     layer.params["weight"][...] = sol[:F].T
-    if bias:
+    if layer.bias:
         layer.params["bias"][...] = sol[F]
-    out = layer.forward(H)
-    after = own_objective(out)
+    after = readout.sse(layer) + penalty()
     if not after <= before:
         for p, o in zip(params, old):
             p[...] = o
-        return 0.0, before_out
-    return before - after, out
+        readout.sse(layer)  # the outputs of the weights kept
+        return 0.0
+    return before - after
 
 
-__all__ = ["BLOCK_ROWS", "RIDGE_CANDIDATES", "cross", "fit_readout", "gram", "normal_products", "ridge_dual",
-           "ridge_factor", "ridge_path", "ridge_readout", "ridge_solve", "select_ridge"]
+class LocalReadout:
+    """The ridge problem of a Linear readout on features ``H`` (n, F) held in this process.
+
+    The protocol every readout problem follows (a sharded one answers the same
+    calls with sums over its shards), read by :func:`ridge_readout_on`,
+    :func:`fit_readout_on` and :func:`select_ridge_on`:
+
+    * ``bias``, ``num_samples``;
+    * ``gram(dtype, rows=None)``: ``[H, 1]^T [H, 1]`` (:func:`gram`) of the rows;
+    * ``cross(rows=None)``: ``[H, 1]^T Y`` (:func:`cross`);
+    * ``products(S, ridge)``: ``([H, 1]^T [H, 1] + ridge I) S`` in float64 (:func:`normal_products`);
+    * ``sse(layer)``: the sum of squared errors of the layer's outputs at its current weights, which
+      become the current outputs (``outputs()``);
+    * ``held_out(solutions, rows)``: :func:`held_out_scores` of the rows.
+
+    Example:
+        >>> r = LocalReadout(np.array([[1.0], [2.0]]), np.array([[1.0], [2.0]]), bias=False)
+        >>> r.gram(np.float64).tolist(), r.cross().tolist()
+        ([[5.0]], [[5.0]])
+    """
+
+    def __init__(self, H: np.ndarray, Y: np.ndarray, *, bias: bool, block: int = BLOCK_ROWS) -> None:
+        self.H, self.Y, self.bias, self.block = H, Y, bool(bias), int(block)
+        self._outputs: np.ndarray | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.H)
+
+    def _rows(self, rows):
+        if rows is None:
+            return self.H, self.Y
+        return np.asarray(self.H[rows], dtype=np.float64), self.Y[rows]
+
+    def gram(self, dtype=np.float64, rows=None) -> np.ndarray:
+        return gram(self._rows(rows)[0], bias=self.bias, dtype=dtype, block=self.block)
+
+    def cross(self, rows=None) -> np.ndarray:
+        H, Y = self._rows(rows)
+        return cross(H, Y, bias=self.bias, block=self.block)
+
+    def products(self, S: np.ndarray, ridge: float) -> np.ndarray:
+        return normal_products(self.H, S, ridge, bias=self.bias, block=self.block)
+
+    def sse(self, layer) -> float:
+        self._outputs = layer.forward(self.H)
+        return _sse(self._outputs, self.Y)
+
+    def outputs(self) -> np.ndarray:
+        return self._outputs
+
+    def held_out(self, solutions, rows) -> tuple[np.ndarray, np.ndarray]:
+        H, Y = self._rows(rows)
+        return held_out_scores(H, Y, solutions, bias=self.bias)
+
+
+__all__ = ["BLOCK_ROWS", "RIDGE_CANDIDATES", "LocalReadout", "cross", "fit_readout", "fit_readout_on", "gram",
+           "held_out_scores", "normal_products", "ridge_dual", "ridge_factor", "ridge_path", "ridge_readout",
+           "ridge_readout_on", "ridge_solve", "select_ridge", "select_ridge_on"]
 
 
 # --------------------------------------------------------------------------- Kronecker factors

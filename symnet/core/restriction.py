@@ -44,10 +44,11 @@ from symnet.core.certificates import BLOCK, COORD, FLOAT32_RTOL, LINE
 from symnet.core.errors import ModelError
 from symnet.core.kernels.terms import add_polynomial_step, sse_coeffs
 from symnet.core.layers import Coord, Jet, Linear
-from symnet.core.linalg import fit_readout, gram, ridge_factor
+from symnet.core.linalg import LocalReadout, fit_readout_on, ridge_factor
 from symnet.core.objective import sum_squares
 from symnet.core.objective import value as objective_value
 from symnet.core.polynomial import dense
+from symnet.core.samples import Samples
 
 Direction = Union[str, Coord, dict, np.ndarray]
 
@@ -207,86 +208,28 @@ class LineResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- the exact loss
-class ExactLoss:
-    """The training objective of ``model`` on (X, Y) with cached activations.
+class ExactLossBase:
+    """What an exact loss does with the parameters, wherever its per-sample caches live.
 
-    Args:
-        model: a :class:`~symnet.core.model.Sequential`; trained in place by :meth:`step`.
-        X: training inputs ``(N, *input_shape)``.
-        Y: targets (N, num_outputs), one-hot for classification.
-        ridge: the ridge weight ``lambda`` on ``||theta||^2``.
-        dtype: working precision of the cached activations and of the jets,
-            ``np.float64`` (default) or ``np.float32``. In float32 the parameters and
-            the direction are rounded to float32 for the jets (the model keeps its
-            float64 parameters), the outputs and jets are float32, and everything
-            summed over samples is float64: the residual, the SSE and the
-            polynomial's coefficients (the term kernels accumulate in float64).
-            The objective is then the one of the float32 forward pass (about 1e-6
-            relative from the float64 one), and a line step is taken only if it
-            lowers it by more than :attr:`noise` (relative), the size of float32
-            rounding in the coefficients.
+    The one exact line minimisation (:meth:`line_minimize`), the ridge terms of
+    the polynomial, the parameter moves and the certificates run here, on the
+    model this object holds, from the polynomial's coefficients that
+    :meth:`restrict` returns and the cache update that :meth:`step` makes.
+    :class:`ExactLoss` keeps its caches in this process;
+    :class:`~symnet.core.sharded.ShardedLoss` keeps them in shards on Dask workers
+    and adds up what they return. Subclasses provide ``model``, ``ridge``,
+    ``noise``, ``precision``, ``certificates``, ``rows``, ``sse``, ``sq_norm``,
+    :meth:`restrict`, :meth:`step`, :meth:`refresh` and the readout's
+    :meth:`readout_factor` and :meth:`solve_readout`.
     """
 
-    #: Upper bound on the floats held by one chunk's jets (about 400 MB).
-    jet_budget = 5e7
+    def restrict(self, direction: Direction) -> np.ndarray:
+        """Coefficients (lowest first) of ``t -> L(theta + t d)`` over every sample."""
+        raise NotImplementedError
 
-    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, dtype=np.float64) -> None:
-        self.model = model
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ModelError(f"ExactLoss dtype must be float32 or float64, got {self.dtype}")
-        #: relative decrease below which a float32 line step is not trusted (0 in float64)
-        self.noise = 0.0 if self.dtype == np.float64 else 1e-6
-        #: the relative precision its certificates claim (see :mod:`symnet.core.certificates`)
-        self.precision = 0.0 if self.dtype == np.float64 else FLOAT32_RTOL
-        self.X = model.check_input(X).astype(self.dtype, copy=False)
-        self.Y = np.asarray(Y, dtype=np.float64)
-        if self.Y.shape != (len(self.X), model.num_outputs):
-            raise ModelError(f"targets must have shape ({len(self.X)}, {model.num_outputs}), got {self.Y.shape}")
-        self.ridge = float(ridge)
-        self._path: list | None = None
-        #: :class:`~symnet.core.certificates.Certificates` that record every line search (None: off).
-        self.certificates = None
-        #: The rows of the run's training set this loss holds (a mini-batch), None for all of them.
-        self.rows: np.ndarray | None = None
-        self.refresh()
-
-    # ------------------------------------------------------------------ caches
-    def refresh(self) -> None:
-        """Recompute every cached activation and the residual exactly (one forward pass)."""
-        self.acts: dict[int, np.ndarray] = {}
-        self.refresh_output_from(0)
-
-    def refresh_output_from(self, li: int) -> None:
-        """Recompute the caches from the cached input of layer ``li`` on (after its params changed)."""
-        h = self.X if li == 0 else self.acts[li]
-        with self.working_params():
-            for lj in range(li, len(self.model.layers)):
-                layer = self.model.layers[lj]
-                if layer.needs_input:
-                    self.acts[lj] = np.ascontiguousarray(h)
-                h = layer.forward(h)
-        self.output = np.ascontiguousarray(h)
-        self.residual = self.output.astype(np.float64) - self.Y
-        self._sse = sum_squares(self.residual)
-        self.params_changed()
-        self._path = None
-
-    def working_params(self):
-        """A context in which the model's parameters are in the working precision (for forward and jet passes)."""
-        return self.model.params_in(self.dtype)
-
-    def working_direction(self, direction: dict[int, dict]) -> dict[int, dict]:
-        """A parsed direction in the working precision."""
-        if self.dtype == np.float64:
-            return direction
-        return {li: {k: d if isinstance(d, Coord) else np.asarray(d, dtype=self.dtype) for k, d in parts.items()}
-                for li, parts in direction.items()}
-
-    @property
-    def sse(self) -> float:
-        """Sum of squared errors, kept up to date incrementally by :meth:`step`."""
-        return self._sse
+    def step(self, t: float) -> None:
+        """Move ``theta += t d`` along the last restricted direction and update the caches."""
+        raise NotImplementedError
 
     @property
     def value(self) -> float:
@@ -307,66 +250,6 @@ class ExactLoss:
                     sq += float(np.sum(d * d))
         return dot, sq
 
-    # ------------------------------------------------------------------ the primitive
-    def _chunk_size(self, direction: dict[int, dict]) -> int:
-        """Samples per chunk so that one chunk's jets stay within ``jet_budget`` floats."""
-        first = min(direction)
-        single = all(isinstance(d, Coord) for parts in direction.values() for d in parts.values()) \
-            and len(direction) == 1 and sum(len(p) for p in direction.values()) == 1
-        per_sample, order = 0, 0
-        for li in range(first, len(self.model.layers)):
-            order = self.model.layers[li].degree(order, li in direction)
-            shape = self.model.shapes[li + 1]
-            size = int(np.prod(shape))
-            if single and len(shape) == 3 and li == first:
-                size //= shape[0]  # one channel moves
-            per_sample += max(order, 1) * size
-        return max(1, int(self.jet_budget // max(per_sample, 1)))
-
-    def _jets(self, direction: dict[int, dict], lo: int, hi: int) -> list[tuple[int, Jet]]:
-        first = min(direction)
-        jet, path = None, []
-        direction = self.working_direction(direction)
-        with self.working_params():
-            for li in range(first, len(self.model.layers)):
-                x = self.acts.get(li)
-                jet = self.model.layers[li].jet(None if x is None else x[lo:hi], jet, direction.get(li))
-                path.append((li, jet))
-        return path
-
-    def restrict(self, direction: Direction) -> np.ndarray:
-        """Coefficients (lowest first) of ``t -> L(theta + t d)`` over the whole training set.
-
-        Samples are processed in chunks that keep the jets within
-        ``jet_budget`` floats; with one chunk the jets are kept so that
-        :meth:`step` updates the caches without recomputing them.
-        """
-        if not _is_parsed(direction):
-            direction = parse_direction(self.model, direction)
-        if not direction:
-            self._path = (direction, [], (0.0, 0.0), None)
-            return np.array([self.value])
-        N = len(self.X)
-        chunk = min(N, self._chunk_size(direction))
-        coeffs = None
-        path = None
-        for lo in range(0, N, chunk):
-            hi = min(N, lo + chunk)
-            path = self._jets(direction, lo, hi)
-            jet = path[-1][1]
-            r = self.residual[lo:hi] if jet.channels is None else self.residual[lo:hi, jet.channels]
-            D = jet.coeffs.reshape(jet.coeffs.shape[0], hi - lo, -1)
-            (part,) = sse_coeffs(np.ascontiguousarray(r), np.ascontiguousarray(D))
-            coeffs = part if coeffs is None else coeffs + part
-        coeffs[0] = self.sse  # the kernel's constant covers only the touched slice
-        dot, sq = self._ridge_terms(direction)
-        if self.ridge:
-            coeffs[0] += self.ridge * self.sq_norm
-            coeffs[1] += 2.0 * self.ridge * dot
-            coeffs[2] += self.ridge * sq
-        self._path = (direction, path if chunk >= N else None, (dot, sq), chunk)
-        return coeffs
-
     def _move_params(self, direction: dict[int, dict], t: float) -> float:
         """``theta += t d`` on the parameters alone; returns the change of ``||theta||^2``."""
         dot, sq = self._ridge_terms(direction)
@@ -378,35 +261,6 @@ class ExactLoss:
                 else:
                     layer.params[key] += t * d
         return 2.0 * t * dot + t * t * sq
-
-    def step(self, t: float) -> None:
-        """Move ``theta += t d`` along the last restricted direction and update caches in place."""
-        if self._path is None:
-            raise RuntimeError("call restrict(direction) before step(t)")
-        direction, path, (dot, sq), chunk = self._path
-        self._path = None
-        if t == 0.0 or not direction:
-            return
-        N = len(self.X)
-        for lo in range(0, N, chunk):
-            hi = min(N, lo + chunk)
-            self._apply(self._jets(direction, lo, hi) if path is None else path, lo, hi, t)
-        self.sq_norm += self._move_params(direction, t)
-
-    def _apply(self, path: list[tuple[int, Jet]], lo: int, hi: int, t: float) -> None:
-        n_layers = len(self.model.layers)
-        for li, jet in path:
-            target = li + 1
-            if target < n_layers and target not in self.acts:
-                continue
-            cache = self.acts[target] if target < n_layers else self.output
-            _add_jet(cache[lo:hi], jet, t)
-        last = path[-1][1]
-        ch = slice(None) if last.channels is None else last.channels
-        old = self.residual[lo:hi, ch]
-        new = self.output[lo:hi, ch].astype(np.float64) - self.Y[lo:hi, ch]
-        self._sse += float(np.sum(new * new) - np.sum(old * old))
-        self.residual[lo:hi, ch] = new
 
     def line_minimize(self, direction: Direction, *, normalize: bool = True, accept_equal: bool = False,
                       update: bool = True) -> LineResult:
@@ -498,7 +352,6 @@ class ExactLoss:
                                  after=after, ridge=self.ridge, rows=self.rows, precision=self.precision,
                                  direction=lambda: s * flat_direction(model, parsed))
 
-    # ------------------------------------------------------------------ the readout
     def _readout_layer(self) -> tuple[int, Linear]:
         li = len(self.model.layers) - 1
         layer = self.model.layers[li]
@@ -506,6 +359,14 @@ class ExactLoss:
             raise ModelError(f"the readout is solved in closed form, so the model must end with a Linear layer; "
                              f"this one ends with {layer!r}")
         return li, layer
+
+    def readout_problem(self):
+        """The ridge problem of the last Linear layer on the cached features (see :class:`~symnet.core.linalg.LocalReadout`)."""
+        raise NotImplementedError
+
+    def _readout_solved(self, problem, decrease: float) -> None:
+        """Bring the caches to the readout's new weights after :func:`~symnet.core.linalg.fit_readout_on`."""
+        raise NotImplementedError
 
     def readout_factor(self, *, gram_dtype=np.float64):
         """Cholesky factor of the last Linear layer's ridge Gram matrix ``A^T A + ridge I``, ``A = [H, 1]``.
@@ -519,11 +380,11 @@ class ExactLoss:
         Raises:
             ModelError: the model does not end with a Linear layer.
         """
-        li, layer = self._readout_layer()
-        return ridge_factor(gram(self.acts[li], bias=layer.bias, dtype=gram_dtype), self.ridge)
+        self._readout_layer()
+        return ridge_factor(self.readout_problem().gram(gram_dtype), self.ridge)
 
     def solve_readout(self, *, factor=None) -> float:
-        """Solve the last Linear layer exactly (:func:`~symnet.core.linalg.fit_readout`); returns the decrease.
+        """Solve the last Linear layer exactly (:func:`~symnet.core.linalg.fit_readout_on`); returns the decrease.
 
         Pass ``factor`` (:meth:`readout_factor`) when it is already computed for
         the current features. The caches are updated; the objective never rises.
@@ -540,16 +401,204 @@ class ExactLoss:
         """
         li, layer = self._readout_layer()
         before, theta = self.value, (self.model.get_flat() if self.certificates is not None else None)
-        decrease, out = fit_readout(layer, self.acts[li], self.Y, self.ridge, factor=factor)
-        if decrease > 0.0:
-            self.output[...] = out
-            self.output_changed()
-            self.params_changed()
+        problem = self.readout_problem()
+        decrease = fit_readout_on(layer, problem, self.ridge, factor=factor)
+        self._readout_solved(problem, decrease)
         if theta is not None:
             self.certificates.record(BLOCK, theta=theta, t=1.0, before=before, after=self.value, ridge=self.ridge,
                                      rows=self.rows, precision=self.precision,
                                      direction=lambda: self.model.get_flat() - theta)
         return decrease
+
+    def params_changed(self) -> None:
+        """Parameters were changed outside :meth:`step`: recompute ``||theta||^2``."""
+        theta = self.model.get_flat()
+        self.sq_norm = float(theta @ theta)
+
+    def shift_norm(self, old: float, new: float) -> None:
+        """One parameter moved from ``old`` to ``new`` outside :meth:`step`: update ``||theta||^2`` in O(1)."""
+        self.sq_norm += new * new - old * old
+
+
+class ExactLoss(ExactLossBase, Samples):
+    """The training objective of ``model`` on (X, Y) with cached activations.
+
+    Args:
+        model: a :class:`~symnet.core.model.Sequential`; trained in place by :meth:`step`.
+        X: training inputs ``(N, *input_shape)``.
+        Y: targets (N, num_outputs), one-hot for classification.
+        ridge: the ridge weight ``lambda`` on ``||theta||^2``.
+        dtype: working precision of the cached activations and of the jets,
+            ``np.float64`` (default) or ``np.float32``. In float32 the parameters and
+            the direction are rounded to float32 for the jets (the model keeps its
+            float64 parameters), the outputs and jets are float32, and everything
+            summed over samples is float64: the residual, the SSE and the
+            polynomial's coefficients (the term kernels accumulate in float64).
+            The objective is then the one of the float32 forward pass (about 1e-6
+            relative from the float64 one), and a line step is taken only if it
+            lowers it by more than :attr:`noise` (relative), the size of float32
+            rounding in the coefficients.
+    """
+
+    #: Upper bound on the floats held by one chunk's jets (about 400 MB).
+    jet_budget = 5e7
+
+    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, dtype=np.float64) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ModelError(f"ExactLoss dtype must be float32 or float64, got {self.dtype}")
+        #: relative decrease below which a float32 line step is not trusted (0 in float64)
+        self.noise = 0.0 if self.dtype == np.float64 else 1e-6
+        #: the relative precision its certificates claim (see :mod:`symnet.core.certificates`)
+        self.precision = 0.0 if self.dtype == np.float64 else FLOAT32_RTOL
+        Samples.__init__(self, model, model.check_input(X).astype(self.dtype, copy=False), Y)
+        if self.Y.shape != (len(self.X), model.num_outputs):
+            raise ModelError(f"targets must have shape ({len(self.X)}, {model.num_outputs}), got {self.Y.shape}")
+        self.ridge = float(ridge)
+        self._path: list | None = None
+        #: :class:`~symnet.core.certificates.Certificates` that record every line search (None: off).
+        self.certificates = None
+        #: The rows of the run's training set this loss holds (a mini-batch), None for all of them.
+        self.rows: np.ndarray | None = None
+        self.refresh()
+
+    # ------------------------------------------------------------------ caches
+    def refresh(self) -> None:
+        """Recompute every cached activation and the residual exactly (one forward pass)."""
+        self.acts: dict[int, np.ndarray] = {}
+        self.scratch.clear()  # what fused ops derived from the old caches
+        self.refresh_output_from(0)
+
+    def refresh_output_from(self, li: int) -> None:
+        """Recompute the caches from the cached input of layer ``li`` on (after its params changed)."""
+        h = self.X if li == 0 else self.acts[li]
+        with self.working_params():
+            for lj in range(li, len(self.model.layers)):
+                layer = self.model.layers[lj]
+                if layer.needs_input:
+                    self.acts[lj] = np.ascontiguousarray(h)
+                h = layer.forward(h)
+        self.output = np.ascontiguousarray(h)
+        self.residual = self.output.astype(np.float64) - self.Y
+        self._sse = sum_squares(self.residual)
+        self.params_changed()
+        self._path = None
+
+    def working_params(self):
+        """A context in which the model's parameters are in the working precision (for forward and jet passes)."""
+        return self.model.params_in(self.dtype)
+
+    def working_direction(self, direction: dict[int, dict]) -> dict[int, dict]:
+        """A parsed direction in the working precision."""
+        if self.dtype == np.float64:
+            return direction
+        return {li: {k: d if isinstance(d, Coord) else np.asarray(d, dtype=self.dtype) for k, d in parts.items()}
+                for li, parts in direction.items()}
+
+    @property
+    def sse(self) -> float:
+        """Sum of squared errors, kept up to date incrementally by :meth:`step`."""
+        return self._sse
+
+    # ------------------------------------------------------------------ the primitive
+    def _chunk_size(self, direction: dict[int, dict]) -> int:
+        """Samples per chunk so that one chunk's jets stay within ``jet_budget`` floats."""
+        first = min(direction)
+        single = all(isinstance(d, Coord) for parts in direction.values() for d in parts.values()) \
+            and len(direction) == 1 and sum(len(p) for p in direction.values()) == 1
+        per_sample, order = 0, 0
+        for li in range(first, len(self.model.layers)):
+            order = self.model.layers[li].degree(order, li in direction)
+            shape = self.model.shapes[li + 1]
+            size = int(np.prod(shape))
+            if single and len(shape) == 3 and li == first:
+                size //= shape[0]  # one channel moves
+            per_sample += max(order, 1) * size
+        return max(1, int(self.jet_budget // max(per_sample, 1)))
+
+    def _jets(self, direction: dict[int, dict], lo: int, hi: int) -> list[tuple[int, Jet]]:
+        first = min(direction)
+        jet, path = None, []
+        direction = self.working_direction(direction)
+        with self.working_params():
+            for li in range(first, len(self.model.layers)):
+                x = self.acts.get(li)
+                jet = self.model.layers[li].jet(None if x is None else x[lo:hi], jet, direction.get(li))
+                path.append((li, jet))
+        return path
+
+    def restrict(self, direction: Direction) -> np.ndarray:
+        """Coefficients (lowest first) of ``t -> L(theta + t d)`` over the whole training set.
+
+        Samples are processed in chunks that keep the jets within
+        ``jet_budget`` floats; with one chunk the jets are kept so that
+        :meth:`step` updates the caches without recomputing them.
+        """
+        if not _is_parsed(direction):
+            direction = parse_direction(self.model, direction)
+        if not direction:
+            self._path = (direction, [], (0.0, 0.0), None)
+            return np.array([self.value])
+        N = len(self.X)
+        chunk = min(N, self._chunk_size(direction))
+        coeffs = None
+        path = None
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            path = self._jets(direction, lo, hi)
+            jet = path[-1][1]
+            r = self.residual[lo:hi] if jet.channels is None else self.residual[lo:hi, jet.channels]
+            D = jet.coeffs.reshape(jet.coeffs.shape[0], hi - lo, -1)
+            (part,) = sse_coeffs(np.ascontiguousarray(r), np.ascontiguousarray(D))
+            coeffs = part if coeffs is None else coeffs + part
+        coeffs[0] = self.sse  # the kernel's constant covers only the touched slice
+        dot, sq = self._ridge_terms(direction)
+        if self.ridge:
+            coeffs[0] += self.ridge * self.sq_norm
+            coeffs[1] += 2.0 * self.ridge * dot
+            coeffs[2] += self.ridge * sq
+        self._path = (direction, path if chunk >= N else None, (dot, sq), chunk)
+        return coeffs
+
+    def step(self, t: float) -> None:
+        """Move ``theta += t d`` along the last restricted direction and update caches in place."""
+        if self._path is None:
+            raise RuntimeError("call restrict(direction) before step(t)")
+        direction, path, (dot, sq), chunk = self._path
+        self._path = None
+        if t == 0.0 or not direction:
+            return
+        N = len(self.X)
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            self._apply(self._jets(direction, lo, hi) if path is None else path, lo, hi, t)
+        self.sq_norm += self._move_params(direction, t)
+
+    def _apply(self, path: list[tuple[int, Jet]], lo: int, hi: int, t: float) -> None:
+        n_layers = len(self.model.layers)
+        for li, jet in path:
+            target = li + 1
+            if target < n_layers and target not in self.acts:
+                continue
+            cache = self.acts[target] if target < n_layers else self.output
+            _add_jet(cache[lo:hi], jet, t)
+        last = path[-1][1]
+        ch = slice(None) if last.channels is None else last.channels
+        old = self.residual[lo:hi, ch]
+        new = self.output[lo:hi, ch].astype(np.float64) - self.Y[lo:hi, ch]
+        self._sse += float(np.sum(new * new) - np.sum(old * old))
+        self.residual[lo:hi, ch] = new
+
+    # ------------------------------------------------------------------ the readout
+    def readout_problem(self) -> LocalReadout:
+        li, layer = self._readout_layer()
+        return LocalReadout(self.acts[li], self.Y, bias=layer.bias)
+
+    def _readout_solved(self, problem: LocalReadout, decrease: float) -> None:
+        if decrease > 0.0:
+            self.output[...] = problem.outputs()
+            self.output_changed()
+            self.params_changed()
 
     # ------------------------------------------------------------------ caches changed from outside
     def output_changed(self) -> None:
@@ -561,15 +610,6 @@ class ExactLoss:
         """The residual was changed in place (a fused kernel): recompute the outputs and the SSE from it."""
         np.add(self.residual, self.Y, out=self.output)
         self._sse = sum_squares(self.residual)
-
-    def params_changed(self) -> None:
-        """Parameters were changed outside :meth:`step`: recompute ``||theta||^2``."""
-        theta = self.model.get_flat()
-        self.sq_norm = float(theta @ theta)
-
-    def shift_norm(self, old: float, new: float) -> None:
-        """One parameter moved from ``old`` to ``new`` outside :meth:`step`: update ``||theta||^2`` in O(1)."""
-        self.sq_norm += new * new - old * old
 
     def layer_input(self, li: int, rows=slice(None)) -> np.ndarray:
         """The input of layer ``li`` on the selected rows, from the caches.

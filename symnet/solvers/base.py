@@ -43,7 +43,10 @@ from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, R
 from symnet.core.history import History
 from symnet.core.layers import LAYER_TYPES
 from symnet.core.objective import accuracy, evaluate
+from symnet.core.restriction import ExactLoss
 from symnet.core.runtime import blas_threads, caused_by_interrupt
+from symnet.core.samples import Samples
+from symnet.core.sharded import ShardedLoss, ShardedSamples
 
 from symnet.solvers.options import Option, defaults, validate
 
@@ -77,6 +80,9 @@ class Solver(abc.ABC):
     #: Does ``fit`` without a budget end by itself after a fixed amount of work (``default_steps`` that
     #: finish the fit, e.g. polyreg's closed forms)? The command line then sets no default time limit.
     ends_by_itself: ClassVar[bool] = False
+    #: Does the backend put its sums over samples on a Dask cluster when ``fit`` gets a ``client``
+    #: (through :meth:`_exact_loss` / :meth:`_samples`)? Others run in this process and say so.
+    shardable: ClassVar[bool] = False
     #: The options this backend accepts: name -> :class:`~symnet.solvers.options.Option`.
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
@@ -183,6 +189,7 @@ class Solver(abc.ABC):
         seed: int | None = None,
         eval_train: bool = True,
         certificates: bool | str = False,
+        client=None,
     ) -> "Solver":
         """Train ``model`` on ``data`` in place.
 
@@ -208,6 +215,10 @@ class Solver(abc.ABC):
                 ``certificates_`` and, with ``checkpoint_dir``, in ``certificates.npz`` there;
                 ``"all"`` keeps the parameters before every step (a full re-evaluation), True
                 a sample of them. Only solvers that take exact steps have certificates.
+            client: a ``distributed.Client``: the backend's sums over the training samples run
+                on its workers, the samples and per-sample caches in shards there
+                (:mod:`symnet.core.sharded`); the steps are the same as without it. Never
+                closed here. Backends that do not shard (``shardable``) run here and say so.
 
         Returns:
             ``self``, with ``model_``, ``history_`` and ``opts_`` set.
@@ -215,11 +226,13 @@ class Solver(abc.ABC):
         try:
             return self._fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks,
                              checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite, quiet=quiet,
-                             seed=seed, eval_train=eval_train, certificates=certificates)
+                             seed=seed, eval_train=eval_train, certificates=certificates, client=client)
         except Exception as exc:
             if caused_by_interrupt(exc):  # Ctrl-C inside a compiled kernel: a plain KeyboardInterrupt
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            self._release_shards()
 
     def _fit(
         self,
@@ -236,6 +249,7 @@ class Solver(abc.ABC):
         seed: int | None = None,
         eval_train: bool = True,
         certificates: bool | str = False,
+        client=None,
     ) -> "Solver":
         self.opts_ = self.check_options()
         if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
@@ -270,6 +284,11 @@ class Solver(abc.ABC):
         self._in_step: dict | None = None
         self._wall0 = 0.0
         self.notices_: list[str] = []
+        self.client_ = client
+        self._shards: list = []
+        if client is not None and not self.shardable:
+            self._notify("runs in this process: its work is not a sum over samples that shards split, so the Dask "
+                         "cluster is not used (it is used by coordinate, gauss-newton, lbfgs, cg and polyreg)")
         self.certificates_ = None
         if certificates:
             if not self.certifiable:
@@ -394,6 +413,28 @@ class Solver(abc.ABC):
         state["last"] = time.perf_counter()
         if self._deadline is not None:
             self._deadline += spent
+
+    def _exact_loss(self, model, X, Y, *, ridge: float, dtype=np.float64):
+        """The exact loss of ``(X, Y)``: in this process, or in shards on the Dask cluster of ``fit(client=...)``."""
+        if self.client_ is None:
+            return ExactLoss(model, X, Y, ridge=ridge, dtype=dtype)
+        loss = ShardedLoss(self.client_, model, X, Y, ridge=ridge, dtype=dtype)
+        self._shards.append(loss)
+        return loss
+
+    def _samples(self, model, X, Y):
+        """The training samples for full-data passes without caches: here, or in shards on the cluster."""
+        if self.client_ is None:
+            return Samples(model, X, Y)
+        samples = ShardedSamples(self.client_, model, X, Y)
+        self._shards.append(samples)
+        return samples
+
+    def _release_shards(self) -> None:
+        """Free what the run's shards hold on the workers (the client itself stays open)."""
+        for held in getattr(self, "_shards", ()):
+            held.close()
+        self._shards = []
 
     def _certify(self, loss, rows=None) -> None:
         """Let ``loss`` (an :class:`~symnet.core.restriction.ExactLoss`) record its steps in this run's certificates."""

@@ -44,10 +44,12 @@ from symnet.core.errors import SolverError
 from symnet.core.kernels.conv import im2col
 from symnet.core.layers import AvgPool2d, Conv2d, Coord, Flatten, Linear, Poly
 from symnet.core.polynomial import minimize
+from symnet.core.linalg import cross, gram
 from symnet.core.restriction import ExactLoss
 
 from symnet.solvers.base import Solver
-from symnet.solvers.kernels.coordinate import conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, linear_sweep
+from symnet.solvers.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
+                                               linear_sweep)
 from symnet.solvers.options import Option
 
 
@@ -77,6 +79,7 @@ class CoordinateSolver(Solver):
     name = "coordinate"
     step_unit = "sweep"
     certifiable = True
+    shardable = True
     default_steps = 5
     OPTIONS = {
         "ridge": Option(1.0, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
@@ -97,7 +100,7 @@ class CoordinateSolver(Solver):
         ridge = opts["ridge"]
         layers = self._require_exact_network(model, data)
         self.rng_ = rng
-        self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=ridge)
+        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=ridge)
         self._certify(self.loss_)
         names = [layer.name for layer in layers]
         wanted = opts["layers"]
@@ -130,7 +133,7 @@ class CoordinateSolver(Solver):
         return conv_chain(self.model_, li)
 
     def _initial_loss(self):
-        return self.loss_.value / len(self.loss_.X)
+        return self.loss_.value / self.loss_.num_samples
 
     def _on_params_restored(self):
         self.loss_.refresh()
@@ -182,14 +185,14 @@ class CoordinateSolver(Solver):
         self.sweeps_ += 1
         if loss.value > start_value * (1 + 1e-12) + 1e-12:
             raise RuntimeError(f"internal error: sweep raised the loss from {start_value} to {loss.value}")
-        N = len(loss.X)
+        N = loss.num_samples
         return {"loss": loss.value / N, "updates": updates, "passes": 1.0, "accepted": accepted,
                 "train_scores": loss.output, **extras}
 
     def _record_within(self, updates: int) -> None:
         """An interim record inside the sweep when one is due (the caches hold the objective and scores)."""
         if self._interim_due():
-            N = len(self.loss_.X)
+            N = self.loss_.num_samples
             total = max(1, self.model_.num_params)
             self._interim(passes=updates / total, updates=updates, loss=self.loss_.value / N,
                           train_scores=self.loss_.output)
@@ -235,10 +238,12 @@ class CoordinateSolver(Solver):
     def _linear_run(self, layer: Linear, coords: np.ndarray) -> tuple[int, int]:
         loss = self.loss_
         li = len(self.model_.layers) - 1
-        H = loss.acts[li]
-        F = H.shape[1]
+        F = layer.params["weight"].shape[1]
         # every output row is independent, so one order of the F inputs (F = the bias) serves all rows
         order = np.arange(F + 1) if self.opts_["order"] == "cyclic" else self.rng_.permutation(F + 1)
+        if not loss.local:
+            return self._linear_run_from_sums(li, layer, order, len(coords))
+        H = loss.acts[li]
         HT = np.ascontiguousarray(H.T)
         hsq = np.einsum("fn,fn->f", HT, HT)
         rT = np.ascontiguousarray(loss.residual.T)
@@ -250,27 +255,37 @@ class CoordinateSolver(Solver):
         loss.params_changed()
         return len(coords), len(coords)
 
+    def _linear_run_from_sums(self, li: int, layer: Linear, order: np.ndarray, count: int) -> tuple[int, int]:
+        """The same Gauss-Seidel sweep when the samples are elsewhere: one Gram matrix and ``[H, 1]^T r`` summed
+        over the shards (one round trip), the sweep here (:func:`gram_sweep`), the new weights sent back."""
+        loss = self.loss_
+        G, C = loss.reduce(readout_system, li, layer.bias)
+        W = layer.params["weight"]
+        F = W.shape[1]
+        V = np.concatenate([W, layer.params["bias"][:, None]], axis=1) if layer.bias else W.copy()
+        gram_sweep(G, C, V, loss.ridge, np.ascontiguousarray(order[order < len(G)], dtype=np.int64))
+        W[...] = V[:, :F]
+        if layer.bias:
+            layer.params["bias"][...] = V[:, F]
+        loss.defer(readout_moved, li, W.copy(), layer.params["bias"].copy() if layer.bias else None)
+        loss.params_changed()
+        return count, count
+
     def _conv_linear_run(self, li: int, coords: np.ndarray) -> tuple[int, int]:
         """Conv coordinates when the chain to the output is linear (``seed``: conv -> flatten -> linear).
 
         The output moves along a fixed direction per coordinate while the last
         layer is fixed, so one im2col matmul per output channel gives every
-        tap's direction ``G`` and each exact step costs O(N * outputs).
+        tap's direction ``G`` and each exact step costs O(N * outputs). When the
+        samples are elsewhere, each shard sums ``G G^T`` and ``G . r`` for the
+        channel and the channel's steps are taken here from those sums (one round
+        trip per channel).
         """
         loss = self.loss_
-        layers = self.model_.layers
-        conv = layers[li]
-        poly_li, pool, lin_li = self._conv_chain(li)
-        slope = float(layers[poly_li].coeffs[1]) if poly_li is not None else 1.0
-        Ho, Wo = self.model_.shapes[li + 1][1:]
-        Hq, Wq = Ho // pool, Wo // pool
-        inner = Hq * Wq
-        xpad = np.ascontiguousarray(conv.padded(loss.acts[li]))
-        N = len(xpad)
+        conv = self.model_.layers[li]
         K = conv.in_channels * conv.kh * conv.kw
-        Wlin = layers[lin_li].params["weight"]
         keys = list(conv.params)
-        residual = np.ascontiguousarray(loss.residual)
+        residual = np.ascontiguousarray(loss.residual) if loss.local else None
         is_weight = np.array([keys[ki] == "weight" for ki in coords[:, 0]], dtype=bool)
         channel = np.where(is_weight, coords[:, 1] // K, coords[:, 1])
         done = 0
@@ -281,25 +296,21 @@ class CoordinateSolver(Solver):
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break
             self._record_within(self._updates_before + done)
-            # the output weights of channel c, spread back over each pool window: (O, Ho*Wo)
-            up = Wlin[:, c * inner:(c + 1) * inner].reshape(-1, Hq, 1, Wq, 1)
-            up = np.broadcast_to(up, (up.shape[0], Hq, pool, Wq, pool)).reshape(-1, Hq * pool, Wq * pool)
-            Wup = np.zeros((up.shape[0], Ho, Wo))
-            Wup[:, :Hq * pool, :Wq * pool] = up * (slope / (pool * pool))
-            Wup = Wup.reshape(up.shape[0], -1)
-            G = np.empty((K + 1, N, Wup.shape[0]))
-            for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[k, n, p] Wup[o, p]: one GEMM per chunk
-                xs = xpad[s:s + 1024]
-                cols = np.empty((K, len(xs), Ho * Wo))
-                im2col(xs, conv.kh, conv.kw, cols)
-                G[:K, s:s + len(xs)] = (cols.reshape(-1, Ho * Wo) @ Wup.T).reshape(K, len(xs), -1)
-            G[K] = Wup.sum(axis=1)[None, :]
             w = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)
             order = np.where(is_weight[mine], coords[mine, 1] % K, K).astype(np.int64)
-            fixed_direction_sweep(G, w, residual, loss.ridge, order)
+            if loss.local:
+                G = conv_linear_directions(loss, li, c)
+                fixed_direction_sweep(G, w, residual, loss.ridge, order)
+            else:
+                M, g = loss.reduce(conv_linear_system, li, c)
+                V = w[None, :].copy()
+                gram_sweep(M, g[:, None], V, loss.ridge, order)
+                w = V[0]
             conv.params["weight"][c] = w[:K].reshape(conv.params["weight"][c].shape)
             if conv.bias:
                 conv.params["bias"][c] = w[K]
+            if not loss.local:
+                loss.defer(conv_linear_moved, li, c, w.copy())
             done += int(mine.sum())
         if not self._last_run:
             loss.refresh()
@@ -307,31 +318,8 @@ class CoordinateSolver(Solver):
 
     def _conv_coordinate(self, li: int, key: str, idx: tuple[int, ...]) -> int:
         loss = self.loss_
-        layers = self.model_.layers
-        conv = layers[li]
-        poly_li, pool, lin_li = self._conv_chain(li)
-        if not hasattr(self, "_xpad") or self._xpad_src is not loss.acts[li]:
-            self._xpad = np.ascontiguousarray(conv.padded(loss.acts[li]))
-            self._xpad_src = loss.acts[li]
-        xpad = self._xpad
-        c = idx[0]
-        is_bias = key == "bias"
-        ci, di, dj = (0, 0, 0) if is_bias else idx[1:]
-        Ho, Wo = self.model_.shapes[li + 1][1:]
-        Hq, Wq = Ho // pool, Wo // pool
-        inner = Hq * Wq
-        lin = layers[lin_li]
-        Wsub = np.ascontiguousarray(lin.params["weight"][:, c * inner:(c + 1) * inner])
-        if poly_li is not None:
-            pc = layers[poly_li].coeffs
-            z = loss.acts[poly_li]
-            has_pre = True
-        else:
-            pc = np.array([0.0, 1.0])
-            z = np.zeros((1, 1, 1, 1))
-            has_pre = False
-        (coeffs,) = conv_chain_coeffs(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.residual,
-                                      Ho, Wo, has_pre)
+        conv = self.model_.layers[li]
+        coeffs = loss.reduce(conv_chain_coefficients, li, key, idx)
         w = float(conv.params[key][idx])
         coeffs[0] = loss.value
         coeffs[1] += 2.0 * loss.ridge * w
@@ -345,11 +333,9 @@ class CoordinateSolver(Solver):
                                       index=lo + int(np.ravel_multi_index(idx, conv.params[key].shape)))
         if not accepted:
             return 0
-        conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.acts[lin_li], c * inner,
-                          loss.output, float(t), Ho, Wo, has_pre)
         conv.params[key][idx] = w + t
         loss.shift_norm(w, w + t)
-        loss.output_changed()
+        loss.defer(conv_chain_moved, li, key, idx, float(t), w + t)
         return 1
 
     @contextlib.contextmanager
@@ -409,3 +395,125 @@ class CoordinateSolver(Solver):
                 Wn[:, cols] *= s ** (-p)
                 count += 1
         return count
+
+
+# --------------------------------------------------------------------------- ops on the samples (see symnet.core.samples)
+# The fused paths' sums over samples and cache updates, as functions of one process's ExactLoss: called
+# directly on a loss in this process, on every shard of a sharded one.
+def readout_system(loss: ExactLoss, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``([H, 1]^T [H, 1], [H, 1]^T r)`` of the last layer's cached inputs ``H`` and the residual ``r``."""
+    H = loss.acts[li]
+    return gram(H, bias=bias), cross(H, loss.residual, bias=bias)
+
+
+def readout_moved(loss: ExactLoss, rows, li: int, W: np.ndarray, b) -> None:
+    """The last layer's weights became ``W`` (and ``b``): shift the residual by the change of its outputs."""
+    layer = loss.model.layers[li]
+    H = loss.acts[li]
+    shift = np.asarray(H, dtype=np.float64) @ (W - layer.params["weight"]).T
+    if b is not None:
+        shift += b - layer.params["bias"]
+        layer.params["bias"][...] = b
+    layer.params["weight"][...] = W
+    loss.residual += shift
+    loss.residual_changed()
+
+
+def conv_linear_directions(loss: ExactLoss, li: int, c: int) -> np.ndarray:
+    """``G`` (K + 1, N, outputs): how the outputs move per unit step of each weight (and the bias) of
+    channel ``c`` of Conv2d ``li`` when the chain to the output is linear (see ``_conv_linear_run``)."""
+    model = loss.model
+    layers = model.layers
+    conv = layers[li]
+    poly_li, pool, lin_li = conv_chain(model, li)
+    slope = float(layers[poly_li].coeffs[1]) if poly_li is not None else 1.0
+    Ho, Wo = model.shapes[li + 1][1:]
+    Hq, Wq = Ho // pool, Wo // pool
+    inner = Hq * Wq
+    xpad = _padded_input(loss, li)
+    N = len(xpad)
+    K = conv.in_channels * conv.kh * conv.kw
+    Wlin = layers[lin_li].params["weight"]
+    # the output weights of channel c, spread back over each pool window: (O, Ho*Wo)
+    up = Wlin[:, c * inner:(c + 1) * inner].reshape(-1, Hq, 1, Wq, 1)
+    up = np.broadcast_to(up, (up.shape[0], Hq, pool, Wq, pool)).reshape(-1, Hq * pool, Wq * pool)
+    Wup = np.zeros((up.shape[0], Ho, Wo))
+    Wup[:, :Hq * pool, :Wq * pool] = up * (slope / (pool * pool))
+    Wup = Wup.reshape(up.shape[0], -1)
+    G = np.empty((K + 1, N, Wup.shape[0]))
+    for s in range(0, N, 1024):  # G[k, n, o] = sum_p cols[k, n, p] Wup[o, p]: one GEMM per chunk
+        xs = xpad[s:s + 1024]
+        cols = np.empty((K, len(xs), Ho * Wo))
+        im2col(xs, conv.kh, conv.kw, cols)
+        G[:K, s:s + len(xs)] = (cols.reshape(-1, Ho * Wo) @ Wup.T).reshape(K, len(xs), -1)
+    G[K] = Wup.sum(axis=1)[None, :]
+    return G
+
+
+def conv_linear_system(loss: ExactLoss, rows, li: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(G G^T, G . r)`` of channel ``c``'s directions (summed over samples and outputs); keeps ``G`` for the update."""
+    G = conv_linear_directions(loss, li, c)
+    flat = G.reshape(len(G), -1)
+    loss.scratch["conv_linear"] = (li, c, G)
+    return flat @ flat.T, flat @ loss.residual.ravel()
+
+
+def conv_linear_moved(loss: ExactLoss, rows, li: int, c: int, w: np.ndarray) -> None:
+    """Channel ``c``'s weights (and bias, last) became ``w``: move the residual along the kept directions."""
+    conv = loss.model.layers[li]
+    K = conv.in_channels * conv.kh * conv.kw
+    old = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)
+    held = loss.scratch.get("conv_linear")
+    G = held[2] if held is not None and held[:2] == (li, c) else conv_linear_directions(loss, li, c)
+    loss.residual += np.tensordot(w - old, G, axes=1)
+    conv.params["weight"][c] = w[:K].reshape(conv.params["weight"][c].shape)
+    if conv.bias:
+        conv.params["bias"][c] = w[K]
+    loss.residual_changed()
+
+
+def _padded_input(loss: ExactLoss, li: int) -> np.ndarray:
+    """Conv2d ``li``'s padded cached input, kept in the loss's scratch while that input stays the same array."""
+    held = loss.scratch.get("xpad")
+    if held is None or held[0] != li or held[1] is not loss.acts[li]:
+        held = (li, loss.acts[li], np.ascontiguousarray(loss.model.layers[li].padded(loss.acts[li])))
+        loss.scratch["xpad"] = held
+    return held[2]
+
+
+def _chain_arguments(loss: ExactLoss, li: int, key: str, idx: tuple[int, ...]) -> tuple:
+    """The arguments shared by :func:`conv_chain_coeffs` and :func:`conv_chain_update` for one conv coordinate."""
+    model = loss.model
+    layers = model.layers
+    conv = layers[li]
+    poly_li, pool, lin_li = conv_chain(model, li)
+    xpad = _padded_input(loss, li)
+    c = idx[0]
+    is_bias = key == "bias"
+    ci, di, dj = (0, 0, 0) if is_bias else idx[1:]
+    Ho, Wo = model.shapes[li + 1][1:]
+    inner = (Ho // pool) * (Wo // pool)
+    Wsub = np.ascontiguousarray(layers[lin_li].params["weight"][:, c * inner:(c + 1) * inner])
+    if poly_li is not None:
+        pc, z, has_pre = layers[poly_li].coeffs, loss.acts[poly_li], True
+    else:
+        pc, z, has_pre = np.array([0.0, 1.0]), np.zeros((1, 1, 1, 1)), False
+    return xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, lin_li, inner, Ho, Wo, has_pre
+
+
+def conv_chain_coefficients(loss: ExactLoss, rows, li: int, key: str, idx: tuple[int, ...]) -> np.ndarray:
+    """The SSE's polynomial along one weight of a Conv2d that feeds [Poly] [AvgPool2d] Flatten Linear
+    (its constant left 0: the caller puts the objective there)."""
+    xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, _, _, Ho, Wo, has_pre = _chain_arguments(loss, li, key, idx)
+    (coeffs,) = conv_chain_coeffs(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.residual, Ho, Wo, has_pre)
+    return coeffs
+
+
+def conv_chain_moved(loss: ExactLoss, rows, li: int, key: str, idx: tuple[int, ...], t: float, value: float) -> None:
+    """That weight moved by ``t`` to ``value``: update the cached pre-activations, features and outputs."""
+    xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, lin_li, inner, Ho, Wo, has_pre = \
+        _chain_arguments(loss, li, key, idx)
+    conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, loss.acts[lin_li], c * inner, loss.output,
+                      float(t), Ho, Wo, has_pre)
+    loss.model.layers[li].params[key][idx] = value
+    loss.output_changed()

@@ -208,3 +208,38 @@ def fixed_direction_sweep(G, w, r, ridge, order):
             for o in range(O):
                 r[n, o] += t * G[k, n, o]
     return (dec,)
+
+
+@nb.njit(cache=True, parallel=True)
+def gram_sweep(G, C, V, ridge, order):
+    """The exact Gauss-Seidel sweep of ``linear_sweep`` / ``fixed_direction_sweep`` from sums alone, in place.
+
+    When every coordinate ``k`` of a row moves the residual along a fixed
+    direction ``a_k`` (a last-layer weight: the feature column; a conv weight of a
+    conv-linear chain: the output direction ``G[k]``), the loss of the row is a
+    quadratic and one exact coordinate step needs only ``a_k . r`` and
+    ``a_k . a_j``. G: (P, P) Gram matrix ``a_k . a_j`` (summed over samples and
+    outputs); C: (P, R) the products ``a_k . r`` of each of R independent rows at
+    the start; V: (R, P) the rows' coordinate values, updated in place; order:
+    coordinates to visit (each < P). Same steps as the kernels that touch every
+    sample, up to the order of floating-point additions, at O(P) per step: the
+    sweep of sharded data runs here once from the shards' summed G and C.
+    numpy, per row i and coordinate k: g = C[k, i] + ridge V[i, k]; a = G[k, k] + ridge;
+    t = -g / a; V[i, k] += t; C[:, i] += t G[:, k]
+    Returns (decrease of the objective,).
+    """
+    P, R = C.shape
+    dec = np.zeros(R)
+    for i in nb.prange(R):
+        c = C[:, i].copy()
+        for k in order:
+            g = c[k] + ridge * V[i, k]
+            a = G[k, k] + ridge
+            if a <= 0.0 or g == 0.0:
+                continue
+            t = -g / a
+            dec[i] += g * g / a
+            V[i, k] += t
+            for j in range(P):
+                c[j] += t * G[j, k]
+    return (dec.sum(),)
