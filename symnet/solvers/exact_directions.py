@@ -73,9 +73,10 @@ import numpy as np
 from symnet.core.certificates import BLOCK, FLOAT32_RTOL
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import fit_readout, gram, ridge_factor, select_ridge
+from symnet.core.linalg import fit_readout_on, ridge_factor, select_ridge_on
 from symnet.core.objective import evaluate
 from symnet.core.restriction import ExactLoss, LineResult
+from symnet.core.samples import Samples
 
 from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
@@ -105,6 +106,8 @@ class FullObjective:
         X, Y: the full training set.
         ridge: the ridge weight of the full objective.
         batch_size: samples per forward chunk.
+        samples: where the forward passes run (:class:`~symnet.core.samples.Samples` of ``X``
+            and ``Y``, or their shards on a cluster); None: here, on ``X``.
 
     Example:
         >>> from symnet.core import models
@@ -113,15 +116,17 @@ class FullObjective:
         True
     """
 
-    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float, batch_size: int = 8192) -> None:
+    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float, batch_size: int = 8192,
+                 samples=None) -> None:
         self.model, self.X, self.Y = model, X, Y
+        self.samples = Samples(model, X, Y) if samples is None else samples
         self.ridge, self.batch_size = float(ridge), int(batch_size)
         self.scores: np.ndarray | None = None
         self.value = self.evaluate()
 
     def evaluate(self) -> float:
         """Objective at the model's current parameters (sum over samples); keeps the scores."""
-        self.scores = self.model.forward(self.X, batch_size=self.batch_size)
+        self.scores = self.samples.scores(batch_size=self.batch_size)
         return evaluate(self.scores, self.Y, self.model.get_flat(), self.ridge)
 
     def accept(self, theta_before: np.ndarray) -> bool:
@@ -170,6 +175,7 @@ class ExactDirectionSolver(Solver):
     step_unit: ClassVar[str] = "iter"
     default_steps: ClassVar[int] = 10
     certifiable: ClassVar[bool] = True
+    shardable: ClassVar[bool] = True
     blas_threads: ClassVar[int | None] = 1  # numba-parallel jets and kernels between small GEMMs
     #: The options every exact direction solver has.
     COMMON_OPTIONS: ClassVar[dict[str, Option]] = {
@@ -236,14 +242,21 @@ class ExactDirectionSolver(Solver):
         self.pos_ = 0
         self.loss_ = None
         self.full_ = None
+        # the full training data: the full-data loss, or (mini-batches) the samples of the full-data passes;
+        # in this process, or in shards on the Dask cluster of fit(client=...)
+        if self.batch_ is None:
+            self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=self.ridge_,
+                                          dtype=self.jet_dtype_)
+            self.samples_ = Samples(model, data.x_train, self._Y_train) if self.loss_.local else self.loss_
+        else:
+            self.samples_ = self._samples(model, data.x_train, self._Y_train)
         if self.auto_ridge_ and not (opts["varpro"] and self.batch_ is not None):
             # mini-batch varpro chooses in its first step, from the features it solves the readout on
-            self._choose_ridge(self._features())
+            self._choose_ridge(self.samples_.readout(self.readout_dtype_))
         if self.batch_ is None:
-            self.loss_ = ExactLoss(model, data.x_train, self._Y_train, ridge=self.ridge_, dtype=self.jet_dtype_)
             self._certify(self.loss_)
         elif opts["check"]:
-            self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_)
+            self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_, samples=self.samples_)
         self._reset_memory()
         self._setup_method(model)
 
@@ -391,7 +404,7 @@ class ExactDirectionSolver(Solver):
                 out.update(loss=self.full_.value / self.N_, train_scores=self.full_.scores)
             else:
                 t_eval = time.perf_counter()  # the record's full-data objective: evaluation, not training
-                scores = model.forward(self.X_)
+                scores = self.samples_.scores()
                 value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
                 out.update(loss=value / self.N_, train_scores=scores, eval_seconds=time.perf_counter() - t_eval)
             self._keep_best(out)
@@ -434,20 +447,6 @@ class ExactDirectionSolver(Solver):
             self.factor_ = loss.readout_factor(gram_dtype=self.readout_dtype_)
             return loss.solve_readout(factor=self.factor_)
 
-    def _features(self) -> np.ndarray:
-        """The inputs of the last layer on the full training data (a forward pass in ``readout_dtype``)."""
-        model = self.model_
-        li = len(model.layers) - 1
-        dtype = self.readout_dtype_
-        feats = np.empty((self.N_,) + tuple(model.shapes[li]), dtype=dtype)
-        with model.params_in(dtype):
-            for s in range(0, self.N_, 1024):  # blocks of 1024 stay in cache: 1.7x faster than 8192 on poly2
-                h = self.X_[s:s + 1024].astype(dtype, copy=False)
-                for layer in model.layers[:li]:
-                    h = layer.forward(h)
-                feats[s:s + len(h)] = h
-        return feats
-
     def _set_ridge(self, ridge: float) -> None:
         self.ridge_ = ridge
         self.opts_["ridge"] = ridge
@@ -457,13 +456,14 @@ class ExactDirectionSolver(Solver):
             self.full_.ridge = ridge
             self.full_.value = self.full_.evaluate()
 
-    def _choose_ridge(self, H: np.ndarray) -> None:
+    def _choose_ridge(self, readout) -> None:
         """``ridge="auto"``: the weight whose readout generalises best to held-out training samples.
 
         A random tenth of the training samples (at most 5,000; the split is
         seeded by the ``seed`` option) is held out, the last layer is solved by
-        ridge on the rest of the features ``H`` for each candidate and scored on
-        the held-out samples (:func:`~symnet.core.linalg.select_ridge`). Training
+        ridge on the rest of the features for each candidate and scored on
+        the held-out samples (:func:`~symnet.core.linalg.select_ridge_on` of ``readout``,
+        the readout problem of the current features). Training
         then uses every sample with the chosen weight.
         """
         self.auto_ridge_ = False
@@ -472,7 +472,7 @@ class ExactDirectionSolver(Solver):
             return
         with self._timed("ridge"):
             val = np.sort(np.random.default_rng([int(self.opts_["seed"]), 1]).choice(self.N_, n_val, replace=False))
-            ridge, scores = select_ridge(H, self._Y_train, val, bias=self.model_.layers[-1].bias, num_total=self.N_)
+            ridge, scores = select_ridge_on(readout, val, num_total=self.N_)
         self.ridge_selection_ = {"validation_samples": n_val, **scores, "chosen": ridge}
         self._set_ridge(ridge)
 
@@ -492,12 +492,13 @@ class ExactDirectionSolver(Solver):
         model = self.model_
         layer = model.layers[-1]
         with self._timed("readout"):
-            H = self._features()
+            readout = self.samples_.readout(self.readout_dtype_)  # features from a forward pass where the samples are
             if choose_ridge:
-                self._choose_ridge(H)
+                self._choose_ridge(readout)
             theta = model.get_flat() if self.certificates_ is not None else None
-            self.factor_ = ridge_factor(gram(H, bias=layer.bias, dtype=self.readout_dtype_), self.ridge_)
-            decrease, scores = fit_readout(layer, H, self._Y_train, self.ridge_, factor=self.factor_)
+            self.factor_ = ridge_factor(readout.gram(self.readout_dtype_), self.ridge_)
+            decrease = fit_readout_on(layer, readout, self.ridge_, factor=self.factor_)
+            scores = readout.outputs()
             value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
         if theta is not None:
             self.certificates_.record(BLOCK, theta=theta, t=1.0, before=value + decrease, after=value,

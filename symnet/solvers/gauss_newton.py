@@ -33,8 +33,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from symnet.core.derivatives import (block_index, block_jacobian, chunk_rows, conv_chain, conv_chain_jacobian, jvp,
-                                     kronecker_factors, param_layers, per_sample_width, row_blocks, vjp)
+from symnet.core.derivatives import (block_index, block_jacobian, chunk_rows, conv_chain, conv_chain_jacobian,
+                                     jtj_product, kronecker_factors, param_layers, per_sample_width, residual_vjp,
+                                     row_blocks)
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
 from symnet.core.linalg import cross, gram
@@ -46,7 +47,7 @@ from symnet.solvers.options import Option
 
 def _half_gradient(loss: ExactLoss, idx: np.ndarray, layers) -> np.ndarray:
     """``J_B^T r + ridge theta_B`` (half the block gradient) on all samples."""
-    g = vjp(loss, loss.residual, layers=layers)[idx]
+    g = residual_vjp(loss, layers=layers)[idx]
     if loss.ridge:
         g += loss.ridge * loss.model.get_flat()[idx]
     return g
@@ -100,7 +101,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
     layers = param_layers(model) if layers is None else sorted(layers)
     idx = block_index(model, layers)
     P = len(idx)
-    N = len(loss.X)
+    N = loss.num_samples
     scale = 1.0 if curvature_rows is None else N / max(len(curvature_rows), 1)
     ridge = loss.ridge
     if method == "auto":
@@ -114,13 +115,11 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
             raise SolverError("the separable Gauss-Newton solve applies to the last Linear layer alone")
         li = layers[0]
         layer = model.layers[li]
-        H = loss.acts[li]
-        F = H.shape[1]
-        G = gram(H if curvature_rows is None else H[curvature_rows], bias=layer.bias)
+        F = layer.params["weight"].shape[1]
+        G, rhs = loss.reduce(separable_system, li, layer.bias, rows=curvature_rows)
         size = len(G)
         G *= scale
         # half-gradient per output: A^T r_k + ridge [w_k; b_k]
-        rhs = cross(H, loss.residual, bias=layer.bias)
         rhs[:F] += ridge * layer.params["weight"].T
         if layer.bias:
             rhs[F] += ridge * layer.params["bias"]
@@ -141,15 +140,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
         info["mu"] = mu
         return d, info
     if method == "explicit":
-        A = np.zeros((P, P))
         chain = conv_chain(model, layers[0]) if len(layers) == 1 else None
-        if chain is not None:
-            conv = model.layers[layers[0]]
-            Co, Ho, Wo = model.shapes[layers[0] + 1]
-            per_row = Co * ((Ho // chain[1]) * (Wo // chain[1]) + model.num_outputs) * \
-                (conv.in_channels * conv.kh * conv.kw + 1) + 2 * per_sample_width(model)
-        else:
-            per_row = model.num_outputs * P + 4 * per_sample_width(model)
         info["fused"] = chain is not None
         last = len(model.layers) - 1
         if readout is not None:
@@ -158,33 +149,16 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
                                   "last layer, and a model ending with a Linear layer")
             K = model.num_outputs
             with_bias = model.layers[last].bias
-            feats = loss.acts[last]
-            AJ = np.zeros((K, feats.shape[1] + int(with_bias), P))
+            F_last = model.layers[last].params["weight"].shape[1]
         # without a curvature subset, J^T r comes from the same Jacobian rows (no backward pass)
         own_b = half_gradient is None and curvature_rows is None
         if half_gradient is not None:
             b = np.array(half_gradient, dtype=np.float64)
-        else:
-            b = np.zeros(P) if curvature_rows is None else _half_gradient(loss, idx, layers)
-        for sel, _ in row_blocks(N, curvature_rows, chunk_rows(model, per_row)):
-            if chain is not None:  # rows ordered (output, sample)
-                J3 = conv_chain_jacobian(loss, layers[0], rows=sel)
-                Jc = J3.reshape(-1, P)
-                r = loss.residual[sel].T.ravel()
-            else:  # rows ordered (sample, output)
-                J3 = block_jacobian(loss, layers, rows=sel)
-                Jc = J3.reshape(-1, P)
-                r = loss.residual[sel].ravel()
-            A += Jc.T @ Jc
-            if own_b:
-                b += Jc.T @ r
-            if readout is not None:
-                Ac = feats[sel]
-                for k in range(K):  # over the outputs: (F, n) @ (n, P)
-                    Jk = J3[k] if chain is not None else J3[:, k, :]
-                    AJ[k, :Ac.shape[1]] += Ac.T @ Jk
-                    if with_bias:
-                        AJ[k, -1] += Jk.sum(axis=0)
+        elif not own_b:
+            b = _half_gradient(loss, idx, layers)
+        A, b_rows, AJ = loss.reduce(explicit_system, tuple(layers), own_b, readout is not None, rows=curvature_rows)
+        if own_b:
+            b = b_rows
         if own_b and ridge:
             b += ridge * model.get_flat()[idx]
         A *= scale
@@ -210,7 +184,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
             offsets = model.offsets()
             name = model.layers[last].name
             lo, hi = offsets[f"{name}.weight"]
-            d[lo:hi] = dW[:, :feats.shape[1]].ravel()
+            d[lo:hi] = dW[:, :F_last].ravel()
             if with_bias:
                 lo, hi = offsets[f"{name}.bias"]
                 d[lo:hi] = dW[:, -1]
@@ -223,8 +197,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
     def curvature(x_block: np.ndarray) -> np.ndarray:
         v = np.zeros(model.num_params)
         v[idx] = x_block
-        Jv = jvp(loss, v, rows=curvature_rows)
-        return scale * vjp(loss, Jv, rows=curvature_rows, layers=block_layers)[idx]
+        return scale * jtj_product(loss, v, rows=curvature_rows, layers=block_layers)[idx]
 
     Ab = None
     if damping is not None:
@@ -299,7 +272,7 @@ def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None,
     layers = sorted(layers)
     idx = block_index(model, layers)
     P = len(idx)
-    N = len(loss.X)
+    N = loss.num_samples
     ridge = loss.ridge
     b = _half_gradient(loss, idx, layers) if half_gradient is None else np.asarray(half_gradient, dtype=np.float64)
     factors = kronecker_factors(loss, layers, rows=rows, rng=rng)
@@ -329,8 +302,7 @@ def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None,
     def curvature(x_block: np.ndarray) -> np.ndarray:
         v = np.zeros(model.num_params)
         v[idx] = x_block
-        Jv = jvp(loss, v, rows=rows)
-        return scale * vjp(loss, Jv, rows=rows, layers=layers)[idx] + (ridge + mu) * x_block
+        return scale * jtj_product(loss, v, rows=rows, layers=layers)[idx] + (ridge + mu) * x_block
 
     # preconditioned CG on (J^T J + (ridge + mu) I) x = -b
     x = np.zeros(P)
@@ -551,7 +523,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
         model = self.model_
         with self._timed("direction"):
             every = sorted({li for block in self.blocks_ for li in block})
-            g = vjp(loss, loss.residual, layers=every)
+            g = residual_vjp(loss, layers=every)
             if loss.ridge:
                 g += loss.ridge * model.get_flat()
         d = np.zeros(model.num_params)
@@ -570,7 +542,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
         return {"updates": size if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
 
     def _block_direction(self, loss: ExactLoss, b: int, block, full: bool, half_gradient=None):
-        n = len(loss.X)
+        n = loss.num_samples
         rows = None
         readout = None
         size = len(block_index(self.model_, block))
@@ -610,3 +582,65 @@ class GaussNewtonSolver(ExactDirectionSolver):
 
     def _extra_record(self):
         return {"damping": float(np.max(self.damping_))}
+
+
+# --------------------------------------------------------------------------- ops on the samples (see symnet.core.samples)
+# The sums over samples of the explicit directions, as functions of one process's ExactLoss: called directly on a
+# loss in this process, on every shard of a sharded one (only the small sums travel).
+def separable_system(loss: ExactLoss, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``([H, 1]^T [H, 1]`` of ``rows`` (the curvature's), ``[H, 1]^T r`` of every row) for the last layer."""
+    H = loss.acts[li]
+    return gram(H if rows is None else H[rows], bias=bias), cross(H, loss.residual, bias=bias)
+
+
+def explicit_system(loss: ExactLoss, rows, layers: tuple, own_b: bool, reduced: bool):
+    """``(J^T J, J^T r or None, A^T J_k per output or None)`` of the block ``layers`` on ``rows``.
+
+    ``J`` is the per-sample Jacobian of the outputs in the block's parameters (rows of
+    :func:`~symnet.core.derivatives.conv_chain_jacobian` for a Conv2d that feeds the
+    output through [Poly] [AvgPool2d] Flatten Linear, else
+    :func:`~symnet.core.derivatives.block_jacobian`), in chunks of rows; ``A`` the
+    last layer's features with a bias column (for the reduced matrix).
+    """
+    model = loss.model
+    layers = list(layers)
+    P = len(block_index(model, layers))
+    chain = conv_chain(model, layers[0]) if len(layers) == 1 else None
+    if chain is not None:
+        conv = model.layers[layers[0]]
+        Co, Ho, Wo = model.shapes[layers[0] + 1]
+        per_row = Co * ((Ho // chain[1]) * (Wo // chain[1]) + model.num_outputs) * \
+            (conv.in_channels * conv.kh * conv.kw + 1) + 2 * per_sample_width(model)
+    else:
+        per_row = model.num_outputs * P + 4 * per_sample_width(model)
+    A = np.zeros((P, P))
+    b = np.zeros(P) if own_b else None
+    AJ = None
+    if reduced:
+        last = len(model.layers) - 1
+        K = model.num_outputs
+        with_bias = model.layers[last].bias
+        feats = loss.acts[last]
+        AJ = np.zeros((K, feats.shape[1] + int(with_bias), P))
+    if rows is not None and not isinstance(rows, slice) and len(rows) == 0:
+        return A, b, AJ
+    for sel, _ in row_blocks(len(loss.X), rows, chunk_rows(model, per_row)):
+        if chain is not None:  # rows ordered (output, sample)
+            J3 = conv_chain_jacobian(loss, layers[0], rows=sel)
+            Jc = J3.reshape(-1, P)
+            r = loss.residual[sel].T.ravel()
+        else:  # rows ordered (sample, output)
+            J3 = block_jacobian(loss, layers, rows=sel)
+            Jc = J3.reshape(-1, P)
+            r = loss.residual[sel].ravel()
+        A += Jc.T @ Jc
+        if own_b:
+            b += Jc.T @ r
+        if reduced:
+            Ac = feats[sel]
+            for k in range(K):  # over the outputs: (F, n) @ (n, P)
+                Jk = J3[k] if chain is not None else J3[:, k, :]
+                AJ[k, :Ac.shape[1]] += Ac.T @ Jk
+                if with_bias:
+                    AJ[k, -1] += Jk.sum(axis=0)
+    return A, b, AJ
