@@ -88,10 +88,13 @@ class Samples:
             directly; False for sharded samples, whose sums go through :meth:`reduce`.
         scratch: results an op keeps for a later op (features, padded inputs); an op must be able to
             recompute what it finds missing.
+        offset: the row of the whole training set that is row 0 here (0; a shard's first row on a worker).
     """
 
     shards = 1
     local = True
+    #: The row of the whole training set that is row 0 here (a shard's first row on a worker).
+    offset = 0
 
     def __init__(self, model, X: np.ndarray, Y: np.ndarray) -> None:
         self.model = model

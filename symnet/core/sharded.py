@@ -62,23 +62,34 @@ from symnet.core.samples import Samples, add_results, features
 LOST = (OSError, asyncio.TimeoutError, asyncio.CancelledError)
 
 
-def shard_bounds(n: int, shards: int, align: int = BLOCK_ROWS) -> list[tuple[int, int]]:
+def shard_bounds(n: int, shards: int, align: int = BLOCK_ROWS, boundaries=None) -> list[tuple[int, int]]:
     """``(lo, hi)`` row ranges of ``shards`` shards of ``n`` samples, as equal as possible.
 
     When every shard can hold at least ``align`` rows, the boundaries fall on
     multiples of ``align`` (the row blocks in which :func:`~symnet.core.linalg.gram`
     rounds single-precision products), so that a float32 Gram matrix summed over
-    the shards is the one computed in one process, block for block.
+    the shards is the one computed in one process, block for block. With
+    ``boundaries`` (rows where a chunk of the caller's work starts), every cut is
+    the one of them nearest the equal split, so that no chunk straddles two
+    shards (fewer shards when there are fewer chunks).
 
     Example:
         >>> shard_bounds(10, 3)
         [(0, 4), (4, 7), (7, 10)]
         >>> shard_bounds(60000, 2)
         [(0, 32768), (32768, 60000)]
+        >>> shard_bounds(10, 2, boundaries=[0, 3, 6, 9])
+        [(0, 6), (6, 10)]
     """
     if n < 1 or shards < 1:
         raise ModelError(f"cannot cut {n} samples into {shards} shards")
     shards = min(shards, n)
+    if boundaries is not None:
+        allowed = np.unique([int(b) for b in boundaries if 0 < int(b) < n])
+        cuts = sorted({int(allowed[np.argmin(np.abs(allowed - k * n / shards))]) for k in range(1, shards)}) \
+            if len(allowed) else []
+        edges = [0] + cuts + [n]
+        return [(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
     if n >= shards * align:
         cuts = [int(round(k * n / shards / align)) * align for k in range(1, shards)]
     else:
@@ -104,9 +115,10 @@ class Shard:
         X, Y = data(lo, hi) if callable(data) else data
         self.lo, self.hi = int(lo), int(hi)
         if loss_dtype is None:
-            self.target = Samples(model, model.check_input(X), Y)
+            self.target = Samples(model, X, Y)
         else:
             self.target = ExactLoss(model, X, Y, ridge=0.0, dtype=loss_dtype)
+        self.target.offset = self.lo
 
     def run(self, pending: list, op: Callable | None, rows, args: tuple):
         """Run the deferred ops, then ``op(target, rows, *args)``; returns ``(result, sse)``."""
@@ -136,6 +148,8 @@ class ShardedSamples:
             worker (synthetic data, files every worker can read); then ``num_samples`` is required.
         num_samples: the number of samples ``source`` makes.
         recover: rebuild the shards of a worker that died (False: stop with a ClusterError).
+        boundaries: the rows where a shard may start (None: any; see :func:`shard_bounds`), for work cut
+            in chunks that must not straddle two shards.
     """
 
     local = False
@@ -145,7 +159,7 @@ class ShardedSamples:
     worker_timeout = 60.0
 
     def __init__(self, client, model, X=None, Y=None, *, shards: int | None = None, source: Callable | None = None,
-                 num_samples: int | None = None, recover: bool = True, loss_dtype=None) -> None:
+                 num_samples: int | None = None, recover: bool = True, loss_dtype=None, boundaries=None) -> None:
         self.client = client
         self.model = model
         self.X, self.Y = X, (None if Y is None else np.asarray(Y, dtype=np.float64))
@@ -153,7 +167,8 @@ class ShardedSamples:
         if source is None:
             if X is None or Y is None:
                 raise ModelError("sharded samples need the arrays X and Y, or a source(lo, hi) that makes them")
-            X = model.check_input(X)
+            if hasattr(model, "check_input"):
+                X = model.check_input(X)
             if self.Y.shape != (len(X), model.num_outputs):
                 raise ModelError(f"targets must have shape ({len(X)}, {model.num_outputs}), got {self.Y.shape}")
             n = len(X)
@@ -168,7 +183,7 @@ class ShardedSamples:
         self._rebuilds = 0
         self.scratch: dict[str, Any] = {}
         workers = self._workers()
-        self.bounds = shard_bounds(n, len(workers) if shards is None else int(shards))
+        self.bounds = shard_bounds(n, len(workers) if shards is None else int(shards), boundaries=boundaries)
         self.shards = len(self.bounds)
         #: the worker address of each shard
         self.workers = [workers[s % len(workers)] for s in range(self.shards)]

@@ -422,11 +422,12 @@ class Solver(abc.ABC):
         self._shards.append(loss)
         return loss
 
-    def _samples(self, model, X, Y):
-        """The training samples for full-data passes without caches: here, or in shards on the cluster."""
+    def _samples(self, model, X, Y, *, boundaries=None):
+        """The training samples for full-data passes without caches: here, or in shards on the cluster
+        (``boundaries``: rows where a shard may start, see :class:`~symnet.core.sharded.ShardedSamples`)."""
         if self.client_ is None:
             return Samples(model, X, Y)
-        samples = ShardedSamples(self.client_, model, X, Y)
+        samples = ShardedSamples(self.client_, model, X, Y, boundaries=boundaries)
         self._shards.append(samples)
         return samples
 

@@ -70,8 +70,10 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import uuid
 from typing import Any, ClassVar
 
 import numba as nb
@@ -268,6 +270,32 @@ class GramAccumulator:
         """Drop the Gram blocks (after :meth:`gram`), keeping ``XtY``, ``yy`` and ``count``."""
         self.G_dense = self.cross = self._buffer = None
 
+    def sums(self) -> tuple:
+        """``(G_dense, cross, XtY, yy, count)``: what accumulators of disjoint samples add up (:meth:`from_sums`)."""
+        return self.G_dense, self.cross, self.XtY, self.yy, self.count
+
+    @classmethod
+    def from_sums(cls, table: np.ndarray, columns: np.ndarray, dense: int, sums: tuple) -> "GramAccumulator":
+        """The accumulator of the samples whose :meth:`sums` were added (shards on a cluster).
+
+        Example:
+            >>> from symnet.core.polyreg_model import monomial_table
+            >>> t = monomial_table((1, 2, 2), 2, 2); X = np.random.default_rng(0).random((9, 4))
+            >>> a, b, c = (GramAccumulator(t, np.arange(len(t)), 3, 1) for _ in range(3))
+            >>> a.add(X[:4], np.ones((4, 1))); b.add(X[4:], np.ones((5, 1))); c.add(X, np.ones((9, 1)))
+            >>> both = GramAccumulator.from_sums(t, np.arange(len(t)), 3, [x + y for x, y in zip(a.sums(), b.sums())])
+            >>> bool(np.allclose(both.gram(), c.gram())), both.count
+            (True, 9)
+        """
+        out = cls.__new__(cls)
+        out.columns = np.asarray(columns, dtype=np.int64)
+        out.table = np.ascontiguousarray(table[out.columns])
+        out.dense = int(dense)
+        out.G_dense, out.cross, out.XtY, out.yy, out.count = sums
+        out.G_dense = np.asfortranarray(out.G_dense)
+        out.yy, out.count = float(out.yy), int(out.count)
+        return out
+
 
 def dense_split(counts: np.ndarray, n: int) -> int:
     """How many of the columns (sorted by non-zero count, descending) should go to dsyrk.
@@ -373,6 +401,7 @@ class PolyRegSolver(Solver):
     name: ClassVar[str] = "polyreg"
     #: ``fit`` trains a PolyRegModel of its own unless it is given one (see ``model_``).
     builds_model: ClassVar[bool] = True
+    shardable: ClassVar[bool] = True
     OPTIONS: ClassVar[dict[str, Option]] = {
         "degree": Option(2, "int", low=1, help="highest monomial degree"),
         "window": Option(3, "window", none=True, help="window side, (height, width), or None (every product)"),
@@ -461,6 +490,12 @@ class PolyRegSolver(Solver):
         self._n_val = n_val
         self._ridge_used = None if o["ridge"] is None else float(o["ridge"])
         self._solved = False
+        self._shards_ = None
+        self._queue: list = []
+        if self.client_ is not None and o["method"] == "exact":
+            # the rows in shards on the workers, cut where the Gram chunks start (each chunk on one worker)
+            self._shards_ = self._samples(model, self._X2, self._Y_train,
+                                          boundaries=[s for s, _, _ in self._chunk_bounds()])
         if o["method"] == "exact":
             self._planned = False
             self._groups = self._groups_done = 0
@@ -494,22 +529,27 @@ class PolyRegSolver(Solver):
         n = len(self._X2)
         chunk = int(o["chunk_size"])
         t0 = time.perf_counter()
-        counts = np.zeros(model.num_features, dtype=np.int64)
-        for s, e in row_blocks(n, model.num_features, chunk):
-            counts += MK.monomial_nonzero_counts(transposed_chunk(self._X2, s, e), model.table)[0]
+        if self._shards_ is not None:  # integer counts: every shard counts its own rows, exactly
+            counts = self._shards_.reduce(shard_nonzero_counts, model.table, chunk)
+        else:
+            counts = np.zeros(model.num_features, dtype=np.int64)
+            for s, e in row_blocks(n, model.num_features, chunk):
+                counts += MK.monomial_nonzero_counts(transposed_chunk(self._X2, s, e), model.table)[0]
         order = np.argsort(-counts, kind="stable")
         order = order[counts[order] > 0]
         dense = dense_split(counts[order], n) if o["dense_columns"] is None else int(o["dense_columns"])
         self._columns = order
         self._dense = dense
         k = model.num_outputs
-        self._acc_train = GramAccumulator(model.table, order, dense, k)
-        self._acc_val = GramAccumulator(model.table, order, dense, k) if self._n_val else None
-        # Validation chunks first, so that a fit cut short by a time limit can still choose its ridge.
-        n_train = n - self._n_val
-        bounds = [(s, e, True) for s, e in row_blocks(self._n_val, 1, chunk)]
-        bounds = [(s + n_train, e + n_train, v) for s, e, v in bounds]
-        bounds += [(s, e, False) for s, e in row_blocks(n_train, 1, chunk)]
+        if self._shards_ is not None:  # the Gram blocks live on the shards until the solve: only counts here
+            self._gram_key = uuid.uuid4().hex
+            self._sent_chunks = []
+            self._acc_train = _Count()
+            self._acc_val = _Count() if self._n_val else None
+        else:
+            self._acc_train = GramAccumulator(model.table, order, dense, k)
+            self._acc_val = GramAccumulator(model.table, order, dense, k) if self._n_val else None
+        bounds = self._chunk_bounds()
         self._chunks = bounds
         # The Gram chunks go into as many steps as the budget allows (at most gram_steps), so that the last
         # step the budget grants solves on every sample: a budget of fewer steps never leaves a zero model.
@@ -547,8 +587,31 @@ class PolyRegSolver(Solver):
         """Is the deadline (less ``reserve`` seconds) past?"""
         return self._deadline is not None and time.perf_counter() + reserve >= self._deadline
 
+    def _chunk_bounds(self) -> list[tuple[int, int, bool]]:
+        """``(start, stop, is_validation)`` of the Gram chunks, validation chunks first (so that a fit cut
+        short by a time limit can still choose its ridge)."""
+        n, chunk = len(self._X2), int(self.opts_["chunk_size"])
+        n_train = n - self._n_val
+        bounds = [(s + n_train, e + n_train, True) for s, e in row_blocks(self._n_val, 1, chunk)]
+        return bounds + [(s, e, False) for s, e in row_blocks(n_train, 1, chunk)]
+
     def _accumulate(self, group: list) -> bool:
-        """Add a group of chunks; False when the deadline stopped it early."""
+        """Add a group of chunks; False when the deadline stopped it early.
+
+        On a cluster every shard adds the chunks of its own rows, one round trip per group: the
+        deadline is checked before it.
+        """
+        if self._shards_ is not None:
+            if self._deadline is not None and time.perf_counter() >= self._deadline:
+                return False
+            self._sent_chunks += list(group)
+            self._shard_counts = self._shards_.reduce(
+                shard_accumulate, self._gram_key, self.model_.table, self._columns, self._dense,
+                self.model_.num_outputs, bool(self._n_val), self._sent_chunks)
+            self._acc_train.count, val_count = self._shard_counts
+            if self._acc_val is not None:
+                self._acc_val.count = val_count
+            return True
         Y = self._Y_train
         for s, e, is_val in group:
             if self._out_of_time(self._reserve) and self._acc_train.count:  # a model needs training samples
@@ -595,6 +658,15 @@ class PolyRegSolver(Solver):
 
     def _solve_exact(self) -> dict:
         t0 = time.perf_counter()
+        if self._shards_ is not None and self._sent_chunks:  # the shards' Gram blocks, added here in shard order
+            train, val_sums = self._shards_.reduce(
+                shard_gram_sums, self._gram_key, self.model_.table, self._columns, self._dense,
+                self.model_.num_outputs, bool(self._n_val), self._sent_chunks)
+            table = self.model_.table
+            self._acc_train = GramAccumulator.from_sums(table, self._columns, self._dense, train)
+            if self._acc_val is not None:
+                self._acc_val = GramAccumulator.from_sums(table, self._columns, self._dense, val_sums)
+            self._shards_.reduce(shard_release, self._gram_key)
         acc, val = self._acc_train, self._acc_val
         passes = (self._samples_seen() - self._samples_reported) / len(self._X2)
         G = acc.gram()
@@ -753,19 +825,41 @@ class PolyRegSolver(Solver):
         return best[1], best[2], best[3]
 
     # ------------------------------------------------------------ bagging
-    def _batch_features(self, idx: np.ndarray) -> np.ndarray:
-        table = self.model_.table
-        self._buffer, ft = _scratch(getattr(self, "_buffer", None), len(table), len(idx))
-        MK.monomial_rows(np.ascontiguousarray(self._X2[idx].T, dtype=np.float64), table, ft)
-        return ft
+    def _draw_subset(self, rng: np.random.Generator) -> np.ndarray:
+        return np.sort(rng.choice(self._pool, size=int(self.opts_["batch_size"]), replace=False))
 
-    def _fit_batch(self, ft: np.ndarray, Y: np.ndarray, ridge: float) -> np.ndarray:
-        p, b = ft.shape
-        if b < p:
-            Kmat = blas.dsyrk(1.0, ft.T, trans=0, lower=0)  # X_b X_b^T, (b, b)
-            return ft @ ridge_solve(Kmat, Y, ridge)
-        G = blas.dsyrk(1.0, ft.T, trans=1, lower=0)  # X_b^T X_b, (p, p)
-        return ridge_solve(G, ft @ Y, ridge)
+    def _subset_fit(self, idx: np.ndarray, ridge) -> np.ndarray:
+        """:func:`fit_subset` of the subset ``idx``: here, or (on a cluster) by a task that the previous
+        steps started, so that the workers fit the next subsets while this one is averaged."""
+        if self.client_ is None:
+            self._buffer, ft = _scratch(getattr(self, "_buffer", None), len(self.model_.table), len(idx))
+            return fit_subset(self._X2[idx], self._Y_train[idx], self.model_.table, ridge, out=ft)
+        if self._queue and not (np.array_equal(self._queue[0][0], idx) and self._queue[0][1] == ridge):
+            self._cancel_queue()  # not the subset the queue drew (a resumed or changed run): start again
+        if not self._queue:
+            self._queue.append((idx, ridge, self._submit_subset(idx, ridge)))
+        # top up: the subsets of the next steps, drawn by a copy of the generator (its own state moves by
+        # exactly one draw per step, as without a cluster)
+        ahead = copy.deepcopy(self._rng)
+        for _ in range(len(self._queue) - 1):
+            self._draw_subset(ahead)
+        left = int(self.opts_["batches"]) - self._batches_done - len(self._queue)
+        workers = max(1, len(self.client_.scheduler_info(n_workers=-1)["workers"]))
+        while left > 0 and len(self._queue) < workers + 1:
+            nxt = self._draw_subset(ahead)
+            self._queue.append((nxt, ridge, self._submit_subset(nxt, ridge)))
+            left -= 1
+        _, _, future = self._queue.pop(0)
+        return future.result()  # a task whose worker died is run again by the scheduler
+
+    def _submit_subset(self, idx: np.ndarray, ridge):
+        return self.client_.submit(fit_subset, self._X2[idx], self._Y_train[idx], self.model_.table, ridge,
+                                   pure=False, key=f"symnet-bag-{self._batches_done}-{uuid.uuid4().hex[:8]}")
+
+    def _cancel_queue(self) -> None:
+        for _, _, future in self._queue:
+            future.cancel()
+        self._queue = []
 
     def _bagging_candidates(self) -> list[float]:
         grid = sorted(float(v) for v in self._grid)
@@ -776,9 +870,7 @@ class PolyRegSolver(Solver):
     def _step_bagging(self) -> dict:
         o = self.opts_
         t0 = time.perf_counter()
-        idx = np.sort(self._rng.choice(self._pool, size=int(o["batch_size"]), replace=False))
-        ft = self._batch_features(idx)
-        Yb = self._Y_train[idx]
+        idx = self._draw_subset(self._rng)
         info: dict[str, Any] = {}
         k = self._batches_done
         if o["ridge"] is None:
@@ -786,7 +878,7 @@ class PolyRegSolver(Solver):
             # scores best on the validation split so far (averaging cuts the variance of the
             # single fits, so the best penalty for the average is below the best for one fit).
             lams = self._bagging_candidates()
-            fits = ridge_path(ft.T, Yb, lams)
+            fits = self._subset_fit(idx, tuple(lams))
             if self._bag_sums is None:
                 self._bag_sums = np.zeros((len(lams),) + self.model_.weight.shape)
                 self._bag_val = np.zeros((len(lams), self._n_val, self.model_.num_outputs))
@@ -815,7 +907,7 @@ class PolyRegSolver(Solver):
             W = fits[best]
             info.update({"val_acc": keys[best][1], "val_mse": keys[best][2]})
         else:
-            W = self._fit_batch(ft, Yb, self._ridge_used)
+            W = self._subset_fit(idx, self._ridge_used)
             self.model_.weight *= k / (k + 1)
             self.model_.weight += W / (k + 1)
         self._batches_done = k + 1
@@ -1059,3 +1151,81 @@ class PolyRegSolver(Solver):
                 self._accumulate(group)
             self._samples_reported = self._samples_seen()
         self._groups_done = done
+
+
+class _Count:
+    """Where the Gram blocks live on a cluster's shards, the client keeps only their sample count."""
+
+    count = 0
+
+
+# --------------------------------------------------------------------------- work on the samples' shards
+def fit_subset(X2: np.ndarray, Y: np.ndarray, table: np.ndarray, ridge, out: np.ndarray | None = None) -> np.ndarray:
+    """Ridge coefficients of one bagging subset (rows ``X2``, targets ``Y``) over the monomials of ``table``.
+
+    ``ridge`` a number: ``(p, K)`` coefficients, through the ``b x b`` dual system when the
+    subset has fewer rows than features; a tuple of candidates: ``(len, p, K)`` coefficients
+    from one Gram (:func:`~symnet.core.linalg.ridge_path`). ``out`` is a ``(p, b)`` buffer for
+    the transposed features. A module function, so that a Dask worker runs the same code.
+
+    Example:
+        >>> from symnet.core.polyreg_model import monomial_table
+        >>> t = monomial_table((1, 2, 2), 2, 2); X = np.random.default_rng(0).random((5, 4))
+        >>> fit_subset(X, np.ones((5, 1)), t, 1.0).shape, fit_subset(X, np.ones((5, 1)), t, (1.0, 2.0)).shape
+        ((15, 1), (2, 15, 1))
+    """
+    p, b = len(table), len(X2)
+    ft = np.empty((p, b)) if out is None else out
+    MK.monomial_rows(np.ascontiguousarray(X2.T, dtype=np.float64), table, ft)
+    if isinstance(ridge, tuple):
+        return ridge_path(ft.T, Y, ridge)
+    if b < p:
+        Kmat = blas.dsyrk(1.0, ft.T, trans=0, lower=0)  # X_b X_b^T, (b, b)
+        return ft @ ridge_solve(Kmat, Y, ridge)
+    G = blas.dsyrk(1.0, ft.T, trans=1, lower=0)  # X_b^T X_b, (p, p)
+    return ridge_solve(G, ft @ Y, ridge)
+
+
+def shard_nonzero_counts(samples, rows, table: np.ndarray, chunk: int) -> np.ndarray:
+    """How many of the shard's samples each monomial of ``table`` is non-zero on."""
+    counts = np.zeros(len(table), dtype=np.int64)
+    for s, e in row_blocks(len(samples.X), len(table), chunk):
+        counts += MK.monomial_nonzero_counts(transposed_chunk(samples.X, s, e), table)[0]
+    return counts
+
+
+def shard_accumulate(samples, rows, key: str, table: np.ndarray, columns: np.ndarray, dense: int, classes: int,
+                     validation: bool, chunks: list) -> tuple[int, int]:
+    """Add the shard's rows of every chunk in ``chunks`` (``(start, stop, is_validation)`` rows of the whole
+    training set) that it has not added yet to its Gram accumulators; returns the samples added so far
+    (training, validation).
+
+    The accumulators stay in the shard's scratch under ``key``. The list is every chunk sent so
+    far, so a shard rebuilt after its worker died adds them all again (nothing is lost).
+    """
+    held = samples.scratch.get(("polyreg", key))
+    if held is None:
+        held = {"train": GramAccumulator(table, columns, dense, classes),
+                "val": GramAccumulator(table, columns, dense, classes) if validation else None, "done": set()}
+        samples.scratch[("polyreg", key)] = held
+    lo, hi = samples.offset, samples.offset + len(samples.X)
+    for s, e, is_val in chunks:
+        a, b = max(s, lo), min(e, hi)
+        if a >= b or (s, e) in held["done"]:
+            continue
+        held["val" if is_val else "train"].add(samples.X[a - lo:b - lo], samples.Y[a - lo:b - lo])
+        held["done"].add((s, e))
+    return held["train"].count, (held["val"].count if held["val"] is not None else 0)
+
+
+def shard_gram_sums(samples, rows, key: str, *accumulate_args) -> tuple:
+    """The shard's accumulated sums (:meth:`GramAccumulator.sums`), training and validation, after
+    :func:`shard_accumulate` with ``accumulate_args`` (nothing left to add, unless the shard was rebuilt)."""
+    shard_accumulate(samples, rows, key, *accumulate_args)
+    held = samples.scratch[("polyreg", key)]
+    return held["train"].sums(), (held["val"].sums() if held["val"] is not None else None)
+
+
+def shard_release(samples, rows, key: str) -> None:
+    """Drop the shard's Gram accumulators."""
+    samples.scratch.pop(("polyreg", key), None)
