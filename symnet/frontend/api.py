@@ -209,7 +209,7 @@ def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = N
 def train(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
           callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
           overwrite: bool = False, quiet: bool | None = None, seed: int | None = None,
-          certificates: bool | str = False, **options: Any):
+          certificates: bool | str = False, client=None, **options: Any):
     """Like :func:`fit`, but return the fitted solver (``.model_``, ``.history_``, ``.opts_``).
 
     The solver's ``model_`` is the trained model: the one passed in, trained
@@ -241,7 +241,8 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
 
     try:
         instance.fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks, checkpoint_dir=out,
-                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates)
+                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates,
+                     client=client)
     except DivergenceError:
         # The loop restored the last finite parameters; save them with the history up to there.
         if out is not None:
@@ -260,7 +261,7 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
 def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
         callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
         overwrite: bool = False, quiet: bool | None = None, seed: int | None = None,
-        certificates: bool | str = False, **options: Any) -> History:
+        certificates: bool | str = False, client=None, **options: Any) -> History:
     """Train ``model`` on ``data`` with ``solver`` and return the history.
 
     Args:
@@ -289,6 +290,11 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
         certificates: record every exact step for ``symnet verify`` (True: with a sample
             of re-evaluable records; ``"all"``: every record re-evaluable); written to
             ``out/certificates.npz``.
+        client: a ``distributed.Client``: the training samples and their caches live in
+            shards on its workers and only small sums travel (``coordinate``,
+            ``gauss-newton``, ``lbfgs``, ``cg``, ``polyreg``; the steps are those of the run
+            without it, see :mod:`symnet.core.sharded`). symnet never closes it. Without
+            it nothing is sent anywhere and Dask is not imported.
         **options: solver options (``ridge``, ``lr``, ``batch_size`` ...); an
             option the solver does not have raises its ``SolverError``.
 
@@ -304,7 +310,7 @@ def fit(model, data, solver="coordinate", *, steps: int | None = None, time_limi
     """
     return train(model, data, solver, steps=steps, time_limit=time_limit, callbacks=callbacks, out=out,
                  resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates,
-                 **options).history_
+                 client=client, **options).history_
 
 
 __all__ = ["RUN_FILES", "build_model", "claim_out", "default_model", "fit", "load_data", "prepare_out",

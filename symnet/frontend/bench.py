@@ -92,7 +92,7 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
         model_options: dict[str, Any] | None = None, samples: int | None = None, test_samples: int | None = None,
         sweeps: int | None = None, epochs: int | None = None, steps: int | None = None,
         time_limit: float | None = None, seed: int | None = None, quiet: bool | None = None,
-        options: dict[str, Any] | None = None, download: bool = True, callback=None) -> Benchmark:
+        options: dict[str, Any] | None = None, download: bool = True, callback=None, client=None) -> Benchmark:
     """Train a fresh copy of one model with each solver in ``names``; one row per solver.
 
     Every solver starts from the same initial parameters (the preset built
@@ -115,6 +115,7 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
         options: solver options (``ridge``, ``lr`` ...).
         download: allow downloading a missing dataset.
         callback: called with each row as soon as it is ready.
+        client: a Dask ``Client`` whose workers hold the samples' shards (never closed here).
 
     Returns:
         A :class:`Benchmark`: the rows of :func:`symnet.frontend.runner.run_entry`
@@ -129,7 +130,8 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
     model_name = model or api.default_model(data)
     initial = api.build_model(model_name, data, seed=0 if seed is None else seed, **(model_options or {}))
     rows, histories = [], {}
-    for entry, result in runner.run(entries, initial, data, budget, seed=seed, quiet=quiet, callback=callback):
+    for entry, result in runner.run(entries, initial, data, budget, seed=seed, quiet=quiet, callback=callback,
+                                    client=client):
         rows.append(result["row"])
         histories[entry.label] = History.from_dict(result["history"])
     return Benchmark(rows, histories, budget, title(initial, data))

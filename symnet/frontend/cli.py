@@ -40,7 +40,7 @@ from symnet.core.io import load_model
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
-from symnet.frontend import api, bench, reproduce, robustness, runner, target, verify
+from symnet.frontend import api, bench, cluster, reproduce, robustness, runner, target, verify
 from symnet.frontend.compare import compare
 from symnet.frontend.inspect import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
@@ -173,6 +173,15 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
 
 
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster (Dask; needs pip install 'symnet[dask]')")
+    g.add_argument("--workers", type=POSITIVE_INT, metavar="N",
+                   help="start a local Dask cluster of N worker processes; the exact solvers and polyreg keep the "
+                        "training samples and their caches in shards on it")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use the running Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
+
+
 def _add_budget_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("budget")
     g.add_argument("--sweeps", type=COUNT, metavar="N", help="sweeps of the coordinate solver")
@@ -255,6 +264,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                                   "instead of a fresh preset")
     _add_budget_flags(p)
     _add_solver_flags(p)
+    _add_cluster_flags(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<solver>-<model>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -308,9 +318,10 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         time_limit = DEFAULT_TIME_LIMIT
         _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
              "--time-limit to change it)")
-    fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
-                       resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed,
-                       certificates=args.certificates or False)
+    with cluster.session(args.workers, args.scheduler, say=_say) as client:
+        fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
+                           resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed,
+                           certificates=args.certificates or False, client=client)
     _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
     written = [name for name in api.RUN_FILES if (out / name).exists()]
     _say(f"saved to {out}/ ({', '.join(written)})")
@@ -330,6 +341,7 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
     _add_model_flags(p)
     _add_budget_flags(p)
     _add_solver_flags(p)
+    _add_cluster_flags(p)
     g = p.add_argument_group("bench target (time to tuned Adam's training loss)")
     g.add_argument("--exact", type=_solver_list, default=list(target.DEFAULT_EXACT), metavar="A,B,...",
                    help=f"exact solvers to time (default: {','.join(target.DEFAULT_EXACT)}); -O options go to them")
@@ -377,9 +389,10 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
             _say(f"  {row['label']}: loss {row['loss']:.6g}, test acc {row['test_acc']:.4f}, {row['time']:.1f} s "
                  "of training" + ("" if row["status"] == "ok" else f", {row['status']}"))
 
-    result = target.time_to_target(model, data, args.exact, lrs=args.lrs, epochs=args.epochs or 10,
-                                   ridge=ridge, time_limit=args.time_limit, seed=args.seed or 0, options=options,
-                                   quiet=args.quiet, callback=report)
+    with cluster.session(args.workers, args.scheduler, say=None if args.json else _say) as client:
+        result = target.time_to_target(model, data, args.exact, lrs=args.lrs, epochs=args.epochs or 10,
+                                       ridge=ridge, time_limit=args.time_limit, seed=args.seed or 0, options=options,
+                                       quiet=args.quiet, callback=report, client=client)
     if args.out:
         api.prepare_out(Path(args.out))
         result.save(Path(args.out))
@@ -394,10 +407,12 @@ def cmd_bench(args: argparse.Namespace, state: dict) -> int:
         api.prepare_out(Path(args.plot))  # a bad folder fails before training, not after it
     if args.solvers[:1] == ["target"]:
         return cmd_bench_target(args)
-    rows = bench.run(args.solvers, dataset=dataset_name(args), data_dir=args.data_dir, model=args.model,
-                     model_options=model_options(args), samples=args.samples, test_samples=args.test_samples,
-                     sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
-                     seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download)
+    with cluster.session(args.workers, args.scheduler, say=None if args.json else _say) as client:
+        rows = bench.run(args.solvers, dataset=dataset_name(args), data_dir=args.data_dir, model=args.model,
+                         model_options=model_options(args), samples=args.samples, test_samples=args.test_samples,
+                         sweeps=args.sweeps, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
+                         seed=args.seed, quiet=args.quiet, options=solver_options(args), download=args.download,
+                         client=client)
     _say(bench.to_json(rows) if args.json else bench.format_table(rows))
     if args.plot:
         _say_figures(rows.save_figures(args.plot), args.plot, args.json)
@@ -453,6 +468,7 @@ def _compare_parser(sub) -> argparse.ArgumentParser:
         g.add_argument(flag, type=kind, help=text + " (every solver that has it)", metavar=_metavar(kind))
     g.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
                    help="an option of one solver (adam.lr=1e-3), or KEY=VALUE for every solver that has it")
+    _add_cluster_flags(p)
     g = p.add_argument_group("comparison")
     g.add_argument("--target-loss", type=NONNEGATIVE, metavar="X",
                    help="loss for the time-to-target column (default: the worst final loss among the solvers)")
@@ -501,9 +517,10 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
              f"{'-' if row['test_acc'] is None else format(row['test_acc'], '.4f')}, {row['wall_time']:.1f} s"
              + ("" if row["status"] == "ok" else f", {row['status']}"))
 
-    result = compare(model, data, args.solvers, budget, target_loss=args.target_loss, target_acc=args.target_acc,
-                     out=out, quiet=args.quiet, seed=seed, options=options, isolate=args.isolate, overwrite=args.overwrite,
-                     callback=report)
+    with cluster.session(args.workers, args.scheduler, say=_say) as client:
+        result = compare(model, data, args.solvers, budget, target_loss=args.target_loss,
+                         target_acc=args.target_acc, out=out, quiet=args.quiet, seed=seed, options=options,
+                         isolate=args.isolate, overwrite=args.overwrite, callback=report, client=client)
     _say("")
     _say(result.table())
     _say(f"saved to {out}/ (table.txt, table.md, comparison.json, loss_vs_time.png, loss_vs_passes.png, "

@@ -373,7 +373,7 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
     rows: list[dict] = []
     models: dict[str, Any] = {}
     for entry, result in runner.run(entries, initial, data, budget, seed=int(seed), quiet=quiet, isolate=isolate,
-                                    callback=callback):
+                                    callback=callback, client=client):
         histories[entry.label] = History.from_dict(result["history"])
         rows.append(result["row"])
         models[entry.label] = result["model"]

@@ -39,7 +39,7 @@ from symnet.core.objective import sse
 from symnet.core.runtime import MemoryProbe
 from symnet.solvers.optim import OPTIMIZERS
 
-from symnet.frontend import api
+from symnet.frontend import api, cluster
 
 #: Pseudo-solver names that :func:`parse_solvers` expands.
 GROUPS = ("gradient", "all")
@@ -306,8 +306,11 @@ def model_name(model) -> str:
 
 
 def run_entry(entry: Entry, model, data, budget: Mapping[str, float | int], *, seed: int = 0,
-              quiet: bool | None = None, copy: bool = True) -> dict:
+              quiet: bool | None = None, copy: bool = True, client=None) -> dict:
     """Train one contestant on a copy of ``model``; return ``{"row", "history", "model"}``.
+
+    ``client``: a Dask ``Client`` whose workers hold the samples' shards
+    (:func:`symnet.fit`'s ``client``); never closed here.
 
     The row holds what ``bench`` and ``compare`` print: ``label``, ``solver``,
     ``options``, ``dataset``, ``n_train``, ``n_test``, ``model``,
@@ -326,7 +329,8 @@ def run_entry(entry: Entry, model, data, budget: Mapping[str, float | int], *, s
     with MemoryProbe() as memory:
         t0 = time.perf_counter()
         try:
-            api.train(start, data, instance, steps=steps, time_limit=time_limit, quiet=quiet, seed=seed)
+            api.train(start, data, instance, steps=steps, time_limit=time_limit, quiet=quiet, seed=seed,
+                      client=client)
         except DivergenceError:
             status = f"diverged at step {instance.history_.final['step'] + 1}"
         wall = time.perf_counter() - t0
@@ -364,11 +368,13 @@ def run_entry(entry: Entry, model, data, budget: Mapping[str, float | int], *, s
     return {"row": row, "history": instance.history_.to_dict(), "model": trained}
 
 
-def _child_main(conn, entry: Entry, model, data, budget, seed, quiet) -> None:  # pragma: no cover - a child
+def _child_main(conn, entry: Entry, model, data, budget, seed, quiet, scheduler=None) -> None:  # pragma: no cover
     try:
         if entry.target is not None and registry.target(entry.name) != entry.target:
             registry.register(entry.name, entry.target)  # a solver registered at run time in the parent
-        conn.send(("ok", run_entry(entry, model, data, budget, seed=seed, quiet=quiet, copy=False)))
+        with cluster.session(scheduler=scheduler) as client:  # the parent's cluster, if it has one
+            result = run_entry(entry, model, data, budget, seed=seed, quiet=quiet, copy=False, client=client)
+        conn.send(("ok", result))
     except KeyboardInterrupt:
         conn.send(("interrupted", None))
     except BaseException as exc:  # report every failure to the parent rather than dying silently
@@ -378,8 +384,11 @@ def _child_main(conn, entry: Entry, model, data, budget, seed, quiet) -> None:  
 
 
 def run_isolated(entry: Entry, model, data, budget: Mapping[str, float | int], *, seed: int = 0,
-                 quiet: bool | None = None) -> dict:
+                 quiet: bool | None = None, scheduler: str | None = None) -> dict:
     """:func:`run_entry` in a fresh ``spawn``-ed process; its errors are raised here.
+
+    ``scheduler``: the address of a Dask scheduler the child connects to (the
+    cluster of ``--workers`` / ``--scheduler``), for its client.
 
     A spawned process re-imports the calling script, which must then guard its
     entry point with ``if __name__ == "__main__":``, and it can only use
@@ -387,7 +396,8 @@ def run_isolated(entry: Entry, model, data, budget: Mapping[str, float | int], *
     """
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(sender, entry, model, data, budget, seed, quiet), daemon=True,
+    proc = ctx.Process(target=_child_main, args=(sender, entry, model, data, budget, seed, quiet, scheduler),
+                       daemon=True,
                        name=f"symnet-run-{entry.label}")
     proc.start()
     sender.close()
@@ -429,18 +439,20 @@ def run_isolated(entry: Entry, model, data, budget: Mapping[str, float | int], *
 
 
 def run(entries: Sequence[Entry], model, data, budget: Mapping[str, float | int], *, seed: int = 0,
-        quiet: bool | None = None, isolate: bool = False, callback=None) -> Iterable[tuple[Entry, dict]]:
+        quiet: bool | None = None, isolate: bool = False, callback=None, client=None) -> Iterable[tuple[Entry, dict]]:
     """Run each entry from a copy of ``model``; yield ``(entry, result)`` as each one finishes.
 
     ``result`` is :func:`run_entry`'s dict. With ``isolate`` each entry runs in
     a fresh process (:func:`run_isolated`). ``callback(row)`` is called with
-    each row as soon as it is ready.
+    each row as soon as it is ready. ``client``: a Dask ``Client`` for the
+    entries (an isolated entry connects to its scheduler).
     """
     for entry in entries:
         if isolate:
-            result = run_isolated(entry, model, data, budget, seed=seed, quiet=quiet)
+            result = run_isolated(entry, model, data, budget, seed=seed, quiet=quiet,
+                                  scheduler=cluster.scheduler_address(client))
         else:
-            result = run_entry(entry, model, data, budget, seed=seed, quiet=quiet)
+            result = run_entry(entry, model, data, budget, seed=seed, quiet=quiet, client=client)
         if callback is not None:
             callback(result["row"])
         yield entry, result

@@ -134,7 +134,7 @@ def _first_time(history: History, target: float) -> float | None:
 def time_to_target(model, data, exact: Sequence = DEFAULT_EXACT, *, lrs: Sequence[float] = DEFAULT_LRS,
                    epochs: int = 10, batch_size: int = 128, ridge: float = 1.0, time_limit: float | None = None,
                    seed: int = 0, options: dict | None = None, quiet: bool | None = None,
-                   isolate: bool = False, callback=None) -> TargetResult:
+                   isolate: bool = False, callback=None, client=None) -> TargetResult:
     """Run tuned Adam and each exact solver from one start and time them to Adam's 1-, 3- and N-epoch losses.
 
     Args:
@@ -153,6 +153,7 @@ def time_to_target(model, data, exact: Sequence = DEFAULT_EXACT, *, lrs: Sequenc
         quiet: hide progress bars.
         isolate: run each solver in a fresh process.
         callback: called with each row as its run finishes.
+        client: a Dask ``Client`` for every run (the exact solvers shard their samples on it).
 
     Returns:
         A :class:`TargetResult`.
@@ -188,7 +189,7 @@ def time_to_target(model, data, exact: Sequence = DEFAULT_EXACT, *, lrs: Sequenc
 
     adam_entries, exact_entries = entries[:len(adam_items)], entries[len(adam_items):]
     for entry, result in runner.run(adam_entries, initial, data, {"epochs": epochs}, seed=seed, quiet=quiet,
-                                    isolate=isolate):
+                                    isolate=isolate, client=client):
         keep(entry, result)
     finite = [r for r in rows if r["loss"] is not None and math.isfinite(r["loss"]) and r["status"] == "ok"]
     if not finite:
@@ -202,7 +203,7 @@ def time_to_target(model, data, exact: Sequence = DEFAULT_EXACT, *, lrs: Sequenc
     adam_time = float(tuned_history.column("time")[-1])
     budget = float(time_limit) if time_limit is not None else 2.0 * adam_time
     for entry, result in runner.run(exact_entries, initial, data, {"time": budget}, seed=seed, quiet=quiet,
-                                    isolate=isolate):
+                                    isolate=isolate, client=client):
         keep(entry, result)
     for row in rows:
         if row["label"] == tuned["label"]:

@@ -1,0 +1,114 @@
+"""Dask clusters for ``--workers N`` and ``--scheduler ADDRESS``: where a run's sums over samples go.
+
+``symnet train|compare|bench ... --workers N`` starts a ``distributed.LocalCluster``
+of N worker processes on this machine for the command and closes it at the end;
+``--scheduler ADDRESS`` connects to a cluster that is already running (started by
+``dask scheduler`` / ``dask worker``, dask-jobqueue or dask-kubernetes) and leaves
+it running. From Python, pass a ``distributed.Client`` to
+:func:`symnet.fit` (``client=...``); symnet never closes a client it was given.
+
+The backends whose work is a sum over the training samples (``coordinate``,
+``gauss-newton``, ``lbfgs``, ``cg``, ``polyreg``) then keep the samples and their
+caches in shards on the workers (:mod:`symnet.core.sharded`); the others run in
+this process and say so. Without these flags nothing changes, and Dask is not
+even imported: it is an optional extra (``pip install 'symnet[dask]'``).
+
+Example:
+    >>> with session() as client:   # no flags: no cluster, and no import of dask
+    ...     client is None
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from symnet.core.errors import ClusterError
+
+#: Seconds to wait for a scheduler given by address, and for the workers of a new local cluster.
+CONNECT_TIMEOUT = 30.0
+
+
+def _distributed():
+    """``import distributed``, or a ClusterError that says how to get it."""
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError("running on a Dask cluster needs the dask extra: pip install 'symnet[dask]' "
+                           "(dask[distributed])") from None
+    return distributed
+
+
+def local_cluster(workers: int, *, threads: int | None = None, dashboard: str | None = ":0"):
+    """A ``LocalCluster`` of ``workers`` processes sharing this machine's cores (the caller closes it).
+
+    Each worker gets ``threads`` threads (default: the cores divided among the
+    workers) and the same number of BLAS and numba threads, so that N workers do
+    not oversubscribe the machine. ``dashboard`` is the dashboard's address
+    (``":0"``: any free port; None: no dashboard).
+    """
+    distributed = _distributed()
+    if workers < 1:
+        raise ClusterError(f"--workers must be at least 1, got {workers}")
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers) if threads is None else int(threads)
+    env = {key: str(threads) for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                           "NUMBA_NUM_THREADS")}
+    try:
+        return distributed.LocalCluster(n_workers=int(workers), threads_per_worker=threads, processes=True,
+                                        dashboard_address=dashboard, env=env)
+    except (OSError, RuntimeError) as exc:
+        raise ClusterError(f"could not start a local Dask cluster of {workers} workers: {exc}") from None
+
+
+def connect(address: str):
+    """A ``Client`` of the scheduler at ``address`` (``tcp://host:8786``), or a ClusterError (the caller closes it)."""
+    distributed = _distributed()
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} ({exc}); start one with "
+                           "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N") from None
+    return client
+
+
+@contextlib.contextmanager
+def session(workers: int | None = None, scheduler: str | None = None, *, say=None) -> Iterator:
+    """The ``Client`` of ``--workers N`` (a new local cluster) or ``--scheduler ADDRESS``; None without either.
+
+    What this function started is closed when the block ends; a cluster reached by
+    address keeps running. ``say(text)`` reports where the dashboard is.
+    """
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and scheduler is not None:
+        raise ClusterError("give --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
+    cluster = None
+    if scheduler is not None:
+        client = connect(scheduler)
+    else:
+        cluster = local_cluster(workers)
+        client = _distributed().Client(cluster)
+    try:
+        if say is not None:
+            count = len(client.scheduler_info(n_workers=-1)["workers"])
+            where = f"a local Dask cluster of {count} worker processes" if cluster is not None else \
+                f"the Dask cluster at {scheduler} ({count} workers)"
+            link = getattr(client, "dashboard_link", None)
+            say(f"running on {where}" + (f"; dashboard: {link}" if link else ""))
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def scheduler_address(client) -> str | None:
+    """The address a fresh process connects to, to use the same cluster as ``client`` (None without one)."""
+    return None if client is None else client.scheduler.address
+
+
+__all__ = ["CONNECT_TIMEOUT", "connect", "local_cluster", "scheduler_address", "session"]
