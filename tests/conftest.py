@@ -33,3 +33,28 @@ def register_solver():
     yield register
     for name in added:
         solvers.unregister(name)
+
+
+def _local_cluster():
+    distributed = pytest.importorskip("distributed")
+    # two worker processes, one thread each, the dashboard on any free port: the smallest real cluster
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    return cluster, distributed.Client(cluster)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A Client of a 2-worker LocalCluster shared by the tests that only read from it."""
+    cluster, client = _local_cluster()
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture
+def fresh_cluster():
+    """A 2-worker LocalCluster of the test's own (for tests that kill a worker): ``(cluster, client)``."""
+    cluster, client = _local_cluster()
+    yield cluster, client
+    client.close()
+    cluster.close()
