@@ -288,7 +288,7 @@ def _check_target(value: Any, what: str, upper: float | None = None) -> float | 
 def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float | None = None,
             target_acc: float | None = None, out: str | os.PathLike | None = None, quiet: bool | None = None,
             seed: int = 0, options: Mapping[str, Any] | None = None, isolate: bool = False,
-            overwrite: bool = False, callback=None) -> Comparison:
+            overwrite: bool = False, callback=None, client=None) -> Comparison:
     """Train a copy of ``model`` with each solver under the same budget and compare them.
 
     Args:
@@ -314,6 +314,8 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
             see the module docstring).
         overwrite: write into a folder that is not empty (replacing an earlier comparison's files).
         callback: called with each row as soon as its solver finishes.
+        client: a Dask ``Client`` whose workers hold the samples' shards for the solvers that
+            shard them (isolated solvers connect to its scheduler); never closed here.
 
     Returns:
         A :class:`Comparison`.
