@@ -173,3 +173,21 @@ def test_a_killed_worker_stops_the_run_when_recovery_is_off(fresh_cluster):
             sh.restrict(np.ones(m.num_params))
     finally:
         sh.close()
+
+
+def test_shards_made_on_the_workers_from_a_source(dask_client):
+    """A source(lo, hi) makes each shard's rows on its worker; the loss is the one of the same rows here."""
+    from symnet.core.datasets import DistortedImages
+
+    m = tiny_models()["poly"]  # input (1, 6, 6)
+    base = np.random.default_rng(0).random((4, 1, 6, 6))
+    source = DistortedImages(base, np.array([0, 1, 0, 1]), num_classes=2, seed=3, shift=1, alpha=2.0, sigma=1.0)
+    X, Y = source(0, 21)
+    ref = ExactLoss(m.copy(), X, Y, ridge=0.2)
+    sh = ShardedLoss(dask_client, m.copy(), source=source, num_samples=21, ridge=0.2)
+    try:
+        assert sh.X is None and close(sh.value, ref.value)
+        d = np.random.default_rng(1).standard_normal(m.num_params)
+        assert close(sh.restrict(d), ref.restrict(d))
+    finally:
+        sh.close()
