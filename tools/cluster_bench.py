@@ -15,7 +15,8 @@ seconds of each phase, the round trip of an empty message to every shard, the
 peak resident memory of this process and of every worker, and the load
 average. ``--source distorted`` makes the training images on the workers from
 MNIST by random shifts and elastic distortions (:class:`DistortedImages`), so
-that ``--samples`` may exceed 60,000 without this process holding them.
+that ``--samples`` may exceed 60,000. ``python tools/cluster_bench.py predict RUN.json --machines 10
+--samples 1000000`` applies the cost model (:func:`predict`) to a measured cluster run.
 """
 
 from __future__ import annotations
@@ -84,7 +85,61 @@ class TimedCoordinate(CoordinateSolver):
         return out
 
 
+def predict(measured: dict, *, machines: int, workers_per_machine: int, samples: int, bandwidth: float,
+            round_trip: float, conv_coordinates: int, features: int) -> dict:
+    """The cost model: what one sweep of ``poly`` costs on ``machines`` machines like the measuring one.
+
+    Per worker, every phase's compute is proportional to its shard's rows ``n``: the
+    seconds per row of each phase (``measured``: a run of this tool on a cluster, its
+    largest shard) times ``n``. Communication: one round trip ``round_trip`` per conv
+    coordinate, and every Gram matrix of the last layer ((F + 1)^2 float64 per worker,
+    twice per sweep: the Gauss-Seidel run and the block solve) through the client's
+    link at ``bandwidth`` bytes per second. Memory per worker: the measured peak bytes
+    per row times ``n``, plus the measured base of a worker.
+    """
+    W = machines * workers_per_machine
+    n = -(-samples // W)
+    rows = max(hi - lo for lo, hi in (s["rows"] for s in measured["shards"]))
+    phases = measured["phases_s"]
+    per_row = {k: v / rows for k, v in phases.items()}
+    conv_per_row = per_row["conv-chain"] / measured["counts"]["conv-chain"]
+    gram_bytes = 8.0 * (features + 1) ** 2
+    compute = {
+        "setup": per_row["setup"] * n,
+        "last layer run": per_row["linear-last"] * n,
+        "conv coordinates": conv_per_row * n * conv_coordinates,
+        "rescale, refresh, block solve, extrapolation": per_row["rescale, refresh, block solve, extrapolation"] * n,
+    }
+    communication = {
+        "conv round trips": conv_coordinates * round_trip,
+        "Gram matrices to the client": 2 * W * gram_bytes / bandwidth,
+    }
+    peak = max(measured["worker_peak_mb"])
+    base_mb = 150.0  # a worker with symnet imported and nothing held (measured: 140-160 MB)
+    per_row_mb = (peak - base_mb) / rows
+    sweep = sum(compute.values()) - compute["setup"] + sum(communication.values())
+    return {"machines": machines, "workers": W, "samples": samples, "rows_per_worker": n,
+            "compute_s": compute, "communication_s": communication, "sweep_s": sweep,
+            "setup_s": compute["setup"], "worker_peak_gb": (base_mb + per_row_mb * n) / 1024.0,
+            "client_inputs_gb": samples * 784 * 8 / 2**30}
+
+
 def main(argv=None) -> int:
+    if argv is None and sys.argv[1:2] == ["predict"]:
+        q = argparse.ArgumentParser(description="the cost model's prediction from a measured cluster run")
+        q.add_argument("measured", help="the --json of a run with --workers >= 1")
+        q.add_argument("--machines", type=int, default=10)
+        q.add_argument("--workers-per-machine", type=int, default=2)
+        q.add_argument("--samples", type=int, default=1_000_000)
+        q.add_argument("--bandwidth", type=float, default=1.25e9, help="bytes per second into the client (10 GbE)")
+        q.add_argument("--round-trip", type=float, default=None, help="seconds (default: the measured one)")
+        a = q.parse_args(sys.argv[2:])
+        measured = json.loads(Path(a.measured).read_text())
+        out = predict(measured, machines=a.machines, workers_per_machine=a.workers_per_machine, samples=a.samples,
+                      bandwidth=a.bandwidth, round_trip=a.round_trip or measured["round_trip_s"],
+                      conv_coordinates=416, features=2304)
+        print(json.dumps(out, indent=1))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=0, help="0: in this process; N: a LocalCluster of N processes")
     p.add_argument("--samples", type=int, default=60000)
