@@ -305,9 +305,10 @@ def held_out_scores(A: np.ndarray, Y: np.ndarray, solutions, *, bias: bool) -> t
 
     Example:
         >>> A = np.array([[1.0], [2.0]]); Y = np.array([[1.0, 0.0], [0.0, 1.0]])
-        >>> sse_, wrong = held_out_scores(A, Y, [np.array([[0.0, 1.0], [1.0, -1.0]])], bias=True)
+        >>> exact, off = np.array([[-1.0, 1.0], [2.0, -1.0]]), np.array([[0.0, 1.0], [1.0, -1.0]])
+        >>> sse_, wrong = held_out_scores(A, Y, [exact, off, None], bias=True)
         >>> sse_.tolist(), wrong.tolist()
-        [[0.0], [0]]
+        ([0.0, 1.0, inf], [0, 1, 0])
     """
     Av = np.asarray(A, dtype=np.float64)
     if bias:
