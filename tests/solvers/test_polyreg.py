@@ -197,17 +197,19 @@ def test_dual_equals_primal_ridge(rng):
     np.testing.assert_allclose(L.ridge_dual(F, Y, 0.0), np.linalg.lstsq(F, Y, rcond=None)[0], rtol=1e-8, atol=1e-10)
 
 
-def test_solver_batch_fit_dual_and_primal_agree(rng):
+def test_subset_fit_dual_and_primal_agree(rng):
     data = toy_data(rng, n_train=100)
-    s = P.PolyRegSolver(method="bagging", ridge=0.5, batch_size=20, batches=1)
-    s.fit(M.PolyRegModel(data.input_shape, 3, 2, 2), data, quiet=True)
-    idx = np.arange(20)
-    ft = s._batch_features(idx)  # (p, 20): dual branch
-    Y = data.one_hot()[idx]
-    F = ft.T
-    np.testing.assert_allclose(s._fit_batch(ft, Y, 0.5), closed_form_ridge(F, Y, 0.5), rtol=1e-8, atol=1e-10)
-    small = ft[:15]  # 15 features, 20 samples: primal branch
-    np.testing.assert_allclose(s._fit_batch(small, Y, 0.5), closed_form_ridge(small.T, Y, 0.5), rtol=1e-8)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    X2 = data.x_train[:20].reshape(20, -1)
+    Y = data.one_hot()[:20]
+    F = model.features(data.x_train[:20])
+    assert F.shape[1] > 20  # more features than rows: the dual branch
+    np.testing.assert_allclose(P.fit_subset(X2, Y, model.table, 0.5), closed_form_ridge(F, Y, 0.5), rtol=1e-8,
+                               atol=1e-10)
+    small = model.table[:15]  # 15 features, 20 rows: the primal branch
+    np.testing.assert_allclose(P.fit_subset(X2, Y, small, 0.5), closed_form_ridge(F[:, :15], Y, 0.5), rtol=1e-8)
+    path = P.fit_subset(X2, Y, model.table, (0.5, 2.0))  # several penalties from one Gram
+    np.testing.assert_allclose(path[1], closed_form_ridge(F, Y, 2.0), rtol=1e-8, atol=1e-10)
 
 
 # --------------------------------------------------------------------------- the solver
