@@ -41,6 +41,13 @@ def _distributed():
     return distributed
 
 
+def dask_config():
+    """``dask.config`` (the dask extra is there once :func:`_distributed` succeeded)."""
+    import dask.config
+
+    return dask.config
+
+
 def local_cluster(workers: int, *, threads: int | None = None, dashboard: str | None = ":0"):
     """A ``LocalCluster`` of ``workers`` processes sharing this machine's cores (the caller closes it).
 
@@ -56,11 +63,22 @@ def local_cluster(workers: int, *, threads: int | None = None, dashboard: str | 
     threads = max(1, cores // workers) if threads is None else int(threads)
     env = {key: str(threads) for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                            "NUMBA_NUM_THREADS")}
+    # set before a worker process starts (BLAS reads them when numpy loads it; Dask's default is 1 thread)
+    spawn_env = {**dask_config().get("distributed.nanny.pre-spawn-environ", default={}), **env}
+    # the nannies write these into this process's environment to pass them on: this process keeps its own
+    kept = {key: os.environ.get(key) for key in spawn_env}
     try:
-        return distributed.LocalCluster(n_workers=int(workers), threads_per_worker=threads, processes=True,
-                                        dashboard_address=dashboard, env=env)
+        with dask_config().set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+            return distributed.LocalCluster(n_workers=int(workers), threads_per_worker=threads, processes=True,
+                                            dashboard_address=dashboard)
     except (OSError, RuntimeError) as exc:
         raise ClusterError(f"could not start a local Dask cluster of {workers} workers: {exc}") from None
+    finally:
+        for key, value in kept.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def connect(address: str):
