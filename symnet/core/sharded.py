@@ -45,6 +45,7 @@ Example (needs the ``dask`` extra; not run as a doctest):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 import uuid
@@ -58,8 +59,14 @@ from symnet.core.linalg import BLOCK_ROWS, LocalReadout
 from symnet.core.restriction import ExactLoss, ExactLossBase, parse_direction
 from symnet.core.samples import Samples, add_results, features
 
-#: Errors that mean a shard's worker could not be reached (it died, or its connection broke).
-LOST = (OSError, asyncio.TimeoutError, asyncio.CancelledError)
+#: Errors that mean a shard's worker could not be reached (it died, or its connection broke); Dask's
+#: ``FutureCancelledError`` (a lost worker's future) is a ``concurrent.futures.CancelledError``.
+LOST = (OSError, asyncio.TimeoutError, asyncio.CancelledError, concurrent.futures.CancelledError)
+
+
+def is_lost(exc: BaseException) -> bool:
+    """Does ``exc`` say that a worker (or the way to it) was lost, rather than that an op failed?"""
+    return isinstance(exc, LOST) or type(exc).__name__ == "KilledWorker"
 
 
 def shard_bounds(n: int, shards: int, align: int = BLOCK_ROWS, boundaries=None) -> list[tuple[int, int]]:
@@ -218,45 +225,63 @@ class ShardedSamples:
         return self.client.submit(Shard, model, data, lo, hi, self._loss_dtype, actor=True, workers=[worker],
                                   allow_other_workers=False, pure=False, key=f"symnet-shard-{s}-{self._tag}-{self._rebuilds}")
 
-    def _built(self, s: int, future):
+    def _built(self, s: int, future, *, rebuilding: bool = False):
+        """The actor of shard ``s`` once ``future`` holds it. A worker lost on the way stops the run with a
+        ClusterError, or while ``rebuilding`` is raised as it is (the rebuild tries another worker)."""
         try:
             actor = future.result()
-        except LOST as exc:
-            raise ClusterError(f"the worker {self.workers[s]} was lost while it built shard {s} ({exc})") from None
         except ImportError as exc:
             raise ClusterError(f"the Dask workers cannot import symnet ({exc}); install it where they run "
                                "(pip install 'symnet[dask]')") from None
+        except Exception as exc:
+            if not is_lost(exc):
+                raise
+            if rebuilding:
+                raise
+            raise ClusterError(f"the worker {self.workers[s]} was lost while it built shard {s} ({exc}); "
+                               "is its memory enough for the shard?") from None
         self._futures[s] = future
         return actor
 
     def _rebuild(self, s: int, cause: BaseException) -> None:
-        """Rebuild shard ``s`` from the client's parameters on a live worker, or stop with a ClusterError."""
+        """Rebuild shard ``s`` from the client's parameters on a live worker, or stop with a ClusterError.
+
+        A worker lost while it builds the shard (the machine's memory ran out again, say) costs one more
+        rebuild, on the next live worker; after :attr:`max_rebuilds` over the object's life the run stops.
+        """
         lo, hi = self.bounds[s]
-        what = f"the worker {self.workers[s]} holding shard {s} (rows {lo}-{hi - 1}) was lost ({cause})"
-        if not self.recover or self._rebuilds >= self.max_rebuilds:
-            raise ClusterError(f"{what}; the run stopped (the last checkpoint is intact: resume it with or without "
-                               "a cluster)")
-        self._rebuilds += 1
-        deadline = time.monotonic() + self.worker_timeout
         while True:
+            what = f"the worker {self.workers[s]} holding shard {s} (rows {lo}-{hi - 1}) was lost ({cause})"
+            if not self.recover or self._rebuilds >= self.max_rebuilds:
+                raise ClusterError(f"{what}; the run stopped after {self._rebuilds} rebuild(s) (the last checkpoint "
+                                   "is intact: resume it with or without a cluster)")
+            self._rebuilds += 1
+            deadline = time.monotonic() + self.worker_timeout
+            while True:
+                try:
+                    live = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+                except LOST:
+                    live = []
+                live = [w for w in live if w != self.workers[s]] or live
+                if live:
+                    break
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"{what}, and no worker was left to rebuild it on within "
+                                       f"{self.worker_timeout:.0f} s; the last checkpoint is intact")
+                time.sleep(0.5)
+            load = {w: self.workers.count(w) for w in live}
+            worker = min(live, key=lambda w: (load[w], w))
+            self.workers[s] = worker
+            old, self._futures[s] = self._futures[s], None
+            if old is not None:
+                old.release()
             try:
-                live = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-            except LOST:
-                live = []
-            live = [w for w in live if w != self.workers[s]] or live
-            if live:
-                break
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{what}, and no worker was left to rebuild it on within "
-                                   f"{self.worker_timeout:.0f} s; the last checkpoint is intact")
-            time.sleep(0.5)
-        load = {w: self.workers.count(w) for w in live}
-        worker = min(live, key=lambda w: (load[w], w))
-        self.workers[s] = worker
-        old = self._futures[s]
-        self._actors[s] = self._built(s, self._start(s, worker))
-        if old is not None:
-            old.release()
+                self._actors[s] = self._built(s, self._start(s, worker), rebuilding=True)
+                return
+            except Exception as exc:
+                if not is_lost(exc):
+                    raise
+                cause = exc
 
     # ------------------------------------------------------------------ the contract of Samples
     @property
@@ -325,7 +350,7 @@ class ShardedSamples:
         results = []
         for s, outcome in enumerate(outcomes):
             while isinstance(outcome, BaseException):
-                if not isinstance(outcome, LOST):
+                if not is_lost(outcome):
                     raise outcome
                 self._rebuild(s, outcome)  # its caches now include the deferred ops: run the op alone
                 local, args = calls[s]
@@ -585,4 +610,4 @@ def _op_readout(target, rows, key: tuple, bias: bool, what: str, *args):
     raise ValueError(f"unknown readout call {what!r}")
 
 
-__all__ = ["LOST", "Shard", "ShardedLoss", "ShardedReadout", "ShardedSamples", "shard_bounds"]
+__all__ = ["LOST", "Shard", "is_lost", "ShardedLoss", "ShardedReadout", "ShardedSamples", "shard_bounds"]

@@ -191,3 +191,41 @@ def test_shards_made_on_the_workers_from_a_source(dask_client):
         assert close(sh.restrict(d), ref.restrict(d))
     finally:
         sh.close()
+
+
+class _LostOnTheWay:
+    """A shard's future whose worker died while it built the shard (as Dask reports it)."""
+
+    def result(self):
+        import concurrent.futures
+
+        raise concurrent.futures.CancelledError("symnet-shard-0 cancelled for reason: already forgotten")
+
+    def release(self):
+        pass
+
+
+def test_a_worker_lost_while_it_rebuilds_a_shard_costs_one_more_rebuild(fresh_cluster, monkeypatch):
+    _, client = fresh_cluster
+    m = tiny_models()["mlp"]
+    X, Y = tiny_data(m, n=12, seed=2)
+    ref = ExactLoss(m.copy(), X, Y, ridge=0.1)
+    sh = ShardedLoss(client, m.copy(), X, Y, ridge=0.1)
+    try:
+        start, calls = ShardedLoss._start, []
+
+        def flaky_start(self, s, worker):
+            calls.append(worker)
+            return _LostOnTheWay() if len(calls) == 1 else start(self, s, worker)
+
+        monkeypatch.setattr(ShardedLoss, "_start", flaky_start)
+        os.kill(sh.where()[0]["pid"], signal.SIGKILL)
+        d = np.ones(m.num_params)
+        assert close(sh.restrict(d), ref.restrict(d))
+        assert sh._rebuilds == 2 and len(calls) == 2
+        monkeypatch.setattr(ShardedLoss, "max_rebuilds", 2)  # no rebuild left: the next loss stops the run
+        os.kill(sh.where()[1]["pid"], signal.SIGKILL)
+        with pytest.raises(ClusterError, match="stopped after 2 rebuild"):
+            sh.restrict(d)
+    finally:
+        sh.close()
