@@ -492,10 +492,14 @@ class PolyRegSolver(Solver):
         self._solved = False
         self._shards_ = None
         self._queue: list = []
-        if self.client_ is not None and o["method"] == "exact":
+        if self.client_ is not None and o["method"] == "exact" and self._form == "primal":
             # the rows in shards on the workers, cut where the Gram chunks start (each chunk on one worker)
             self._shards_ = self._samples(model, self._X2, self._Y_train,
                                           boundaries=[s for s, _, _ in self._chunk_bounds()])
+        elif self.client_ is not None and o["method"] != "bagging":
+            what = "the dual form (an n x n kernel)" if o["method"] == "exact" else "method cg"
+            self._notify(f"{what} runs in this process: the Dask cluster takes the exact method's primal Gram "
+                         "accumulation and bagging's subsets")
         if o["method"] == "exact":
             self._planned = False
             self._groups = self._groups_done = 0
@@ -602,7 +606,7 @@ class PolyRegSolver(Solver):
         deadline is checked before it.
         """
         if self._shards_ is not None:
-            if self._deadline is not None and time.perf_counter() >= self._deadline:
+            if self._out_of_time(self._reserve) and self._acc_train.count:  # a model needs training samples
                 return False
             self._sent_chunks += list(group)
             self._shard_counts = self._shards_.reduce(
