@@ -79,7 +79,7 @@ class Samples:
 
     Args:
         model: the network; ops read its current parameters.
-        X: inputs (N, *input_shape).
+        X: inputs ``(N, *input_shape)``.
         Y: targets (N, outputs), float64.
 
     Attributes:

@@ -460,8 +460,8 @@ def test_bagging_at_degree_three_solves_each_subset_in_dual_form(rng, monkeypatc
     monkeypatch.setattr(P, "ridge_solve", spy)
     seen = []
     s = P.PolyRegSolver(method="bagging", ridge=0.5, batches=3, batch_size=30, seed=2)
-    real_features = s._batch_features
-    s._batch_features = lambda idx: seen.append(idx) or real_features(idx)
+    real_draw = s._draw_subset  # the subsets drawn, in order (each is fitted once, here or on a cluster)
+    s._draw_subset = lambda rng: seen.append(real_draw(rng)) or seen[-1]
     s.fit(model, data, quiet=True)
     assert forms == [30, 30, 30]  # one 30 x 30 kernel per subset, never the 1,112 x 1,112 Gram
     F, Y = model.features(data.x_train), data.one_hot()
