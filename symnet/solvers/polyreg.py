@@ -1092,11 +1092,10 @@ class PolyRegSolver(Solver):
 
     def _on_loop_end(self, stopped_by: str | None) -> None:
         """A fit that ends before its solve leaves a zero model: never silently."""
-        if self.opts_["method"] == "bagging" or self._solved:
-            return
-        if stopped_by == "time":
-            why = f"the time limit ({self.time_limit_:g} s) ran out before the first step"
-        elif stopped_by == "steps":
+        if self.opts_["method"] == "bagging" or self._solved or stopped_by == "time":
+            return  # past the limit an unsolved fit takes one more step (_may_stop): unless none ran, which
+            # the training loop itself reports ("the time limit was spent before the first step")
+        if stopped_by == "steps":
             why = f"the step budget ({self.steps_budget_}) ended the fit before its solve"
         else:
             why = "the fit was stopped before its solve"

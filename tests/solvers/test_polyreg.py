@@ -367,10 +367,19 @@ def stop_time_after(step):
 def test_a_budget_too_small_for_any_step_warns_of_the_zero_model(rng):
     data = toy_data(rng)
     model = M.PolyRegModel(data.input_shape, 3, 2, 2)
-    with pytest.warns(SymnetWarning, match=r"ran out before the first step: the model is unsolved"):
+    with pytest.warns(SymnetWarning, match=r"spent before the first step .* so the model was not trained"):
         s = P.PolyRegSolver(method="exact").fit(model, data, time_limit=1e-9, quiet=True)
     assert not model.weight.any() and s.history_.final["step"] == 0
-    assert any("unsolved" in note for note in s.history_.meta["notices"])
+    assert any("not trained" in note for note in s.history_.meta["notices"])
+
+
+def test_a_step_budget_that_ends_before_the_solve_warns_of_the_zero_model(rng):
+    data = toy_data(rng, n_train=200)
+    model = M.PolyRegModel(data.input_shape, 3, 2, 2)
+    with pytest.warns(SymnetWarning, match=r"the step budget \(0\) ended the fit before its solve: the model is "
+                                           r"unsolved \(all coefficients zero\)"):
+        s = P.PolyRegSolver(method="exact").fit(model, data, steps=0, quiet=True)
+    assert not model.weight.any() and not s._solved
 
 
 def test_exact_cut_by_the_time_limit_solves_with_the_samples_it_has(rng):
