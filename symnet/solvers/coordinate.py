@@ -76,8 +76,8 @@ class CoordinateSolver(Solver):
         layers: names of the layers whose coordinates are swept (default all).
         fused: use the fused numba kernels where the graph allows.
         seed: seed of the random order.
-        blocks, ridge_grid, val_size, pilot_sweeps, sample_start, sample_growth,
-        grow_tol, stage_sweeps, full_by, curvature_samples: channel blocks, see
+        blocks, ridge_grid, val_size, sample_start, sample_growth,
+        grow_tol, stage_sweeps, full_by, gradient, curvature_samples: channel blocks, see
             :mod:`symnet.solvers.channel_blocks`.
 
     Example:

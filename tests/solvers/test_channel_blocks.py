@@ -206,6 +206,30 @@ def test_channel_step_lands_on_the_brute_force_minimiser(name):
         assert np.isclose(ChannelBlocks(model.copy(), X, Y, ridge).value, cb.value, rtol=1e-10)
 
 
+def test_gradient_from_the_curvature_samples_is_their_scaled_gradient():
+    model = MODELS["poly"].copy()
+    X, _, Y = data_for(model, n=40)
+    cb = ChannelBlocks(model, X, Y, 0.1)
+    cb.solve_readout()
+    pos = np.arange(0, 40, 2)
+    c = 2
+    # oracle: the filter gradient of the curvature samples alone, scaled to all 40, plus the exact ridge part
+    sub = ChannelBlocks(model.copy(), X[cb.idx[pos]], Y[cb.idx[pos]], 0.1)
+    F = cb.F
+    (g_sub,) = channel_grad(sub.Xp, sub.idx, np.ascontiguousarray(cb.W[c]), cb.cbias(c), cb.pc, cb.s, cb.Hq, cb.Wq,
+                            np.ascontiguousarray(sub.R @ cb.V[:, c * F:(c + 1) * F]))
+    want = 2.0 * g_sub + cb.ridge * cb._u(c)
+    du_all, _, _, _ = cb.direction(c, pos, mu=1e6)
+    du_cur, _, _, pred = cb.direction(c, pos, mu=1e6, gradient="curvature")
+    assert pred < 0
+    # with a damping that dominates, du is minus the (readout-projected) gradient over a constant
+    cos = du_cur @ -want / np.linalg.norm(du_cur) / np.linalg.norm(want)
+    assert cos > 0.999
+    assert not np.allclose(du_all, du_cur)
+    t, before, after = cb.line_step(c, *cb.direction(c, pos, gradient="curvature")[:3])
+    assert after <= before
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_whole_network_line_search_equals_generic_jets_and_brute_force(name, rng):
     model = MODELS[name].copy()
@@ -270,9 +294,9 @@ def test_readout_solve_equals_closed_form_least_squares():
     cb = ChannelBlocks(model, X, Y, 0.3)
     cb.gram_rows = 16  # several row blocks of the Gram matrix
     calls = []
-    cb.progress = lambda: calls.append(1)
+    cb.progress = lambda blocks: calls.append(blocks.ready)
     cb.solve_readout()
-    assert len(calls) == 2
+    assert calls == [True, True]
     H = layer_features(model, X).reshape(len(X), -1)
     A = np.hstack([H, np.ones((len(X), 1))])
     want = np.linalg.solve(A.T @ A + 0.3 * np.eye(A.shape[1]), A.T @ Y)
@@ -297,34 +321,34 @@ def test_growing_the_samples_equals_starting_there():
 
 # --------------------------------------------------------------------------- the solver
 class TracedDriverSolver(CoordinateSolver):
-    """Records the stage objective (and its sample count and ridge) before and after every block step."""
+    """Records the stage objective's parts (SSE, ||theta||^2, samples) before and after every block step."""
 
     def _setup(self, model, data, rng):
         super()._setup(model, data, rng)
         self.trace = []
         driver = self.channels_
-        make = driver._blocks
+        make = driver.make_blocks
 
-        def traced_blocks(ridge, idx):
-            cb = make(ridge, idx)
+        def traced_blocks(idx):
+            cb = make(idx)
             for name in ("channel_step", "solve_readout", "line_all"):
                 inner = getattr(cb, name)
 
                 def wrapped(*a, _inner=inner, **k):
-                    before = (cb.value, cb.n, cb.ridge)
+                    before = (cb.sse, cb.sqnorm, cb.n)
                     out = _inner(*a, **k)
-                    self.trace.append((before, (cb.value, cb.n, cb.ridge)))
+                    self.trace.append((before, (cb.sse, cb.sqnorm, cb.n), cb.ridge))
                     return out
 
                 setattr(cb, name, wrapped)
             return cb
 
-        driver._blocks = traced_blocks
+        driver.make_blocks = traced_blocks
 
 
 @pytest.mark.parametrize("options", [
     dict(ridge=0.5, sample_start=50, stage_sweeps=2, grow_tol=0.0),
-    dict(ridge="auto", sample_start=60, ridge_grid=(0.1, 1.0, 10.0), pilot_sweeps=1, order="random", stage_sweeps=1),
+    dict(ridge="auto", sample_start=60, ridge_grid=(0.1, 1.0, 10.0), order="random", stage_sweeps=1),
     dict(ridge=0.2, sample_start=None, extrapolate=True, curvature_samples=None),
 ])
 def test_no_block_step_raises_its_objective(options):
@@ -332,9 +356,10 @@ def test_no_block_step_raises_its_objective(options):
     data = toy_dataset(model, n=300)
     s = TracedDriverSolver(**options).fit(model, data, steps=6, quiet=True)
     assert s.trace
-    for (before, n0, r0), (after, n1, r1) in s.trace:
-        assert (n0, r0) == (n1, r1)
-        assert after <= before * (1 + 1e-12) + 1e-12
+    for (sse0, sq0, n0), (sse1, sq1, n1), ridge in s.trace:
+        # the objective of the step's samples at the ridge after it (a readout solve may choose the ridge first)
+        before, after = sse0 + ridge * sq0, sse1 + ridge * sq1
+        assert n0 == n1 and after <= before * (1 + 1e-12) + 1e-12
     sizes = [r["samples"] for r in s.history_.records if "samples" in r]
     assert sizes == sorted(sizes) and sizes[-1] == 300  # grows to every sample
     # the last record's objective is the full objective, by a fresh forward pass at the ridge in use
@@ -393,16 +418,33 @@ def test_interim_records_within_sweeps_and_the_floor():
 
 def test_ridge_auto_chooses_on_held_out_samples():
     model = MODELS["poly"].copy()
-    data = toy_dataset(model, n=200)
+    data = toy_dataset(model, n=400)
     grid = (0.01, 1.0, 100.0)
-    s = CoordinateSolver(ridge_grid=grid, sample_start=80, pilot_sweeps=1).fit(model, data, steps=2, quiet=True)
-    sel = s.channels_.ridge_selection
-    assert s.opts_["ridge"] in grid and sel["chosen"] == s.opts_["ridge"]
-    assert sel["validation_samples"] == 20 and len(sel["val_mse"]) >= 2
-    assert sel["val_mse"][sel["ridges"].index(sel["chosen"])] == min(sel["val_mse"])
-    # without filter training (the floor) the initial features choose it, by select_ridge
+    s = CoordinateSolver(ridge_grid=grid, sample_start=80, stage_sweeps=1).fit(model, data, steps=5, quiet=True)
+    driver = s.channels_
+    choices = driver.ridge_selection
+    assert [c["samples"] for c in choices] == [80, 160, 400]  # every stage; the last adds the held-out samples
+    assert s.history_.final["samples"] == 400 and s.opts_["ridge"] == choices[-1]["chosen"]
+    perm = driver.perm
+    val = np.sort(perm[360:])
+    for choice in choices:
+        assert choice["validation_samples"] == 40 and choice["ridges"] == list(grid)
+        assert choice["chosen"] == grid[int(np.argmin(choice["val_sse"]))]
+    # oracle for the last choice: refit the readout on the same features for each candidate by numpy least squares
+    s2 = CoordinateSolver(ridge_grid=grid, sample_start=80, stage_sweeps=1)
+    m2 = MODELS["poly"].copy()
+    s2.fit(m2, data, steps=1, quiet=True)  # stage 1, then the move to 160 samples and its choice
+    first = s2.channels_.ridge_selection[-1]
+    H = layer_features(m2, data.x_train).reshape(400, -1)
+    A = np.hstack([H, np.ones((400, 1))])
+    fit = perm[:160]
+    Y = data.one_hot("train")
+    for lam, got in zip(grid, first["val_sse"]):
+        Wt = np.linalg.solve(A[fit].T @ A[fit] + lam * 160 / 400 * np.eye(A.shape[1]), A[fit].T @ Y[fit])
+        assert np.isclose(got, np.sum((A[val] @ Wt - Y[val]) ** 2), rtol=1e-4)
+    # without filter training (the floor) the initial features choose it, then every sample is fitted
     s = CoordinateSolver(ridge_grid=grid, layers="linear0").fit(MODELS["poly"].copy(), data, steps=1, quiet=True)
-    assert s.channels_.ridge_selection["ridges"] == list(grid)
+    assert len(s.channels_.ridge_selection) == 1 and s.history_.final["samples"] == 400
 
 
 def test_certificates_of_every_step_verify(tmp_path):
@@ -439,3 +481,12 @@ def test_bad_channel_options_are_clear_errors():
                        (dict(ridge_grid=()), "ridge_grid"), (dict(full_by=2), "full_by")):
         with pytest.raises(SolverError, match=match):
             CoordinateSolver(**bad).fit(model.copy(), data, steps=1, quiet=True)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import symnet.solvers.channel_blocks as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
