@@ -746,6 +746,7 @@ class ChannelDriver:
         if self.choosing and self.val < 1:
             self.choosing = False
         self.ridge_selection: list[dict] = []
+        solver.ridge_selection_ = self.ridge_selection  # as the exact direction solvers name their choice
         self.set_ridge(PROVISIONAL_RIDGE if opts["ridge"] == "auto" else float(opts["ridge"]))
         start = opts["sample_start"]
         n_train = N - self.val
@@ -900,6 +901,7 @@ class ChannelDriver:
         size = cb.K + int(cb.has_cbias) + cb.O * cb.F + (cb.O if cb.has_obias else 0)
         for c in order:
             if self.past_deadline() or not self.fits(self.block_s):
+                counts["cut"] = 1  # the time limit ends the sweep here, its closing solves too
                 return
             r = cb.channel_step(int(c), self.curvature_idx(cb), rescale=opts["rescale"], gradient=opts["gradient"])
             counts["updates"] = counts.get("updates", 0) + size
@@ -908,6 +910,8 @@ class ChannelDriver:
             self._progress(cb)
         if opts["linear_block"] and not self.past_deadline() and self.fits(self.readout_s):
             counts["block_decrease"] = counts.get("block_decrease", 0.0) + self.solve_readout(cb)
+        elif opts["linear_block"]:
+            counts["cut"] = 1
         if extrapolate and not self.past_deadline():
             bias = cb.conv.params["bias"] if cb.has_cbias else np.zeros(cb.C)
             t, _, _ = cb.line_all(cb.W - start[0], bias - start[1], cb.V - start[2], cb.obias() - start[3])
