@@ -41,8 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = Path(os.environ.get("SYMNET_MNIST", ROOT.parent / "shared" / "data" / "mnist"))
-if not DEFAULT_DATA.exists():
-    DEFAULT_DATA = Path("/work/shared/data/mnist")
 
 
 def parse_variant(spec: str, last_ridge=None) -> tuple[str, dict]:
