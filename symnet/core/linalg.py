@@ -261,7 +261,7 @@ def select_ridge(H: np.ndarray, Y: np.ndarray, validation: np.ndarray, *, bias: 
     ``||theta||^2`` in an objective summed over ``num_total`` samples (default
     ``len(H)``); fitted on fewer rows it is scaled by ``n_fit / num_total``. One
     Gram matrix of every row minus the validation rows' serves every candidate
-    (one Cholesky each). The algorithm is :func:`select_ridge_on`, here on features in memory.
+    (one Cholesky each, :func:`ridge_solutions`). The algorithm is :func:`select_ridge_on`, here on features in memory.
 
     Returns:
         ``(best weight, {"ridges", "val_sse", "val_err"})``; ties go to the larger weight.
@@ -286,15 +286,68 @@ def select_ridge_on(readout, validation: np.ndarray, *, candidates=RIDGE_CANDIDA
     G = readout.gram(gram_dtype) - readout.gram(np.float64, rows=validation)
     rhs = readout.cross() - readout.cross(rows=validation)
     share = (n - len(np.unique(validation))) / float(num_total)
+    solutions = ridge_solutions(G, rhs, candidates=candidates, share=share)
+    sse_, wrong = readout.held_out(solutions, validation)
+    scores = _ridge_scores(candidates, solutions, sse_, wrong, len(validation))
+    return best_ridge(scores), scores
+
+
+def ridge_solutions(G: np.ndarray, rhs: np.ndarray, *, candidates=RIDGE_CANDIDATES, share: float = 1.0) -> list:
+    """The ridge solutions ``(G + lam * share I)^-1 rhs`` of one Gram matrix, one per candidate ``lam``.
+
+    ``lam`` weighs ``||theta||^2`` in an objective over ``num_total`` samples and
+    ``share`` is the fitting rows' fraction of them; one Cholesky each, None where
+    the matrix is not positive definite.
+
+    Example:
+        >>> [s.tolist() for s in ridge_solutions(np.array([[2.0]]), np.array([[4.0]]), candidates=(0.0, 2.0))]
+        [[[2.0]], [[1.0]]]
+    """
     solutions = []
     for lam in candidates:
-        factor = ridge_factor(G, lam * share)
+        factor = ridge_factor(G, float(lam) * share)
         solutions.append(None if factor is None else sla.cho_solve(factor, rhs, check_finite=False))
-    sse_, wrong = readout.held_out(solutions, validation)
-    err = [1.0 if sol is None else float(w) / len(validation) for sol, w in zip(solutions, wrong)]
-    best = min(range(len(candidates)), key=lambda i: (sse_[i], -candidates[i]))
-    return float(candidates[best]), {"ridges": [float(c) for c in candidates], "val_sse": [float(v) for v in sse_],
-                                     "val_err": err}
+    return solutions
+
+
+def _ridge_scores(candidates, solutions, sse_, wrong, num_val: int) -> dict:
+    err = [1.0 if sol is None else (float(w) / num_val if num_val else 0.0) for sol, w in zip(solutions, wrong)]
+    return {"ridges": [float(c) for c in candidates], "val_sse": [float(v) for v in sse_], "val_err": err}
+
+
+def score_ridges(G: np.ndarray, rhs: np.ndarray, Hv: np.ndarray, Yv: np.ndarray, *, bias: bool,
+                 candidates=RIDGE_CANDIDATES, share: float = 1.0) -> dict:
+    """Held-out scores of the ridge readouts of one Gram matrix, one per candidate weight.
+
+    ``G`` and ``rhs`` are :func:`gram` and :func:`cross` of the fitting rows; each
+    candidate is solved by :func:`ridge_solutions` and scored on the held-out
+    features ``Hv`` and targets ``Yv`` (:func:`held_out_scores`): sum of squared
+    errors and error rate.
+
+    Returns:
+        ``{"ridges", "val_sse", "val_err"}`` (an infinite SSE where the matrix is not positive definite).
+
+    Example:
+        >>> H = np.array([[0.0], [1.0], [2.0]]); Y = 2 * H
+        >>> s = score_ridges(gram(H, bias=False), cross(H, Y, bias=False), np.array([[3.0]]), np.array([[6.0]]),
+        ...                  bias=False, candidates=(0.0, 5.0))
+        >>> [round(v, 9) for v in s["val_sse"]]
+        [0.0, 9.0]
+    """
+    solutions = ridge_solutions(G, rhs, candidates=candidates, share=share)
+    sse_, wrong = held_out_scores(Hv, Yv, solutions, bias=bias)
+    return _ridge_scores(candidates, solutions, sse_, wrong, len(Yv))
+
+
+def best_ridge(scores: dict) -> float:
+    """The candidate of :func:`score_ridges` with the lowest held-out SSE; ties go to the larger weight.
+
+    Example:
+        >>> best_ridge({"ridges": [1.0, 10.0], "val_sse": [2.0, 2.0]})
+        10.0
+    """
+    ridges, sse_ = scores["ridges"], scores["val_sse"]
+    return float(ridges[min(range(len(ridges)), key=lambda i: (sse_[i], -ridges[i]))])
 
 
 def held_out_scores(A: np.ndarray, Y: np.ndarray, solutions, *, bias: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -446,7 +499,8 @@ class LocalReadout:
 
 __all__ = ["BLOCK_ROWS", "RIDGE_CANDIDATES", "LocalReadout", "cross", "fit_readout", "fit_readout_on", "gram",
            "held_out_scores", "normal_products", "ridge_dual", "ridge_factor", "ridge_path", "ridge_readout",
-           "ridge_readout_on", "ridge_solve", "select_ridge", "select_ridge_on"]
+           "ridge_readout_on", "ridge_solutions", "ridge_solve", "score_ridges", "select_ridge",
+           "select_ridge_on", "best_ridge"]
 
 
 # --------------------------------------------------------------------------- Kronecker factors

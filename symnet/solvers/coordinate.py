@@ -29,6 +29,12 @@ Cost model (N samples, O outputs), per coordinate:
 
 Caches are updated incrementally after each accepted step and recomputed
 exactly once per sweep.
+
+Networks of the ``poly`` shape (``Conv2d -> Poly -> [AvgPool2d] -> Flatten ->
+Linear``) get channel blocks instead (option ``blocks``): one block per conv
+channel, its filter with the readout weights that read it, moved by an exact
+line search along a variable-projection Gauss-Newton direction; see
+:mod:`symnet.solvers.channel_blocks`.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from symnet.core.linalg import cross, gram
 from symnet.core.restriction import ExactLoss
 
 from symnet.solvers.base import Solver
+from symnet.solvers.channel_blocks import CHANNEL_OPTIONS, channel_driver
 from symnet.solvers.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
                                                linear_sweep)
 from symnet.solvers.options import Option
@@ -57,15 +64,21 @@ class CoordinateSolver(Solver):
     """Exact coordinate descent with polynomial line minimisation.
 
     Options:
-        ridge: weight of ``ridge * ||theta||^2`` in the objective (default 1.0;
-            the SSE is summed over samples, so this is small for large N).
+        ridge: weight of ``ridge * ||theta||^2`` in the objective (the SSE is
+            summed over samples, so this is small for large N). ``"auto"``
+            (default): chosen on held-out training samples with channel blocks,
+            1.0 for the one-weight-at-a-time sweep.
         order: ``"cyclic"`` (layer by layer, last layer first) or ``"random"``.
         linear_block: solve the last Linear layer exactly after each sweep.
         rescale: closed-form per-channel rescale after each sweep.
-        extrapolate: exact line search along the sweep's displacement.
+        extrapolate: exact line search along the sweep's displacement
+            (``"auto"``: on, except with channel blocks).
         layers: names of the layers whose coordinates are swept (default all).
         fused: use the fused numba kernels where the graph allows.
         seed: seed of the random order.
+        blocks, ridge_grid, val_size, sample_start, sample_growth,
+        grow_tol, stage_sweeps, full_by, gradient, curvature_samples: channel blocks, see
+            :mod:`symnet.solvers.channel_blocks`.
 
     Example:
         >>> import symnet; from symnet import solvers
@@ -82,21 +95,31 @@ class CoordinateSolver(Solver):
     shardable = True
     default_steps = 5
     OPTIONS = {
-        "ridge": Option(1.0, "float", low=0.0, help="weight of ridge * ||theta||^2 in the objective"),
+        "ridge": Option("auto", "float", low=0.0, auto=True,
+                        help="weight of ridge * ||theta||^2 in the objective (auto: chosen on held-out training "
+                             "samples with channel blocks, else 1.0)"),
         "order": Option("cyclic", "choice", choices=("cyclic", "random"),
                         help="layer by layer (last layer first), or a random order"),
         "linear_block": Option(True, "bool", help="solve the last Linear layer exactly after each sweep"),
         "rescale": Option(True, "bool", help="closed-form per-channel rescale after each sweep"),
-        "extrapolate": Option(True, "bool", help="exact line search along the sweep's displacement"),
+        "extrapolate": Option("auto", "bool", auto=True,
+                              help="exact line search along the sweep's displacement (auto: on, except with "
+                                   "channel blocks)"),
         "layers": Option(None, "names", none=True, help="names of the layers whose coordinates are swept "
                                                         "(None: all)"),
         "fused": Option(True, "bool", help="use the fused numba kernels where the graph allows"),
         "seed": Option(0, "int", low=0, help="seed of the random order"),
+        **CHANNEL_OPTIONS,
     }
 
     # ------------------------------------------------------------------ setup
     def _setup(self, model, data, rng):
+        self.channels_ = channel_driver(self, model, data, rng)  # poly-shaped networks: channel blocks
+        if self.channels_ is not None:
+            return
         opts = self.opts_
+        if opts["ridge"] == "auto":
+            opts["ridge"] = 1.0
         ridge = opts["ridge"]
         layers = self._require_exact_network(model, data)
         self.rng_ = rng
@@ -133,19 +156,29 @@ class CoordinateSolver(Solver):
         return conv_chain(self.model_, li)
 
     def _initial_loss(self):
+        if self.channels_ is not None:
+            return None
         return self.loss_.value / self.loss_.num_samples
 
     def _on_params_restored(self):
+        if self.channels_ is not None:
+            return self.channels_.on_params_restored()
         self.loss_.refresh()
 
     def _state(self):
+        if self.channels_ is not None:
+            return self.channels_.state()
         return {"sweeps": self.sweeps_}
 
     def _load_state(self, state):
+        if self.channels_ is not None:
+            return self.channels_.load_state(state)
         self.sweeps_ = int(state.get("sweeps", 0))
 
     # ------------------------------------------------------------------ one sweep
     def _step(self) -> dict:
+        if self.channels_ is not None:
+            return self.channels_.step()
         loss = self.loss_
         model = self.model_
         theta0 = model.get_flat()

@@ -73,9 +73,11 @@ def test_cluster_flags_errors_are_one_line(capsys, monkeypatch):
 
 
 def test_train_on_a_local_cluster_equals_the_run_without(capsys, tmp_path):
-    code, _, _ = run(capsys, "train", "--sweeps", "2", *SMALL, "--out", tmp_path / "here")
+    # channel blocks run in one process; the per-coordinate sweep is the coordinate solver's sharded form
+    code, _, _ = run(capsys, "train", "--sweeps", "2", *SMALL, "-O", "blocks=coordinate", "--out", tmp_path / "here")
     assert code == 0
-    code, out, _ = run(capsys, "train", "--sweeps", "2", *SMALL, "--out", tmp_path / "there", "--workers", "2")
+    code, out, _ = run(capsys, "train", "--sweeps", "2", *SMALL, "-O", "blocks=coordinate", "--out", tmp_path / "there",
+                       "--workers", "2")
     assert code == 0 and "local Dask cluster of 2 worker processes" in out and "dashboard" in out
     a = load_model(tmp_path / "here" / "model.npz").get_flat()
     b = load_model(tmp_path / "there" / "model.npz").get_flat()
@@ -99,18 +101,19 @@ def test_resume_moves_between_no_cluster_and_a_cluster(capsys, tmp_path, dask_cl
 
 def test_bench_and_compare_on_a_running_cluster(capsys, tmp_path, dask_client):
     address = dask_client.scheduler.address
-    code, out, _ = run(capsys, "bench", "coordinate", "lbfgs", "--sweeps", "1", "--steps", "2", *SMALL, "--json")
+    code, out, _ = run(capsys, "bench", "coordinate", "lbfgs", "--sweeps", "1", "--steps", "2", *SMALL, "--json",
+                         "-O", "blocks=coordinate")
     assert code == 0
     here = {r["solver"]: r["loss"] for r in json.loads(out)}
     steps = {r["solver"]: r["steps"] for r in json.loads(out)}
     code, out, _ = run(capsys, "bench", "coordinate", "lbfgs", "--sweeps", "1", "--steps", "2", *SMALL, "--json",
-                       "--scheduler", address)
+                       "-O", "blocks=coordinate", "--scheduler", address)
     assert code == 0
     there = {r["solver"]: r["loss"] for r in json.loads(out)}
     assert here.keys() == there.keys() and all(abs(here[k] - there[k]) <= 1e-10 * here[k] for k in here)
     # compare runs each solver in a fresh process, which connects to the same scheduler
     code, out, _ = run(capsys, "compare", "--solvers", "coordinate", "--sweeps", "1", "--steps", "2", *SMALL,
-                       "--scheduler", address, "--out", tmp_path / "cmp")
+                       "-O", "coordinate.blocks=coordinate", "--scheduler", address, "--out", tmp_path / "cmp")
     assert code == 0, out
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"]
     assert rows[0]["steps"] == steps["coordinate"]

@@ -1,4 +1,8 @@
-"""The coordinate solver: no ascent anywhere, exact minimisers, fused kernels equal generic jets."""
+"""The coordinate solver: no ascent anywhere, exact minimisers, fused kernels equal generic jets.
+
+Tests of the one-weight-at-a-time sweep on poly-shaped networks pass ``blocks="coordinate"`` (those
+networks default to channel blocks, tested in test_channel_blocks.py).
+"""
 
 import numpy as np
 import pytest
@@ -18,7 +22,10 @@ MODELS = tiny_models()
 
 
 class TracingSolver(CoordinateSolver):
-    """Records the objective before and after every single coordinate step."""
+    """Records the objective before and after every single coordinate step (the one-weight-at-a-time sweep)."""
+
+    def __init__(self, **options):
+        super().__init__(**{"blocks": "coordinate", **options})  # poly-shaped nets default to channel blocks
 
     def _setup(self, model, data, rng):
         super()._setup(model, data, rng)
@@ -67,7 +74,7 @@ def test_fused_kernels_equal_generic_jets(name):
     flats = []
     for fused in (True, False):
         model = MODELS[name].copy()
-        CoordinateSolver(ridge=0.1, fused=fused).fit(model, data, steps=2, quiet=True)
+        CoordinateSolver(ridge=0.1, fused=fused, blocks="coordinate").fit(model, data, steps=2, quiet=True)
         flats.append(model.get_flat())
     np.testing.assert_allclose(flats[0], flats[1], rtol=1e-9, atol=1e-11)
 
@@ -110,7 +117,7 @@ def test_each_coordinate_step_lands_on_the_brute_force_minimiser(name, rng):
 def test_rescale_keeps_predictions_and_lowers_ridge():
     model = MODELS["poly"].copy()
     data = toy_data(model)
-    s = CoordinateSolver(ridge=0.5, linear_block=False, extrapolate=False)
+    s = CoordinateSolver(ridge=0.5, linear_block=False, extrapolate=False, blocks="coordinate")
     s.fit(model, data, steps=0, quiet=True)
     out_before = model.forward(data.x_train)
     norm_before = float(model.get_flat() @ model.get_flat())
@@ -125,7 +132,7 @@ def test_rescale_keeps_predictions_and_lowers_ridge():
 def test_last_linear_block_equals_closed_form_ridge():
     model = MODELS["poly"].copy()
     data = toy_data(model, n=30)
-    s = CoordinateSolver(ridge=0.3)
+    s = CoordinateSolver(ridge=0.3, blocks="coordinate")
     s.fit(model, data, steps=0, quiet=True)
     s.loss_.solve_readout()
     H = s.loss_.acts[len(model.layers) - 1]

@@ -12,7 +12,7 @@ import pytest
 
 from symnet import solvers
 from symnet.core.datasets import Dataset
-from symnet.core.errors import ClusterError
+from symnet.core.errors import ClusterError, SolverError
 from symnet.core.sharded import ShardedSamples
 from tiny_models import tiny_models, toy_data
 
@@ -43,15 +43,28 @@ def both(solver, model, data, client, steps=2, **options):
 @pytest.mark.parametrize("name", ["mlp", "seed", "poly", "poly2", "nobias"])
 def test_coordinate_on_shards(dask_client, name):
     m = tiny_models()[name]
-    here, there = both("coordinate", m, toy_data(m, n=30), dask_client, ridge=0.5)
+    here, there = both("coordinate", m, toy_data(m, n=30), dask_client, ridge=0.5, blocks="coordinate")
     assert_same_run(here, there)
     assert there.client_ is dask_client and dask_client.status == "running"  # never closed by symnet
+
+
+def test_channel_blocks_on_a_cluster_turn_to_sharded_coordinates(dask_client):
+    """Channel blocks keep their caches in one process: on a cluster blocks='auto' sweeps per coordinate
+    on the shards (and says so); blocks='channel' is refused with the way out."""
+    m = tiny_models()["poly"]
+    data = toy_data(m, n=30)
+    with pytest.warns(Warning, match="per coordinate"):
+        there = solvers.get("coordinate")(ridge=0.5).fit(m.copy(), data, steps=1, quiet=True, client=dask_client)
+    assert there.channels_ is None and any("per coordinate" in n for n in there.notices_)
+    with pytest.raises(SolverError, match="one process"):
+        solvers.get("coordinate")(ridge=0.5, blocks="channel").fit(m.copy(), data, steps=1, quiet=True,
+                                                                   client=dask_client)
 
 
 def test_coordinate_random_order_and_extrapolation_on_shards(dask_client):
     m = tiny_models()["poly"]
     here, there = both("coordinate", m, toy_data(m, n=30), dask_client, ridge=0.5, order="random",
-                       extrapolate=True)
+                       extrapolate=True, blocks="coordinate")
     assert_same_run(here, there)
 
 
@@ -131,8 +144,8 @@ def test_a_run_recovers_from_a_killed_worker(fresh_cluster):
     _, client = fresh_cluster
     m = tiny_models()["poly"]
     data = toy_data(m, n=24)
-    here = solvers.get("coordinate")(ridge=0.5).fit(m.copy(), data, steps=3, quiet=True)
-    there = solvers.get("coordinate")(ridge=0.5).fit(m.copy(), data, steps=3, quiet=True, client=client,
+    here = solvers.get("coordinate")(ridge=0.5, blocks="coordinate").fit(m.copy(), data, steps=3, quiet=True)
+    there = solvers.get("coordinate")(ridge=0.5, blocks="coordinate").fit(m.copy(), data, steps=3, quiet=True, client=client,
                                                      callbacks=[_KillOnce()])
     assert_same_run(here, there)
 
