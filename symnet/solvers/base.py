@@ -42,6 +42,7 @@ from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, R
                                 SymnetWarning)
 from symnet.core.history import History
 from symnet.core.layers import LAYER_TYPES
+from symnet.core.linalg import select_ridge_on
 from symnet.core.objective import accuracy, evaluate
 from symnet.core.restriction import ExactLoss
 from symnet.core.runtime import blas_threads, caused_by_interrupt
@@ -430,6 +431,26 @@ class Solver(abc.ABC):
         samples = ShardedSamples(self.client_, model, X, Y, boundaries=boundaries)
         self._shards.append(samples)
         return samples
+
+    def _held_out_ridge(self, readout, seed: int) -> tuple[float, dict] | None:
+        """The ridge weight whose last-layer readout generalises best to held-out training samples.
+
+        A random tenth of the training samples (at most 5,000; the split seeded by
+        ``seed``) is held out, the last layer is solved by ridge on the rest of
+        ``readout``'s features (a :class:`~symnet.core.linalg.LocalReadout` or its
+        sharded form) for each candidate and scored on the held-out samples
+        (:func:`~symnet.core.linalg.select_ridge_on`). Training then uses every
+        sample with the chosen weight. Returns ``(ridge, selection)``, the
+        selection being what ``ridge_selection_`` reports, or None when there
+        are too few samples to hold any out.
+        """
+        n = readout.num_samples
+        n_val = min(5000, n // 10)
+        if n_val < 1:
+            return None
+        val = np.sort(np.random.default_rng([int(seed), 1]).choice(n, n_val, replace=False))
+        ridge, scores = select_ridge_on(readout, val, num_total=n)
+        return ridge, {"validation_samples": n_val, **scores, "chosen": ridge}
 
     def _release_shards(self) -> None:
         """Free what the run's shards hold on the workers (the client itself stays open)."""

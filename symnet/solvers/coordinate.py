@@ -66,8 +66,9 @@ class CoordinateSolver(Solver):
     Options:
         ridge: weight of ``ridge * ||theta||^2`` in the objective (the SSE is
             summed over samples, so this is small for large N). ``"auto"``
-            (default): chosen on held-out training samples with channel blocks,
-            1.0 for the one-weight-at-a-time sweep.
+            (default): chosen on held-out training samples, stage by stage with
+            channel blocks, from the initial features' readout for the
+            one-weight-at-a-time sweep (1.0 without a last Linear layer).
         order: ``"cyclic"`` (layer by layer, last layer first) or ``"random"``.
         linear_block: solve the last Linear layer exactly after each sweep.
         rescale: closed-form per-channel rescale after each sweep.
@@ -97,7 +98,7 @@ class CoordinateSolver(Solver):
     OPTIONS = {
         "ridge": Option("auto", "float", low=0.0, auto=True,
                         help="weight of ridge * ||theta||^2 in the objective (auto: chosen on held-out training "
-                             "samples with channel blocks, else 1.0)"),
+                             "samples: per stage with channel blocks, else once from the initial features)"),
         "order": Option("cyclic", "choice", choices=("cyclic", "random"),
                         help="layer by layer (last layer first), or a random order"),
         "linear_block": Option(True, "bool", help="solve the last Linear layer exactly after each sweep"),
@@ -118,12 +119,12 @@ class CoordinateSolver(Solver):
         if self.channels_ is not None:
             return
         opts = self.opts_
-        if opts["ridge"] == "auto":
-            opts["ridge"] = 1.0
-        ridge = opts["ridge"]
         layers = self._require_exact_network(model, data)
+        auto = opts["ridge"] == "auto"
         self.rng_ = rng
-        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=ridge)
+        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=1.0 if auto else opts["ridge"])
+        if auto:
+            opts["ridge"] = self.loss_.ridge = self._auto_ridge(model)
         self._certify(self.loss_)
         names = [layer.name for layer in layers]
         wanted = opts["layers"]
@@ -137,6 +138,20 @@ class CoordinateSolver(Solver):
                 continue
             self.plan_.append((li, self._kind(li)))
         self.sweeps_ = 0
+
+    def _auto_ridge(self, model) -> float:
+        """``ridge="auto"`` of the per-coordinate sweep: the weight whose readout of the initial features
+        (the loss's caches) scores best on held-out training samples
+        (:meth:`~symnet.solvers.base.Solver._held_out_ridge`, the split seeded by ``seed``); 1.0 without a
+        last Linear layer or with too few samples."""
+        self.ridge_selection_ = None
+        if not isinstance(model.layers[-1], Linear):
+            return 1.0
+        chosen = self._held_out_ridge(self.loss_.readout_problem(), int(self.opts_["seed"]))
+        if chosen is None:
+            return 1.0
+        self.ridge_selection_ = chosen[1]
+        return chosen[0]
 
     def _kind(self, li: int) -> str:
         layers = self.model_.layers
@@ -168,12 +183,14 @@ class CoordinateSolver(Solver):
     def _state(self):
         if self.channels_ is not None:
             return self.channels_.state()
-        return {"sweeps": self.sweeps_}
+        return {"sweeps": self.sweeps_, "ridge": self.loss_.ridge}
 
     def _load_state(self, state):
         if self.channels_ is not None:
             return self.channels_.load_state(state)
         self.sweeps_ = int(state.get("sweeps", 0))
+        if "ridge" in state:  # the weight the run chose when it started, whatever the parameters now
+            self.opts_["ridge"] = self.loss_.ridge = float(state["ridge"])
 
     # ------------------------------------------------------------------ one sweep
     def _step(self) -> dict:

@@ -73,7 +73,7 @@ import numpy as np
 from symnet.core.certificates import BLOCK, FLOAT32_RTOL
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import fit_readout_on, ridge_factor, select_ridge_on
+from symnet.core.linalg import fit_readout_on, ridge_factor
 from symnet.core.objective import evaluate
 from symnet.core.restriction import ExactLoss, LineResult
 from symnet.core.samples import Samples
@@ -457,24 +457,16 @@ class ExactDirectionSolver(Solver):
             self.full_.value = self.full_.evaluate()
 
     def _choose_ridge(self, readout) -> None:
-        """``ridge="auto"``: the weight whose readout generalises best to held-out training samples.
-
-        A random tenth of the training samples (at most 5,000; the split is
-        seeded by the ``seed`` option) is held out, the last layer is solved by
-        ridge on the rest of the features for each candidate and scored on
-        the held-out samples (:func:`~symnet.core.linalg.select_ridge_on` of ``readout``,
-        the readout problem of the current features). Training
-        then uses every sample with the chosen weight.
-        """
+        """``ridge="auto"``: the weight chosen on held-out training samples
+        (:meth:`~symnet.solvers.base.Solver._held_out_ridge` of ``readout``, the
+        readout problem of the current features; the split seeded by ``seed``)."""
         self.auto_ridge_ = False
-        n_val = min(5000, self.N_ // 10)
-        if n_val < 1:
-            return
         with self._timed("ridge"):
-            val = np.sort(np.random.default_rng([int(self.opts_["seed"]), 1]).choice(self.N_, n_val, replace=False))
-            ridge, scores = select_ridge_on(readout, val, num_total=self.N_)
-        self.ridge_selection_ = {"validation_samples": n_val, **scores, "chosen": ridge}
-        self._set_ridge(ridge)
+            chosen = self._held_out_ridge(readout, int(self.opts_["seed"]))
+        if chosen is None:
+            return
+        self._set_ridge(chosen[0])
+        self.ridge_selection_ = chosen[1]
 
     def _varpro_full(self, choose_ridge: bool = False) -> tuple[float, np.ndarray, float]:
         """Solve the last Linear layer on the full data (mini-batch mode), its features from a forward pass.

@@ -213,3 +213,30 @@ def test_unsupported_layer_and_bad_options_are_clear_errors():
         CoordinateSolver(learning_rate=1).fit(good, toy_data(good), steps=1, quiet=True)
     with pytest.raises(SolverError, match="unknown solver"):
         solvers.get("newton-raphson-magic")
+
+
+def test_auto_ridge_of_the_sweep_is_chosen_on_held_out_samples_and_kept_on_resume(tmp_path):
+    """ridge='auto' without channel blocks: select_ridge on the initial model's last-layer features is the oracle."""
+    from symnet.core.linalg import select_ridge
+
+    model = MODELS["mlp"].copy()
+    data = toy_data(model, n=200, seed=4)
+    H = data.x_train  # the input of the last layer, by running the layers before it
+    for layer in model.layers[:-1]:
+        H = layer.forward(H)
+    val = np.sort(np.random.default_rng([0, 1]).choice(200, 20, replace=False))
+    expected, _ = select_ridge(np.asarray(H, dtype=np.float32), data.one_hot(), val, bias=model.layers[-1].bias)
+    s = CoordinateSolver().fit(model.copy(), data, steps=1, quiet=True, checkpoint_dir=tmp_path / "run")
+    sel = s.ridge_selection_
+    assert sel["validation_samples"] == 20 and sel["chosen"] == expected == s.opts_["ridge"] == s.loss_.ridge
+    # a resumed run keeps the weight its start chose, whatever the parameters it resumes from
+    elsewhere = model.copy()
+    elsewhere.set_flat(np.random.default_rng(1).standard_normal(model.num_params) - model.get_flat())
+    assert CoordinateSolver().fit(elsewhere.copy(), data, steps=1, quiet=True).loss_.ridge != expected  # its own
+    r = CoordinateSolver().fit(elsewhere, data, steps=2, quiet=True, checkpoint_dir=tmp_path / "run",
+                                    resume=True)
+    assert r.loss_.ridge == expected
+    whole = CoordinateSolver().fit(model.copy(), data, steps=2, quiet=True)
+    np.testing.assert_allclose(r.model_.get_flat(), whole.model_.get_flat(), rtol=1e-10, atol=1e-12)
+    # a fixed ridge is used as given
+    assert CoordinateSolver(ridge=0.25).fit(model.copy(), data, steps=1, quiet=True).loss_.ridge == 0.25
