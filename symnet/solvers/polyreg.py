@@ -327,8 +327,10 @@ class PolyRegSolver(Solver):
             command line).
         cg_tol (1e-5): cg: stop the final solve when every class's relative
             residual ``||X^T Y - (G + lam I) W|| / ||X^T Y||`` is at most this.
-        cg_search_tol (1e-4): cg: the same for the solves that choose the ridge
-            (the validation error needs far less accuracy than the model).
+        cg_search_tol (1e-3): cg: the same for the solves that choose the ridge
+            (the validation error needs far less accuracy than the model: on
+            MNIST at degree 3, 1e-3 chose the same ridge as 1e-4, with the same
+            test accuracy, in 84 search iterations instead of 172).
         cg_iters (400): cg: at most this many iterations (data passes) per solve.
         precond ("subsample"): cg: "subsample" (Gram of ``precond_samples``
             random samples plus the exact diagonal, through Woodbury),
@@ -427,7 +429,7 @@ class PolyRegSolver(Solver):
         # matrix-free solves (symnet/solvers/polyreg_matfree.py)
         "cg_tol": Option(1e-5, "float", low=0.0, low_open=True,
                          help="cg: relative residual of the final solve"),
-        "cg_search_tol": Option(1e-4, "float", low=0.0, low_open=True,
+        "cg_search_tol": Option(1e-3, "float", low=0.0, low_open=True,
                                 help="cg: relative residual of the solves that choose the ridge"),
         "cg_iters": Option(400, "int", low=1, help="cg: iterations (data passes) per solve at most"),
         "precond": Option("subsample", "choice", choices=MF.PRECONDITIONERS, help="cg: preconditioner"),
