@@ -64,7 +64,7 @@ def test_resume_with_other_settings_is_refused_and_lists_the_differences(capsys,
     before = (out / "summary.json").read_bytes()
     code, _, err = run(capsys, "train", *XOR, "--sweeps", "2", "--ridge", "50", "--samples", "3", "--out", out,
                        "--resume")
-    one_line(code, err, "options.ridge: 1.0 -> 50.0", "data.n_train: 4 -> 3", "only the budget may grow")
+    one_line(code, err, "options.ridge: 'auto' -> 50.0", "data.n_train: 4 -> 3", "only the budget may grow")
     assert (out / "summary.json").read_bytes() == before
     code, _, err = run(capsys, "train", *XOR, "--sweeps", "2", "--seed", "3", "--out", out, "--resume")
     one_line(code, err, "seed: 0 -> 3")
