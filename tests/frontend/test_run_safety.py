@@ -128,7 +128,7 @@ def test_polyreg_never_returns_an_unsolved_model(capsys, tmp_path):
     (["--solver", "polyreg", "--window", "abc"], ["option window must be"]),
     (["--solver", "polyreg", "--window", "1.5"], ["option window must be"]),
     (["--solver", "polyreg", "--window", "true"], ["option window must be", "True"]),
-    (["--ridge", "inf"], ["option ridge must be a number >= 0, got inf"]),
+    (["--ridge", "inf"], ["option ridge must be a number >= 0", "got inf"]),
     (["-O", "ridge=inf"], ["option ridge must be a number >= 0", "inf"]),
     (["--solver", "polyreg", "-O", "ridge=inf"], ["option ridge must be a number >= 0"]),
     (["--solver", "adam", "-O", "lr=0"], ["option lr must be a number > 0, got 0"]),
