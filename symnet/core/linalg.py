@@ -300,7 +300,7 @@ def ridge_solutions(G: np.ndarray, rhs: np.ndarray, *, candidates=RIDGE_CANDIDAT
     the matrix is not positive definite.
 
     Example:
-        >>> [s.tolist() for s in ridge_solutions(np.array([[2.0]]), np.array([[4.0]]), candidates=(0.0, 2.0))]
+        >>> [s.round(12).tolist() for s in ridge_solutions(np.array([[2.0]]), np.array([[4.0]]), candidates=(0.0, 2.0))]
         [[[2.0]], [[1.0]]]
     """
     solutions = []
