@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 from typing import NamedTuple, Union
 
 import numpy as np
@@ -208,7 +209,7 @@ class LineResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- the exact loss
-class ExactLossBase:
+class ExactLossBase(abc.ABC):
     """What an exact loss does with the parameters, wherever its per-sample caches live.
 
     The one exact line minimisation (:meth:`line_minimize`), the ridge terms of
@@ -223,13 +224,13 @@ class ExactLossBase:
     :meth:`readout_factor` and :meth:`solve_readout`.
     """
 
+    @abc.abstractmethod
     def restrict(self, direction: Direction) -> np.ndarray:
         """Coefficients (lowest first) of ``t -> L(theta + t d)`` over every sample."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, t: float) -> None:
         """Move ``theta += t d`` along the last restricted direction and update the caches."""
-        raise NotImplementedError
 
     @property
     def value(self) -> float:
@@ -360,13 +361,13 @@ class ExactLossBase:
                              f"this one ends with {layer!r}")
         return li, layer
 
+    @abc.abstractmethod
     def readout_problem(self):
         """The ridge problem of the last Linear layer on the cached features (see :class:`~symnet.core.linalg.LocalReadout`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _readout_solved(self, problem, decrease: float) -> None:
         """Bring the caches to the readout's new weights after :func:`~symnet.core.linalg.fit_readout_on`."""
-        raise NotImplementedError
 
     def readout_factor(self, *, gram_dtype=np.float64):
         """Cholesky factor of the last Linear layer's ridge Gram matrix ``A^T A + ridge I``, ``A = [H, 1]``.
