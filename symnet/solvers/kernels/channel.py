@@ -210,6 +210,52 @@ def channel_grad(X, idx, w, bias, pc, s, Hq, Wq, back):
     return (acc.sum(axis=0),)
 
 
+@nb.njit(cache=True, inline="always")
+def _binomials(P):
+    """C(j, m) for 0 <= m <= j <= P (zero above the diagonal).
+
+    numpy: np.array([[math.comb(j, m) for m in range(P + 1)] for j in range(P + 1)], float)
+    """
+    binom = np.zeros((P + 1, P + 1))
+    for j in range(P + 1):
+        binom[j, 0] = 1.0
+        for m in range(1, j + 1):
+            binom[j, m] = binom[j, m - 1] * (j - m + 1) / m
+    return binom
+
+
+@nb.njit(cache=True, fastmath=FAST, inline="always")
+def _activation_jets(zb, dzb, pc, binom, inv, qm):
+    """The Taylor coefficients in t of ``inv * p(z + t dz)`` at every position, into qm (P + 1, Ho, Wo).
+
+    numpy: qm[m] = inv * dz**m * sum_j pc[j] * C(j, m) * z**(j - m)
+    """
+    P = pc.shape[0] - 1
+    Ho, Wo = zb.shape
+    if P == 2:  # the common quadratic activation, vectorised: a0 + a1 z + a2 z^2
+        a1 = pc[1]
+        a2 = pc[2]
+        for y in range(Ho):
+            for x in range(Wo):
+                z = zb[y, x]
+                dz = dzb[y, x]
+                qm[0, y, x] = (pc[0] + (a1 + a2 * z) * z) * inv
+                qm[1, y, x] = (a1 + 2.0 * a2 * z) * dz * inv
+                qm[2, y, x] = a2 * dz * dz * inv
+        return
+    for y in range(Ho):
+        for x in range(Wo):
+            z = zb[y, x]
+            dz = dzb[y, x]
+            dzm = inv
+            for m in range(P + 1):
+                v = 0.0
+                for j in range(P, m - 1, -1):
+                    v = v * z + pc[j] * binom[j, m]
+                qm[m, y, x] = v * dzm
+                dzm *= dz
+
+
 @nb.njit(cache=True, parallel=True, fastmath=FAST)
 def channel_line_coeffs(X, idx, w, bias, dw, dbias, pc, s, Hq, Wq, V, dV, lin, R, hj, D):
     """SSE coefficients along a direction that moves one channel's filter; stores the jets for :func:`apply_jets`.
@@ -236,12 +282,7 @@ def channel_line_coeffs(X, idx, w, bias, dw, dbias, pc, s, Hq, Wq, V, dV, lin, R
     nblocks = min(N, 64) if N > 0 else 1
     step = (N + nblocks - 1) // nblocks
     acc = np.zeros((nblocks, 2 * L - 1))
-    # binomial table C(j, m)
-    binom = np.zeros((P + 1, P + 1))
-    for j in range(P + 1):
-        binom[j, 0] = 1.0
-        for m in range(1, j + 1):
-            binom[j, m] = binom[j, m - 1] * (j - m + 1) / m
+    binom = _binomials(P)
     for blk in nb.prange(nblocks):
         zb = np.empty((Ho, Wo))
         dzb = np.empty((Ho, Wo))
@@ -251,28 +292,7 @@ def channel_line_coeffs(X, idx, w, bias, dw, dbias, pc, s, Hq, Wq, V, dV, lin, R
             img = X[idx[n]]
             _conv_plane(img, w, bias, zb)
             _conv_plane(img, dw, dbias, dzb)
-            if P == 2:  # the common quadratic activation, vectorised: a0 + a1 z + a2 z^2
-                a1 = pc[1]
-                a2 = pc[2]
-                for y in range(Ho):
-                    for x in range(Wo):
-                        z = zb[y, x]
-                        dz = dzb[y, x]
-                        qm[0, y, x] = (pc[0] + (a1 + a2 * z) * z) * inv
-                        qm[1, y, x] = (a1 + 2.0 * a2 * z) * dz * inv
-                        qm[2, y, x] = a2 * dz * dz * inv
-            else:  # p(z + t dz) = sum_m t^m dz^m sum_j pc[j] C(j, m) z^(j-m)
-                for y in range(Ho):
-                    for x in range(Wo):
-                        z = zb[y, x]
-                        dz = dzb[y, x]
-                        dzm = inv
-                        for m in range(P + 1):
-                            v = 0.0
-                            for j in range(P, m - 1, -1):
-                                v = v * z + pc[j] * binom[j, m]
-                            qm[m, y, x] = v * dzm
-                            dzm *= dz
+            _activation_jets(zb, dzb, pc, binom, inv, qm)
             for m in range(P + 1):
                 _pool_into(qm[m], s, Hq, Wq, hj[n, m])
             for o in range(O):
@@ -315,11 +335,7 @@ def channel_add_jets(X, idx, w, bias, dw, dbias, pc, s, Hq, Wq, V, dV, D):
     P = pc.shape[0] - 1
     O = V.shape[0]
     inv = 1.0 / (s * s)
-    binom = np.zeros((P + 1, P + 1))
-    for j in range(P + 1):
-        binom[j, 0] = 1.0
-        for m in range(1, j + 1):
-            binom[j, m] = binom[j, m - 1] * (j - m + 1) / m
+    binom = _binomials(P)
     nblocks = min(N, 64) if N > 0 else 1
     step = (N + nblocks - 1) // nblocks
     for blk in nb.prange(nblocks):
@@ -331,17 +347,7 @@ def channel_add_jets(X, idx, w, bias, dw, dbias, pc, s, Hq, Wq, V, dV, D):
             img = X[idx[n]]
             _conv_plane(img, w, bias, zb)
             _conv_plane(img, dw, dbias, dzb)
-            for y in range(Ho):
-                for x in range(Wo):
-                    z = zb[y, x]
-                    dz = dzb[y, x]
-                    dzm = inv
-                    for m in range(P + 1):
-                        v = 0.0
-                        for j in range(P, m - 1, -1):
-                            v = v * z + pc[j] * binom[j, m]
-                        qm[m, y, x] = v * dzm
-                        dzm *= dz
+            _activation_jets(zb, dzb, pc, binom, inv, qm)
             for m in range(P + 1):
                 _pool_into(qm[m], s, Hq, Wq, hj[m])
             for o in range(O):
