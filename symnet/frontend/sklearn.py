@@ -173,6 +173,17 @@ class _Base(ClassifierMixin, BaseEstimator):
         self.n_iter_ = int(fitted.history_.final["step"])
         return self
 
+    def _with_options(self, params: dict, kind: str, clash_text: str) -> dict:
+        """``params`` updated with the ``options`` dict; a key in both is an error (``clash_text`` says why)."""
+        if self.options is None:
+            return params
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a dict of {kind} or None, got {self.options!r}")
+        clash = sorted(set(params) & set(self.options))
+        if clash:
+            raise ValueError(f"option {clash[0]!r} {clash_text}")
+        return {**params, **self.options}
+
 
 class PolyNetClassifier(_Base):
     """A polynomial network trained by one of symnet's solvers, as a scikit-learn classifier.
@@ -241,14 +252,7 @@ class PolyNetClassifier(_Base):
     def _solver_options(self) -> dict[str, Any]:
         opts = {k: v for k, v in (("ridge", self.ridge), ("lr", self.lr), ("batch_size", self.batch_size))
                 if v is not None}
-        if self.options is not None:
-            if not isinstance(self.options, dict):
-                raise ValueError(f"options must be a dict of solver options or None, got {self.options!r}")
-            clash = sorted(set(opts) & set(self.options))
-            if clash:
-                raise ValueError(f"option {clash[0]!r} is given both as a parameter and in options; give it once")
-            opts.update(self.options)
-        return opts
+        return self._with_options(opts, "solver options", "is given both as a parameter and in options; give it once")
 
     def _input_shape(self, d: int, sample_shape) -> tuple[int, ...]:
         name = self.model if isinstance(self.model, str) else None
@@ -359,14 +363,8 @@ class PolyRegClassifier(_Base):
             ridge = None
         else:
             ridge = self.ridge
-        options = {"degree": self.degree, "window": self.window, "method": self.method, "ridge": ridge}
-        if self.options is not None:
-            if not isinstance(self.options, dict):
-                raise ValueError(f"options must be a dict of polyreg options or None, got {self.options!r}")
-            clash = sorted(set(options) & set(self.options))
-            if clash:
-                raise ValueError(f"option {clash[0]!r} is a parameter of PolyRegClassifier; set it there")
-            options.update(self.options)
+        params = {"degree": self.degree, "window": self.window, "method": self.method, "ridge": ridge}
+        options = self._with_options(params, "polyreg options", "is a parameter of PolyRegClassifier; set it there")
         n = len(X2)
         if ridge is None and "val_size" not in options and n // 10 < 1:
             options["val_size"] = 1  # fewer than 10 samples: hold out the last one to choose the ridge
