@@ -10,26 +10,15 @@ import pytest
 
 from symnet.core.errors import ClusterError
 from symnet.core.io import load_model
-from symnet.frontend import cli, cluster
+from symnet.frontend import cluster
+
+from cli_run import one_line_error, run
 
 pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--dataset", "mnist-small", "--samples", "120", "--test-samples", "50", "--model", "poly", "--channels", "2",
          "--kernel", "3", "--quiet"]
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *needles):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("symnet: error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_without_flags_dask_is_never_imported(tmp_path):

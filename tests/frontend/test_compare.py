@@ -11,11 +11,11 @@ import symnet.solvers as solvers
 import symnet
 from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
-from symnet.frontend import cli
 from symnet.core import datasets, models
 from symnet.frontend.compare import Comparison, compare
 from symnet.frontend.runner import parse_budget, parse_solvers
 from symnet.core.errors import SolverError
+from cli_run import run, one_line_error
 
 
 class GradientDummy(Solver):
@@ -328,19 +328,6 @@ def test_errors_in_a_subprocess_come_back_as_symnet_errors():
 
 
 # --------------------------------------------------------------------------- command line
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *needles):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("symnet: error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_cli_exit_codes(capsys, tmp_path):
     one_line_error(*run(capsys, "compare", "--solvers", "coordinate,nope", "--dataset", "xor", "--steps", "1")[::2],
                    "unknown solver 'nope'")

@@ -16,23 +16,9 @@ from symnet.core import datasets, models
 from symnet.core.datasets import write_idx
 from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import LAYER_TYPES, Layer, register_layer
-from symnet.frontend import cli
+from cli_run import run, one_line_error as one_line
 
 XOR = ["--dataset", "xor", "--quiet"]
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code, err, *needles):
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("symnet: error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def summary(out):
