@@ -71,9 +71,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from symnet.core.certificates import BLOCK, FLOAT32_RTOL
+from symnet.core.derivatives import block_index
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import fit_readout_on, ridge_factor
+from symnet.core.linalg import cross, fit_readout_on, gram, ridge_factor, ridge_solve
 from symnet.core.objective import evaluate
 from symnet.core.restriction import ExactLoss, LineResult
 from symnet.core.samples import Samples
@@ -163,6 +164,67 @@ def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | 
     return LineResult(0.0, res.before, res.before, res.scale, res.degree, False)
 
 
+class WindowedReadout:
+    """The last Linear layer's ridge problem over a decaying window of recent mini-batches' features.
+
+    With mini-batch variable projection the readout is solved on the full data
+    only at the end of a step; in between, the other layers move and the readout
+    goes stale. This keeps ``G = sum_b w_b [H_b, 1]^T [H_b, 1]``,
+    ``C = sum_b w_b [H_b, 1]^T Y_b`` and ``n = sum_b w_b n_b`` over the batches
+    seen, every older batch's weight multiplied by ``1 - n_b / window`` when a
+    batch of ``n_b`` samples joins, so that about ``window`` recent samples
+    count. :meth:`solution` is the ridge fit on them (the full objective's ridge
+    scaled to ``n`` of its ``N`` samples): a target the solver moves the readout
+    towards by an exact line search on a batch that is not in the window yet.
+    A full-data solve restarts the window from the full data's sums (:meth:`reset`).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> H, S = rng.random((300, 3)), rng.random((4, 2))
+        >>> w = WindowedReadout(1000, bias=True)
+        >>> w.add(H, np.c_[H, np.ones(300)] @ S)
+        >>> bool(np.allclose(w.solution(0.0, 300), S))
+        True
+    """
+
+    def __init__(self, window: int, *, bias: bool) -> None:
+        self.window, self.bias = int(window), bool(bias)
+        self.G = self.C = None
+        self.n = 0.0
+
+    def reset(self, G: np.ndarray, C: np.ndarray, n: int) -> None:
+        """Start from the sums ``G``, ``C`` over ``n`` samples, scaled to the window's weight."""
+        scale = min(1.0, self.window / float(n))
+        self.G, self.C, self.n = G * scale, C * scale, n * scale
+
+    def add(self, H: np.ndarray, Y: np.ndarray) -> None:
+        """Let a batch (features ``H``, targets ``Y``) join; the older ones decay."""
+        # one-line equivalent: G = decay * G + [H, 1]^T [H, 1] (BLAS, by row blocks in linalg.gram)
+        decay = max(0.0, 1.0 - len(H) / float(self.window))
+        G, C = gram(H, bias=self.bias), cross(H, Y, bias=self.bias)
+        if self.G is None:
+            self.G, self.C, self.n = G, C, float(len(H))
+        else:
+            self.G = decay * self.G + G
+            self.C = decay * self.C + C
+            self.n = decay * self.n + len(H)
+
+    def solution(self, ridge: float, num_samples: int) -> np.ndarray | None:
+        """``argmin_S ||[H, 1] S - Y||^2 + ridge (n / N) ||S||^2`` over the window, ``(F [+1], K)``; None when empty."""
+        if self.G is None:
+            return None
+        return ridge_solve(self.G, self.C, ridge * self.n / float(num_samples))
+
+    def state(self) -> dict:
+        return {} if self.G is None else {"G": self.G, "C": self.C, "n": self.n}
+
+    def load(self, state: dict) -> None:
+        if "G" in state:
+            self.G = np.asarray(state["G"], dtype=np.float64).copy()
+            self.C = np.asarray(state["C"], dtype=np.float64).copy()
+            self.n = float(state["n"])
+
+
 # --------------------------------------------------------------------------- the shared solver
 class ExactDirectionSolver(Solver):
     """Shared machinery: options, full-data or mini-batch iterations, checks, variable projection.
@@ -191,6 +253,10 @@ class ExactDirectionSolver(Solver):
         "iters_per_step": Option(None, "int", low=1, none=True,
                                  help="iterations per step (None: 1 on full data, one epoch of mini-batches)"),
         "varpro": Option(False, "bool", help="eliminate the last Linear layer by an exact ridge solve"),
+        "readout_window": Option(None, "int", low=1, none=True,
+                                 help="mini-batch varpro: between full solves, move the last layer towards the "
+                                      "ridge solution on the features of about this many recent batch samples, "
+                                      "by an exact line search on each new batch (None: off)"),
         "refresh_every": Option(50, "int", low=1, help="recompute the caches exactly every this many iterations"),
         "jet_dtype": Option("float64", "choice", choices=("float32", "float64"),
                             help="precision of the mini-batch caches, jets and Jacobians"),
@@ -226,6 +292,12 @@ class ExactDirectionSolver(Solver):
         if opts["varpro"] and not isinstance(layers[-1], Linear):
             raise SolverError(f"varpro solves the last layer in closed form, which must be Linear; this model ends "
                               f"with {layers[-1]!r} - turn varpro off")
+        window = opts["readout_window"]
+        if window is not None and not (opts["varpro"] and self.batch_ is not None):
+            raise SolverError("readout_window tracks the readout between the full solves of mini-batch variable "
+                              "projection: use it with varpro=True and a batch_size below the training set's size, "
+                              "or leave it at None")
+        self.window_ = None if window is None else WindowedReadout(window, bias=layers[-1].bias)
         self.jet_dtype_ = np.dtype(opts["jet_dtype"])
         self.readout_dtype_ = np.dtype(opts["readout_dtype"])
         #: seconds per phase of the work (direction, search, readout, ridge, batch), for profiling
@@ -287,6 +359,8 @@ class ExactDirectionSolver(Solver):
         if self.order_ is not None:
             out["order"] = self.order_
         out.update({f"mem.{k}": v for k, v in self._memory_state().items()})
+        if self.window_ is not None:
+            out.update({f"window.{k}": v for k, v in self.window_.state().items()})
         return out
 
     def _load_state(self, state):
@@ -300,6 +374,8 @@ class ExactDirectionSolver(Solver):
         self.auto_ridge_ = False
         self.order_ = np.asarray(state["order"]) if "order" in state else None
         self._load_memory({k[4:]: v for k, v in state.items() if k.startswith("mem.")})
+        if self.window_ is not None:
+            self.window_.load({k[7:]: v for k, v in state.items() if k.startswith("window.")})
 
     def _memory_state(self) -> dict:
         return {}
@@ -370,6 +446,8 @@ class ExactDirectionSolver(Solver):
                     loss = batch_loss(model, self.X_[idx], self._Y_train[idx], self.ridge_, self.N_,
                                       dtype=self.jet_dtype_)
                 self._certify(loss, rows=idx)
+                if self.window_ is not None:
+                    self._track_readout(loss)
                 stats = self._iterate(loss, full=False)
                 self.iteration_ += 1
                 passes += len(idx) / self.N_
@@ -447,6 +525,24 @@ class ExactDirectionSolver(Solver):
             self.factor_ = loss.readout_factor(gram_dtype=self.readout_dtype_)
             return loss.solve_readout(factor=self.factor_)
 
+    def _track_readout(self, loss: ExactLoss) -> None:
+        """``readout_window``: the exact line search on this batch along the window's readout, then the batch
+        joins the window (after the search, so the step size is chosen on samples the target did not see)."""
+        model = self.model_
+        li = len(model.layers) - 1
+        layer = model.layers[li]
+        with self._timed("track"):
+            target = self.window_.solution(self.ridge_, self.N_)
+            if target is not None and np.all(np.isfinite(target)):
+                F = target.shape[0] - int(layer.bias)
+                d = np.zeros(model.num_params)
+                parts = [target[:F].T - layer.params["weight"]]
+                if layer.bias:
+                    parts.append(target[F] - layer.params["bias"])
+                d[block_index(model, [li])] = np.concatenate([p.ravel() for p in parts])
+                minibatch_line_search(loss, d, check=self.full_)
+            self.window_.add(loss.acts[li], loss.Y)
+
     def _set_ridge(self, ridge: float) -> None:
         self.ridge_ = ridge
         self.opts_["ridge"] = ridge
@@ -488,7 +584,10 @@ class ExactDirectionSolver(Solver):
             if choose_ridge:
                 self._choose_ridge(readout)
             theta = model.get_flat() if self.certificates_ is not None else None
-            self.factor_ = ridge_factor(readout.gram(self.readout_dtype_), self.ridge_)
+            G = readout.gram(self.readout_dtype_)
+            self.factor_ = ridge_factor(G, self.ridge_)
+            if self.window_ is not None:  # the window restarts from the full data's sums at these features
+                self.window_.reset(G, readout.cross(), readout.num_samples)
             decrease = fit_readout_on(layer, readout, self.ridge_, factor=self.factor_)
             scores = readout.outputs()
             value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)

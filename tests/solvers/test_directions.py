@@ -462,3 +462,87 @@ def test_float32_minibatches_and_readout_match_float64():
         # the phases are parts of the training time
         assert sum(v for k, v in last.items() if k.startswith("seconds_")) <= last["time"] + 1e-3
     np.testing.assert_allclose(runs["float32"][1], runs["float64"][1], rtol=1e-3)
+
+
+def test_windowed_readout_is_the_decayed_weighted_ridge_fit():
+    """Oracle: weighted least squares by lstsq on the stacked batches, each row scaled by sqrt(its weight)."""
+    from symnet.solvers.exact_directions import WindowedReadout
+
+    rng = np.random.default_rng(3)
+    batches = [(rng.random((20, 4)), rng.random((20, 3))) for _ in range(3)]
+    w = WindowedReadout(50, bias=True)
+    for H, Y in batches:
+        w.add(H, Y)
+    decay = 1.0 - 20 / 50
+    weights = [decay ** 2, decay, 1.0]
+    assert np.isclose(w.n, 20 * sum(weights))
+    A = np.vstack([np.sqrt(c) * np.c_[H, np.ones(len(H))] for c, (H, _) in zip(weights, batches)])
+    B = np.vstack([np.sqrt(c) * Y for c, (_, Y) in zip(weights, batches)])
+    ridge, N = 2.0, 400
+    lam = ridge * w.n / N
+    expect = np.linalg.lstsq(np.vstack([A, np.sqrt(lam) * np.eye(5)]), np.vstack([B, np.zeros((5, 3))]),
+                             rcond=None)[0]
+    np.testing.assert_allclose(w.solution(ridge, N), expect, rtol=1e-10, atol=1e-12)
+    # a full-data restart scales the full sums to the window's weight
+    G, C = A.T @ A, A.T @ B
+    w.reset(G, C, 200)
+    np.testing.assert_allclose(w.G, G / 4) and np.testing.assert_allclose(w.C, C / 4)
+    assert w.n == 50.0
+    fresh = WindowedReadout(50, bias=True)
+    fresh.load(w.state())
+    np.testing.assert_array_equal(fresh.solution(ridge, N), w.solution(ridge, N))
+
+
+def test_readout_window_steps_are_exact_line_searches_on_a_batch_the_window_has_not_seen():
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=80, seed=2)
+    seen = []
+
+    class Spy(GaussNewtonSolver):
+        def _track_readout(self, loss):
+            li = len(self.model_.layers) - 1
+            target = self.window_.solution(self.ridge_, self.N_)
+            before_n = self.window_.n
+            theta = self.model_.get_flat()
+            before = loss.value
+            super()._track_readout(loss)
+            after = loss.value
+            # the batch joined after the search
+            assert np.isclose(self.window_.n, (1 - len(loss.X) / 30) * before_n + len(loss.X))
+            if target is None:
+                return
+            # brute force along the line theta + t (target - readout): the batch objective is a quadratic in t
+            d = np.zeros_like(theta)
+            idx = block_index(self.model_, [li])
+            d[idx] = np.concatenate([target[:-1].T.ravel(), target[-1]]) - theta[idx]  # (weight, bias) order
+            ts = np.linspace(-1.0, 3.0, 4001)
+            probe = self.model_.copy()
+
+            def batch_objective(t):
+                probe.set_flat(theta + t * d)
+                r = probe.forward(loss.X) - loss.Y
+                return float(np.sum(r * r) + loss.ridge * np.sum((theta + t * d) ** 2))
+
+            grid = min(batch_objective(t) for t in ts)
+            assert np.isclose(before, batch_objective(0.0), rtol=1e-9)
+            assert after <= before + 1e-12 and after <= grid * (1 + 1e-9) + 1e-12
+            seen.append(before - after)
+
+    s = Spy(ridge=RIDGE, varpro=True, batch_size=10, iters_per_step=4, readout_window=30)
+    s.fit(model, data, steps=4, quiet=True)
+    assert len(seen) == 12 and max(seen) > 0  # 3 steps of 4 batches after the first readout solve
+    assert s.history_.final["seconds_track"] > 0
+
+
+def test_readout_window_resumes_the_same_run_and_needs_minibatch_varpro(tmp_path):
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=80, seed=2)
+    opts = dict(ridge=RIDGE, varpro=True, batch_size=10, iters_per_step=3, readout_window=25)
+    whole = GaussNewtonSolver(**opts).fit(model.copy(), data, steps=4, quiet=True)
+    GaussNewtonSolver(**opts).fit(model.copy(), data, steps=2, quiet=True, checkpoint_dir=tmp_path)
+    resumed = GaussNewtonSolver(**opts).fit(model.copy(), data, steps=4, quiet=True, checkpoint_dir=tmp_path,
+                                            resume=True)
+    assert resumed.window_.G is not None
+    np.testing.assert_allclose(resumed.model_.get_flat(), whole.model_.get_flat(), rtol=1e-9, atol=1e-12)
+    with pytest.raises(SolverError, match="readout_window tracks the readout"):
+        GaussNewtonSolver(ridge=RIDGE, varpro=True, readout_window=25).fit(model.copy(), data, steps=1, quiet=True)
