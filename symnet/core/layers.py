@@ -656,11 +656,21 @@ class Conv2d(Layer):
         # (W + t dW) * (x0 + D) + t db - W * x0 = W*D + t (dW*x0 + db) + t dW*D
         W = self.params["weight"]
         out = None
+        cross = None  # dW * D, when computed together with W * D
         if jet_in is not None:
             Ws = W if jet_in.channels is None else W[:, jet_in.channels]
             K, N = jet_in.coeffs.shape[:2]
             flat = jet_in.coeffs.reshape((K * N,) + jet_in.coeffs.shape[2:])
-            conv = self._conv(flat, Ws)
+            dW_all = _direction_arrays(self, direction).get("weight") if direction and \
+                _single_coord(direction) is None else None
+            if dW_all is not None:
+                # W * D and dW * D from one im2col of D: the stacked weights [W; dW] in one GEMM
+                dWs = dW_all if jet_in.channels is None else dW_all[:, jet_in.channels]
+                both = self._conv(flat, np.concatenate([Ws, dWs.astype(Ws.dtype, copy=False)]))
+                Co = self.out_channels
+                conv, cross = both[:, :Co], both[:, Co:]
+            else:
+                conv = self._conv(flat, Ws)
             out = Jet(conv.reshape((K, N) + conv.shape[1:]))
         if direction:
             coord = _single_coord(direction)
@@ -689,10 +699,11 @@ class Conv2d(Layer):
                 own = Jet(first[None])
             out = jet_add(out, own, self.out_channels)
             if dW is not None and jet_in is not None:
-                dWs = dW if jet_in.channels is None else dW[:, jet_in.channels]
                 K, N = jet_in.coeffs.shape[:2]
-                flat = jet_in.coeffs.reshape((K * N,) + jet_in.coeffs.shape[2:])
-                cross = self._conv(flat, dWs)
+                if cross is None:
+                    dWs = dW if jet_in.channels is None else dW[:, jet_in.channels]
+                    flat = jet_in.coeffs.reshape((K * N,) + jet_in.coeffs.shape[2:])
+                    cross = self._conv(flat, dWs)
                 out = jet_add(out, Jet(shift_up(cross.reshape((K, N) + cross.shape[1:]))), self.out_channels)
         return out
 

@@ -401,6 +401,10 @@ class GaussNewtonSolver(ExactDirectionSolver):
                                  help="iterations per step (auto: 20 with mini-batches, else 1)"),
         "jet_dtype": Option("auto", "choice", choices=("float32", "float64"), auto=True,
                             help="precision of the mini-batch caches and jets (auto: float32 with mini-batches)"),
+        "readout_window": Option("auto", "int", low=1, none=True, auto=True,
+                                 help="track the readout between full solves on about this many recent batch "
+                                      "samples (auto: 10000 with mini-batch varpro and at most 1,024 readout "
+                                      "inputs, else None)"),
         "damping": Option(1e-3, "float", low=0.0, help="initial relative Levenberg damping"),
         "adapt_damping": Option(True, "bool", help="adapt the damping to the step the line search took"),
         "blocks": Option("layers", "choice", choices=("layers", "all"),
@@ -423,6 +427,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
 
     #: Above this many training samples the "auto" options pick the mini-batch configuration.
     AUTO_MINIBATCH_ABOVE: ClassVar[int] = 5000
+    #: ``readout_window="auto"`` tracks the readout only when it has at most this many inputs.
+    WINDOW_MAX_FEATURES: ClassVar[int] = 1024
 
     def auto_options(self, model, num_samples: int) -> dict[str, Any]:
         """What every option left at ``"auto"`` becomes for ``model`` on ``num_samples`` training samples.
@@ -436,7 +442,10 @@ class GaussNewtonSolver(ExactDirectionSolver):
         blocks up to ``max_explicit`` parameters, 3 iterations of
         K-FAC-preconditioned CG above), every block's direction at one point and
         one exact line search along their sum, batch caches and jets in float32,
-        a record every 20 iterations; on small data the full-data method in float64.
+        the readout tracked between full solves on a window of 10,000 recent batch
+        samples (``readout_window``, when the readout has at most
+        :attr:`WINDOW_MAX_FEATURES` inputs), a full solve and a record every 20
+        iterations; on small data the full-data method in float64.
 
         Example:
             >>> from symnet.core import models
@@ -448,8 +457,20 @@ class GaussNewtonSolver(ExactDirectionSolver):
         last = len(model.layers) - 1
         others = [li for li in param_layers(model) if li != last]
         big = num_samples > self.AUTO_MINIBATCH_ABOVE
+        given = getattr(self, "opts_", None) or {}
+
+        def chosen(key, auto_value):  # what an option will be: the user's value, or its auto value
+            value = given.get(key, "auto")
+            return auto_value if value == "auto" else value
+
+        varpro = chosen("varpro", isinstance(model.layers[last], Linear) and bool(others))
+        batch = chosen("batch_size", 1000 if big else None)
+        # the window's ridge solve costs O(F^3) per iteration for F readout inputs: measured worth it on
+        # poly2 (F = 512); not switched on for wider readouts (poly: 2,304), where it was not measured
+        tracked = (big and bool(varpro) and batch is not None and batch < num_samples
+                   and isinstance(model.layers[last], Linear) and model.layers[last].in_features <= self.WINDOW_MAX_FEATURES)
         return {
-            "varpro": isinstance(model.layers[last], Linear) and bool(others),
+            "varpro": varpro,
             "batch_size": 1000 if big else None,
             "iters_per_step": 20 if big else None,
             "curvature_samples": 250 if big else None,
@@ -457,6 +478,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
             "search": "joint" if big else "blocks",
             "cg_iters": 3 if big else 30,
             "jet_dtype": "float32" if big else "float64",
+            "readout_window": 10000 if tracked else None,
         }
 
     def _setup(self, model, data, rng):

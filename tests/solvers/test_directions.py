@@ -426,6 +426,20 @@ def test_auto_options_follow_the_data_size_and_explicit_options_win():
         GaussNewtonSolver(curvature="exact").fit(model.copy(), small, steps=1, quiet=True)
 
 
+def test_auto_readout_window_only_for_minibatch_varpro_on_narrow_readouts():
+    from symnet.core import models
+
+    poly2 = models.get("poly2", seed=0)  # 512 readout inputs
+    poly = models.get("poly", seed=0)  # 2,304
+    assert GaussNewtonSolver().auto_options(poly2, 60000)["readout_window"] == 10000
+    assert GaussNewtonSolver().auto_options(poly, 60000)["readout_window"] is None
+    assert GaussNewtonSolver().auto_options(poly2, 4000)["readout_window"] is None  # full-data steps
+    for given in ({"batch_size": None}, {"varpro": False}, {"batch_size": 60000}):
+        s = GaussNewtonSolver(**given)
+        s.opts_ = s.check_options()
+        assert s.auto_options(poly2, 60000)["readout_window"] is None, given
+
+
 @pytest.mark.parametrize("opts", [{"varpro": True, "batch_size": 50}, {"varpro": True}, {}],
                          ids=["minibatch", "full", "no-varpro"])
 def test_auto_ridge_is_chosen_on_held_out_samples_and_recorded(opts):
