@@ -26,6 +26,14 @@ after every iteration.
 With mini-batches and ``varpro`` the first step is that first solve alone, so
 the history records the random-feature floor as soon as it is known.
 
+Between two full solves the readout goes stale as the other layers move.
+``readout_window`` tracks it (:class:`WindowedReadout`): before each batch's
+direction, the last layer takes the exact line search on that batch towards
+the ridge solution over the features of about ``readout_window`` recent batch
+samples (older batches decay; a full solve restarts the window from the full
+data's sums), and the batch then joins the window. Its cost is one Gram matrix
+of the batch's features and one solve of the readout's size per iteration.
+
 Precision: ``jet_dtype="float32"`` builds each batch's ExactLoss in single
 precision (activations, jets, Jacobians; the polynomial's coefficients and the
 residuals are still summed in float64, and a line step is trusted only when it

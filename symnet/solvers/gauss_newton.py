@@ -467,8 +467,9 @@ class GaussNewtonSolver(ExactDirectionSolver):
         batch = chosen("batch_size", 1000 if big else None)
         # the window's ridge solve costs O(F^3) per iteration for F readout inputs: measured worth it on
         # poly2 (F = 512); not switched on for wider readouts (poly: 2,304), where it was not measured
-        tracked = (big and bool(varpro) and batch is not None and batch < num_samples
-                   and isinstance(model.layers[last], Linear) and model.layers[last].in_features <= self.WINDOW_MAX_FEATURES)
+        readout = model.layers[last]
+        narrow = isinstance(readout, Linear) and readout.in_features <= self.WINDOW_MAX_FEATURES
+        tracked = big and bool(varpro) and batch is not None and batch < num_samples and narrow
         return {
             "varpro": varpro,
             "batch_size": 1000 if big else None,
