@@ -525,11 +525,11 @@ def test_readout_window_steps_are_exact_line_searches_on_a_batch_the_window_has_
             assert np.isclose(self.window_.n, (1 - len(loss.X) / 30) * before_n + len(loss.X))
             if target is None:
                 return
-            # brute force along the line theta + t (target - readout): the batch objective is a quadratic in t
+            # along the line theta + t (target - readout) the batch objective is a quadratic in t: its minimum
+            # from three forward passes, independently of the solver's polynomial
             d = np.zeros_like(theta)
             idx = block_index(self.model_, [li])
             d[idx] = np.concatenate([target[:-1].T.ravel(), target[-1]]) - theta[idx]  # (weight, bias) order
-            ts = np.linspace(-1.0, 3.0, 4001)
             probe = self.model_.copy()
 
             def batch_objective(t):
@@ -537,14 +537,16 @@ def test_readout_window_steps_are_exact_line_searches_on_a_batch_the_window_has_
                 r = probe.forward(loss.X) - loss.Y
                 return float(np.sum(r * r) + loss.ridge * np.sum((theta + t * d) ** 2))
 
-            grid = min(batch_objective(t) for t in ts)
-            assert np.isclose(before, batch_objective(0.0), rtol=1e-9)
-            assert after <= before + 1e-12 and after <= grid * (1 + 1e-9) + 1e-12
-            seen.append(before - after)
+            q0, q1, q2 = batch_objective(0.0), batch_objective(1.0), batch_objective(2.0)
+            a, b = (q2 - 2 * q1 + q0) / 2, (4 * q1 - 3 * q0 - q2) / 2
+            assert np.isclose(before, q0, rtol=1e-9) and after <= before * (1 + 1e-12)
+            if a > 1e-6 * q0:  # (right after a full solve the target is the readout itself: nothing to fit)
+                assert np.isclose(after, q0 - b * b / (4 * a), rtol=1e-9)
+                seen.append(before - after)
 
     s = Spy(ridge=RIDGE, varpro=True, batch_size=10, iters_per_step=4, readout_window=30)
     s.fit(model, data, steps=4, quiet=True)
-    assert len(seen) == 12 and max(seen) > 0  # 3 steps of 4 batches after the first readout solve
+    assert len(seen) >= 6 and min(seen) > 0  # of 3 steps of 4 batches after the first readout solve
     assert s.history_.final["seconds_track"] > 0
 
 
