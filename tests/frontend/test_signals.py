@@ -31,7 +31,10 @@ def start(out: Path, solver: str, budget: list[str]) -> subprocess.Popen:
     env = dict(os.environ, CI="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "symnet", "train", "--solver", solver, "--samples", "1500", "--test-samples",
            "200", "--channels", "4", *budget, "--out", str(out)]
-    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C in a terminal: SIGINT at its default disposition in the child, even when this test runs in a
+    # background job (nohup ... &), whose children inherit SIGINT ignored and would never see the signal
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180.0) -> None:
