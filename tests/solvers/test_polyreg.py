@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import numpy as np
 import pytest
@@ -634,3 +635,22 @@ def test_degree_map_totals_and_pngs(rng, tmp_path):
     paths = polyreg_maps.save_maps(model, tmp_path, prefix="toy")
     assert [p.name for p in paths] == ["toy_degree1.png", "toy_degree2.png", "toy_degree3.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_cholesky_seconds_ignores_a_slow_first_call(monkeypatch):
+    """A fresh process's first LAPACK call is slow; scaled by (p / m)^3 it must not become the estimate."""
+    import symnet.solvers.polyreg as P
+
+    calls = []
+    real = P.ridge_solve
+
+    def slow_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "ridge_solve", slow_first)
+    p = 4 * P.CHOLESKY_PROBE
+    estimate = P.cholesky_seconds(p)
+    assert len(calls) == 3 and estimate < 0.5 * 64  # the slow call alone would give at least 32 s
