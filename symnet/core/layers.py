@@ -655,17 +655,17 @@ class Conv2d(Layer):
     def jet(self, x, jet_in, direction):
         # (W + t dW) * (x0 + D) + t db - W * x0 = W*D + t (dW*x0 + db) + t dW*D
         W = self.params["weight"]
+        coord = _single_coord(direction) if direction else None
+        d = _direction_arrays(self, direction) if direction and coord is None else {}
         out = None
-        cross = None  # dW * D, when computed together with W * D
+        cross = None  # dW * D
         if jet_in is not None:
             Ws = W if jet_in.channels is None else W[:, jet_in.channels]
             K, N = jet_in.coeffs.shape[:2]
             flat = jet_in.coeffs.reshape((K * N,) + jet_in.coeffs.shape[2:])
-            dW_all = _direction_arrays(self, direction).get("weight") if direction and \
-                _single_coord(direction) is None else None
-            if dW_all is not None:
+            if "weight" in d:
                 # W * D and dW * D from one im2col of D: the stacked weights [W; dW] in one GEMM
-                dWs = dW_all if jet_in.channels is None else dW_all[:, jet_in.channels]
+                dWs = d["weight"] if jet_in.channels is None else d["weight"][:, jet_in.channels]
                 both = self._conv(flat, np.concatenate([Ws, dWs.astype(Ws.dtype, copy=False)]))
                 Co = self.out_channels
                 conv, cross = both[:, :Co], both[:, Co:]
@@ -673,37 +673,29 @@ class Conv2d(Layer):
                 conv = self._conv(flat, Ws)
             out = Jet(conv.reshape((K, N) + conv.shape[1:]))
         if direction:
-            coord = _single_coord(direction)
-            dW = None
             if coord is not None:
                 o = coord.index[0]
                 if coord.name == "weight":
                     _, c, i, j = coord.index
                     Ho, Wo = self.output_shape(x.shape[1:])[1:]
                     first = self.padded(x[:, c])[:, i:i + Ho, j:j + Wo][None, :, None]
-                    if jet_in is not None:
+                    if jet_in is not None:  # one weight moves: dW * D is a single-coordinate conv
                         dW = np.zeros_like(W)
                         dW[coord.index] = 1.0
+                        cross = self._conv(flat, dW if jet_in.channels is None else dW[:, jet_in.channels])
                 else:
                     Ho, Wo = self.output_shape(x.shape[1:])[1:]
                     first = np.ones((1, len(x), 1, Ho, Wo), dtype=x.dtype)
                 own = Jet(np.ascontiguousarray(first), np.array([o]))
             else:
-                d = _direction_arrays(self, direction)
-                dW = d.get("weight")
                 first = np.zeros((len(x),) + self.output_shape(x.shape[1:]), dtype=np.result_type(x, W))
-                if dW is not None:
-                    first += self._conv(x, dW)
+                if "weight" in d:
+                    first += self._conv(x, d["weight"])
                 if "bias" in d:
                     first += d["bias"][None, :, None, None]
                 own = Jet(first[None])
             out = jet_add(out, own, self.out_channels)
-            if dW is not None and jet_in is not None:
-                K, N = jet_in.coeffs.shape[:2]
-                if cross is None:
-                    dWs = dW if jet_in.channels is None else dW[:, jet_in.channels]
-                    flat = jet_in.coeffs.reshape((K * N,) + jet_in.coeffs.shape[2:])
-                    cross = self._conv(flat, dWs)
+            if cross is not None:
                 out = jet_add(out, Jet(shift_up(cross.reshape((K, N) + cross.shape[1:]))), self.out_channels)
         return out
 
