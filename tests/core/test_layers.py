@@ -102,6 +102,29 @@ def test_conv2d_chunked_im2col_matches_loops(rng):
     np.testing.assert_allclose(conv2d_valid(x, w, chunk=3), naive_conv(x, w, None, "valid"), rtol=1e-12, atol=1e-12)
 
 
+def test_conv_default_blocks_follow_block_bytes(rng, monkeypatch):
+    # a block budget of about two samples' columns: the default blocking splits 7 samples into 4 blocks,
+    # and the forward, the weight gradient and the input gradient still match the loops
+    from symnet.core import layers
+    from symnet.core.layers import conv2d_valid, conv_backward
+
+    x = rng.normal(size=(7, 2, 4, 4))
+    w = rng.normal(size=(3, 2, 2, 3))
+    row_bytes = 2 * 2 * 3 * 3 * 2 * 8  # K * Ho * Wo float64 values per sample
+    monkeypatch.setattr(layers, "CONV_BLOCK_BYTES", 2 * row_bytes + 1)
+    assert layers._block_rows(7, row_bytes) == 2
+    np.testing.assert_allclose(conv2d_valid(x, w), naive_conv(x, w, None, "valid"), rtol=1e-12, atol=1e-12)
+    g = rng.normal(size=(7, 3, 3, 2))
+    gx, gw = conv_backward(x, g, w)
+    want_gw = np.einsum("nohw,nchwij->ocij", g, np.lib.stride_tricks.sliding_window_view(x, (2, 3), axis=(2, 3)))
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-12, atol=1e-12)
+    conv = Conv2d(2, 3, (2, 3), bias=False)
+    conv.params["weight"][...] = w
+    np.testing.assert_allclose(conv.input_grad(x, g), gx, rtol=1e-12, atol=1e-12)
+    # the input gradient is the adjoint of the forward: <conv(x), g> = <x, dL/dx>
+    np.testing.assert_allclose(np.vdot(conv2d_valid(x, w), g), np.vdot(x, gx), rtol=1e-12)
+
+
 def test_conv2d_same_keeps_size_and_valid_shrinks():
     assert Conv2d(1, 4, 5, padding="same").output_shape((1, 9, 7)) == (4, 9, 7)
     assert Conv2d(1, 4, (5, 2)).output_shape((1, 9, 7)) == (4, 5, 6)
