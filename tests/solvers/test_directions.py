@@ -418,12 +418,25 @@ def test_auto_options_follow_the_data_size_and_explicit_options_win():
     assert s.opts_["batch_size"] is None and s.opts_["search"] == "blocks" and s.opts_["varpro"] is True
     assert s.opts_["jet_dtype"] == "float64" and s.resolved_["curvature"] == "gn"
     big = GaussNewtonSolver(search="blocks").auto_options(model, 60000)
+    # the tiny test net moves under 100 parameters before its readout: a fixed batch of 1,000
     assert big["batch_size"] == 1000 and big["jet_dtype"] == "float32" and big["search"] == "joint"
+    assert big["batch_growth"] == 1.0 and GaussNewtonSolver().auto_options(model, 4000)["batch_size"] is None
     s = GaussNewtonSolver(search="blocks", batch_size=8, curvature="kfac").fit(model.copy(), small, steps=1,
                                                                                quiet=True)
     assert s.opts_["search"] == "blocks" and s.opts_["curvature"] == "kfac" and "search" not in s.resolved_
     with pytest.raises(SolverError, match="curvature must be one of"):
         GaussNewtonSolver(curvature="exact").fit(model.copy(), small, steps=1, quiet=True)
+
+
+def test_auto_batch_grows_only_when_the_direction_moves_many_parameters():
+    from symnet.core import models
+
+    for name, batch, growth in (("poly", 500, 1.4), ("poly2", 500, 1.4), ("seed", 1000, 1.0)):
+        got = GaussNewtonSolver().auto_options(models.get(name, seed=0), 60000)
+        assert (got["batch_size"], got["batch_growth"]) == (batch, growth), name
+    s = GaussNewtonSolver(batch_size=2000)  # the user's batch keeps the growth of its model
+    s.opts_ = s.check_options()
+    assert s.auto_options(models.get("poly2", seed=0), 60000)["batch_growth"] == 1.4
 
 
 def test_auto_readout_window_only_for_minibatch_varpro_on_narrow_readouts():
