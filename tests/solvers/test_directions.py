@@ -431,9 +431,10 @@ def test_auto_options_follow_the_data_size_and_explicit_options_win():
 def test_auto_batch_grows_only_when_the_direction_moves_many_parameters():
     from symnet.core import models
 
-    for name, batch, growth in (("poly", 500, 1.4), ("poly2", 500, 1.4), ("seed", 1000, 1.0)):
+    expected = (("poly", 500, 1.4, 20000), ("poly2", 500, 1.4, 20000), ("seed", 1000, 1.0, None))
+    for name, batch, growth, cap in expected:
         got = GaussNewtonSolver().auto_options(models.get(name, seed=0), 60000)
-        assert (got["batch_size"], got["batch_growth"]) == (batch, growth), name
+        assert (got["batch_size"], got["batch_growth"], got["max_batch"]) == (batch, growth, cap), name
     s = GaussNewtonSolver(batch_size=2000)  # the user's batch keeps the growth of its model
     s.opts_ = s.check_options()
     assert s.auto_options(models.get("poly2", seed=0), 60000)["batch_growth"] == 1.4
