@@ -442,6 +442,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
     AUTO_BATCH: ClassVar[int] = 500
     AUTO_BATCH_GROWTH: ClassVar[float] = 1.4
     GROWTH_MIN_PARAMS: ClassVar[int] = 100
+    #: The "auto" mini-batch of networks that do not grow theirs.
+    AUTO_FIXED_BATCH: ClassVar[int] = 1000
     #: Where "auto" growth stops: a memory bound, not a tuned setting (a poly2 iteration on a float32
     #: batch of 20,000 peaked at 3.7 GB RSS, of 8,000 at 1.8 GB; 600 s runs end below it).
     AUTO_MAX_BATCH: ClassVar[int] = 20000
@@ -456,10 +458,10 @@ class GaussNewtonSolver(ExactDirectionSolver):
         more than :attr:`AUTO_MINIBATCH_ABOVE` samples,
         variable projection (the last Linear layer solved exactly on the full
         data, its first solve recorded as step 1), directions from mini-batches of
-        500 that grow 1.4-fold after every step (dynamic sample size; a fixed 1,000
-        when the layers before the readout hold fewer than :attr:`GROWTH_MIN_PARAMS`
-        parameters; growth stops at :attr:`AUTO_MAX_BATCH`) with curvature from 250 of their samples (explicit Gauss-Newton for
-        blocks up to ``max_explicit`` parameters, 3 iterations of
+        500 that grow 1.4-fold after every step up to :attr:`AUTO_MAX_BATCH`
+        (dynamic sample size; a fixed 1,000 when the layers before the readout
+        hold fewer than :attr:`GROWTH_MIN_PARAMS` parameters) with curvature from
+        250 of their samples (explicit Gauss-Newton for blocks up to ``max_explicit`` parameters, 3 iterations of
         K-FAC-preconditioned CG above), every block's direction at one point and
         one exact line search along their sum, batch caches and jets in float32,
         the readout tracked between full solves on a window of 10,000 recent batch
@@ -486,7 +488,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
         varpro = chosen("varpro", isinstance(model.layers[last], Linear) and bool(others))
         inner = sum(v.size for li in others for v in model.layers[li].params.values())
         grows = big and inner >= self.GROWTH_MIN_PARAMS
-        auto_batch = (self.AUTO_BATCH if grows else 1000) if big else None
+        auto_batch = (self.AUTO_BATCH if grows else self.AUTO_FIXED_BATCH) if big else None
         batch = chosen("batch_size", auto_batch)
         # measured on full MNIST: a gain on poly2 (F = 512 readout inputs), a small loss on seed (F = 676,
         # cheap iterations on a flat loss); off above 512, which includes poly (2,304, not measured, where
