@@ -399,8 +399,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
                              help="samples per iteration (None: all; auto above 5000 samples: 500, or 1000 "
                                   "when the layers before the readout hold under 100 parameters; else all)"),
         "batch_growth": Option("auto", "float", low=1.0, auto=True,
-                               help="multiply the batch size by this after every step (auto: 1.4 with "
-                                    "mini-batches of 500, else 1)"),
+                               help="multiply the batch size by this after every step (auto: 1.4 when "
+                                    "batch_size is auto and 500, else 1)"),
         "max_batch": Option("auto", "int", low=1, none=True, auto=True,
                             help="largest batch batch_growth reaches (None: all; auto: 20000 when the batch "
                                  "grows, which bounds its caches at about 4 GB on poly2)"),
@@ -460,7 +460,8 @@ class GaussNewtonSolver(ExactDirectionSolver):
         data, its first solve recorded as step 1), directions from mini-batches of
         500 that grow 1.4-fold after every step up to :attr:`AUTO_MAX_BATCH`
         (dynamic sample size; a fixed 1,000 when the layers before the readout
-        hold fewer than :attr:`GROWTH_MIN_PARAMS` parameters) with curvature from
+        hold fewer than :attr:`GROWTH_MIN_PARAMS` parameters; a ``batch_size`` the
+        user gives stays fixed unless ``batch_growth`` is given too) with curvature from
         250 of their samples (explicit Gauss-Newton for blocks up to ``max_explicit`` parameters, 3 iterations of
         K-FAC-preconditioned CG above), every block's direction at one point and
         one exact line search along their sum, batch caches and jets in float32,
@@ -487,9 +488,12 @@ class GaussNewtonSolver(ExactDirectionSolver):
 
         varpro = chosen("varpro", isinstance(model.layers[last], Linear) and bool(others))
         inner = sum(v.size for li in others for v in model.layers[li].params.values())
-        grows = big and inner >= self.GROWTH_MIN_PARAMS
-        auto_batch = (self.AUTO_BATCH if grows else self.AUTO_FIXED_BATCH) if big else None
+        many = big and inner >= self.GROWTH_MIN_PARAMS
+        auto_batch = (self.AUTO_BATCH if many else self.AUTO_FIXED_BATCH) if big else None
         batch = chosen("batch_size", auto_batch)
+        # the measured schedule is 500 x 1.4: a batch the user chose stays the size they chose
+        grows = many and given.get("batch_size", "auto") == "auto"
+        growth = chosen("batch_growth", self.AUTO_BATCH_GROWTH if grows else 1.0)
         # measured on full MNIST: a gain on poly2 (F = 512 readout inputs), a small loss on seed (F = 676,
         # cheap iterations on a flat loss); off above 512, which includes poly (2,304, not measured, where
         # the O(F^3) solve per iteration would cost as much as the rest of the iteration)
@@ -500,7 +504,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
             "varpro": varpro,
             "batch_size": auto_batch,
             "batch_growth": self.AUTO_BATCH_GROWTH if grows else 1.0,
-            "max_batch": self.AUTO_MAX_BATCH if grows else None,
+            "max_batch": self.AUTO_MAX_BATCH if growth > 1.0 else None,
             "iters_per_step": 20 if big else None,
             "curvature_samples": 250 if big else None,
             "curvature": "mixed" if big else "gn",

@@ -435,9 +435,13 @@ def test_auto_batch_grows_only_when_the_direction_moves_many_parameters():
     for name, batch, growth, cap in expected:
         got = GaussNewtonSolver().auto_options(models.get(name, seed=0), 60000)
         assert (got["batch_size"], got["batch_growth"], got["max_batch"]) == (batch, growth, cap), name
-    s = GaussNewtonSolver(batch_size=2000)  # the user's batch keeps the growth of its model
+    s = GaussNewtonSolver(batch_size=1000)  # a batch the user chose stays fixed
     s.opts_ = s.check_options()
-    assert s.auto_options(models.get("poly2", seed=0), 60000)["batch_growth"] == 1.4
+    got = s.auto_options(models.get("poly2", seed=0), 60000)
+    assert (got["batch_growth"], got["max_batch"]) == (1.0, None)
+    s = GaussNewtonSolver(batch_size=1000, batch_growth=1.2)  # growth they ask for keeps the memory bound
+    s.opts_ = s.check_options()
+    assert s.auto_options(models.get("poly2", seed=0), 60000)["max_batch"] == 20000
 
 
 def test_auto_readout_window_only_for_minibatch_varpro_on_narrow_readouts():
