@@ -399,9 +399,11 @@ def _pad(x: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
 CONV_BLOCK_BYTES = 4 << 20
 
 
-def _block_rows(n: int, row_bytes: int) -> int:
-    """Samples per block so that a block's im2col columns take about :data:`CONV_BLOCK_BYTES`."""
-    return max(1, min(n, CONV_BLOCK_BYTES // max(1, row_bytes)))
+def _block_rows(n: int, row_bytes: int, chunk: int | None = None) -> int:
+    """Samples per block of ``n``: ``chunk`` if given, else as many as :data:`CONV_BLOCK_BYTES` of
+    im2col columns hold (``row_bytes`` per sample); at least 1, at most ``n``."""
+    rows = CONV_BLOCK_BYTES // max(1, row_bytes) if chunk is None else chunk
+    return max(1, min(n, rows))
 
 
 def _windows(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
@@ -429,7 +431,7 @@ def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int | None = None) -> np.n
     out = np.empty((N, Co, Ho * Wo), dtype=dtype)
     wmat = np.ascontiguousarray(w.reshape(Co, -1), dtype=dtype)  # (Co, Ci*kh*kw)
     K = Ci * kh * kw
-    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize) if chunk is None else max(1, min(chunk, N))
+    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize, chunk)
     buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
     for s in range(0, N, chunk):
         xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
@@ -474,7 +476,7 @@ def conv_backward(x: np.ndarray, grad_out: np.ndarray, w: np.ndarray, input_grad
     gW = np.zeros((Co, K))
     wmat = np.ascontiguousarray(w.reshape(Co, K), dtype=dtype)
     gx = np.empty((N, Ci, H, Wd), dtype=dtype) if input_grad else None
-    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize) if chunk is None else max(1, min(chunk, N))
+    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize, chunk)
     buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
     g = grad_out.reshape(N, Co, Ho * Wo)
     for s in range(0, N, chunk):

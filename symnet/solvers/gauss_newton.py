@@ -461,9 +461,10 @@ class GaussNewtonSolver(ExactDirectionSolver):
         500 that grow 1.4-fold after every step up to :attr:`AUTO_MAX_BATCH`
         (dynamic sample size; a fixed 1,000 when the layers before the readout
         hold fewer than :attr:`GROWTH_MIN_PARAMS` parameters; a ``batch_size`` the
-        user gives stays fixed unless ``batch_growth`` is given too) with curvature from
-        250 of their samples (explicit Gauss-Newton for blocks up to ``max_explicit`` parameters, 3 iterations of
-        K-FAC-preconditioned CG above), every block's direction at one point and
+        user gives stays fixed unless ``batch_growth`` is given too) with
+        curvature from 250 of their samples (explicit Gauss-Newton for blocks up
+        to ``max_explicit`` parameters, 3 iterations of K-FAC-preconditioned CG
+        above), every block's direction at one point and
         one exact line search along their sum, batch caches and jets in float32,
         the readout tracked between full solves on a window of 10,000 recent batch
         samples (``readout_window``, when the readout has at most
