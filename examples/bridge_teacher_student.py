@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import symnet.solvers as solvers  # noqa: E402
-from symnet.core.polyreg_model import PolyRegModel, features
+from symnet.core.model.polyreg import PolyRegModel, features
 from symnet.solvers.polyreg import PolyRegSolver  # noqa: E402
 from symnet.frontend import bridge
 from symnet import models  # noqa: E402

@@ -75,7 +75,8 @@ def run_one(spec: str, args) -> dict:
     import numpy as np
 
     from symnet import solvers
-    from symnet.core import datasets, models
+    from symnet.core import datasets
+from symnet.core.model import presets as models
 
     name, options = parse_variant(spec, args.last_ridge)
     data = datasets.load("mnist", root=str(args.data_dir))

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 import symnet.solvers as solvers  # noqa: E402
 from symnet.core import datasets
 from symnet import models  # noqa: E402
-from symnet.core.restriction import ExactLoss  # noqa: E402
+from symnet.core.restriction import Restriction  # noqa: E402
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -62,7 +62,7 @@ def floor(data, args) -> dict:
     """Random filters (the preset's initialisation) with the last layer solved exactly on the full data."""
     model = models.get("poly", seed=args.seed)
     t0 = time.perf_counter()
-    loss = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=args.ridge)
+    loss = Restriction(model, data.x_train, data.one_hot("train"), ridge=args.ridge)
     loss.solve_readout()
     seconds = time.perf_counter() - t0
     test_acc = float(np.mean(np.argmax(model.forward(data.x_test), 1) == data.y_test))

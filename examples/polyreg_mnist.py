@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from symnet.core.polyreg_model import PolyRegModel
+from symnet.core.model.polyreg import PolyRegModel
 from symnet.solvers.polyreg import PolyRegSolver  # noqa: E402
 from symnet import datasets  # noqa: E402
 from symnet.core.errors import SymnetError  # noqa: E402
@@ -103,7 +103,7 @@ def compare_gram(data, args) -> None:
     import numpy as np
 
     from symnet.core.kernels import monomials
-    from symnet.core.polyreg_model import monomial_table
+    from symnet.core.model.polyreg import monomial_table
     from symnet.solvers.polyreg import GramAccumulator, dense_split
 
     X2 = data.x_train.reshape(len(data.x_train), -1)

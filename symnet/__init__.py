@@ -18,23 +18,24 @@ Example:
     2
 """
 
-from symnet.core import datasets, errors, layers, models, polynomial, restriction
+from symnet.core import datasets, errors, layers, restriction, roots
+from symnet.core.model import presets as models
 from symnet.core.errors import SymnetError
 from symnet.core.history import History
-from symnet.core.io import load_model as load
-from symnet.core.io import save_model as save
+from symnet.core.model.saving import load_model as load
+from symnet.core.model.saving import save_model as save
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential
 from symnet import solvers
-from symnet.frontend import api, bench, bridge, inspect, plots, polyreg_maps, robustness
+from symnet.frontend import api, bench, bridge, inspection, plots, polyreg_maps, robustness
 from symnet.frontend.api import fit, train
 from symnet.frontend.compare import compare
 
 from symnet.core.version import __version__
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "History", "Linear", "Poly", "Sequential", "Square", "SymnetError",
-           "api", "bench", "bridge", "compare", "datasets", "errors", "fit", "inspect", "layers", "load", "models",
-           "plots", "polynomial", "polyreg_maps", "restriction", "robustness", "save", "solvers", "train"]
+           "api", "bench", "bridge", "compare", "datasets", "errors", "fit", "inspection", "layers", "load", "models",
+           "plots", "polyreg_maps", "restriction", "robustness", "roots", "save", "solvers", "train"]
 
 
 def __getattr__(name: str):

@@ -1,6 +1,6 @@
 """Small deterministic solvers for the front-end tests (registered under test names by the tests)."""
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
 

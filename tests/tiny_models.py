@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential
 

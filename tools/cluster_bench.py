@@ -34,7 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symnet.core import datasets, models  # noqa: E402
+from symnet.core import datasets
+from symnet.core.model import presets as models  # noqa: E402
 from symnet.core.datasets import Dataset, DistortedImages  # noqa: E402
 from symnet.solvers.coordinate import CoordinateSolver  # noqa: E402
 

@@ -28,11 +28,11 @@ every one.
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
-    >>> from symnet.core.restriction import ExactLoss
+    >>> from symnet.core.model import presets as models
+    >>> from symnet.core.restriction import Restriction
     >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
     >>> X, Y = np.random.default_rng(0).random((8, 2)), np.eye(2)[[0, 1] * 4]
-    >>> loss = ExactLoss(m, X, Y, ridge=0.1)
+    >>> loss = Restriction(m, X, Y, ridge=0.1)
     >>> loss.certificates = Certificates(m.num_params, sample="all")
     >>> _ = loss.line_minimize(-np.ones(m.num_params))
     >>> report = verify_records(loss.certificates, m, X, Y)
@@ -48,9 +48,9 @@ from typing import Sequence
 
 import numpy as np
 
-from symnet.core.io import atomic_save_npz, read_npz
+from symnet.core.files import atomic_save_npz, read_npz
 from symnet.core.objective import sse
-from symnet.core.polynomial import dense
+from symnet.core.roots import dense
 
 #: Kinds of record.
 COORD, LINE, BLOCK = 0, 1, 2

@@ -3,7 +3,7 @@
 The exact direction solvers need the gradient of the objective, products with
 the Jacobian ``J`` of the outputs in the parameters, and per-sample Jacobians of
 blocks of layers. Everything here reads the caches of an
-:class:`~symnet.core.restriction.ExactLoss` (no extra forward pass) and walks
+:class:`~symnet.core.restriction.Restriction` (no extra forward pass) and walks
 the layers' own rules (``input_grad``, ``param_grads``, ``per_sample_grads``
 and ``jet``, see :mod:`symnet.core.layers`), in chunks of samples that bound
 the memory:
@@ -19,11 +19,11 @@ The tests check each against finite differences and explicit linear algebra.
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
-    >>> from symnet.core.restriction import ExactLoss
+    >>> from symnet.core.model import presets as models
+    >>> from symnet.core.restriction import Restriction
     >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
     >>> X, Y = np.random.default_rng(0).random((5, 2)), np.eye(2)[[0, 1, 0, 1, 0]]
-    >>> loss = ExactLoss(m, X, Y, ridge=0.1)
+    >>> loss = Restriction(m, X, Y, ridge=0.1)
     >>> bool(np.allclose(gradient(loss), m.loss_and_grad(X, Y, 0.1)[1]))
     True
 """
@@ -34,9 +34,10 @@ import numpy as np
 
 from symnet.core.errors import ModelError
 from symnet.core.kernels.jacobian import pooled_patch_sums
-from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Jet, Linear, Poly
+from symnet.core.jets import Jet
+from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
 from symnet.core.linalg import KroneckerFactors
-from symnet.core.restriction import ExactLoss, parse_direction
+from symnet.core.restriction import Restriction, parse_direction
 
 #: Floats one chunk of a backward or jet pass may hold (about 240 MB).
 CHUNK_BUDGET = 3e7
@@ -69,7 +70,7 @@ def row_blocks(num_rows: int, rows, chunk: int):
             yield rows[a:b], slice(a, b)
 
 
-def num_rows(loss: ExactLoss, rows) -> int:
+def num_rows(loss: Restriction, rows) -> int:
     if rows is None:
         return loss.num_samples
     if isinstance(rows, slice):
@@ -94,7 +95,7 @@ def block_index(model, layers) -> np.ndarray:
     return np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
 
 
-def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray:
+def vjp(loss: Restriction, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray:
     """``J^T U``: sum over samples and outputs of ``U[n, k] * d f_k(x_n) / d theta`` (flat).
 
     One backward pass from the caches of ``loss`` (no forward pass), in chunks
@@ -104,9 +105,9 @@ def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray
     runs the pass on every shard and adds the results.
 
     Example (``J^T (2 r)`` is the gradient of the SSE):
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m, X = models.get("mlp", input_dim=2, hidden=2, seed=0), np.eye(2)
-        >>> loss = ExactLoss(m, X, np.eye(2))
+        >>> loss = Restriction(m, X, np.eye(2))
         >>> bool(np.allclose(vjp(loss, 2 * loss.residual), m.loss_and_grad(X, np.eye(2))[1]))
         True
     """
@@ -120,16 +121,16 @@ def vjp(loss: ExactLoss, U: np.ndarray, *, rows=None, layers=None) -> np.ndarray
     return loss.reduce(_vjp_rows, U, layers, rows=rows, split=(0,))
 
 
-def residual_vjp(loss: ExactLoss, *, scale: float = 1.0, layers=None) -> np.ndarray:
+def residual_vjp(loss: Restriction, *, scale: float = 1.0, layers=None) -> np.ndarray:
     """``J^T (scale r)`` over every sample, ``r`` the loss's residual: half the SSE's gradient at ``scale=1``.
 
     The residual stays where the caches are (on every shard of a sharded loss); only the
     flat result travels.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m, X = models.get("mlp", input_dim=2, hidden=2, seed=0), np.eye(2)
-        >>> loss = ExactLoss(m, X, np.eye(2))
+        >>> loss = Restriction(m, X, np.eye(2))
         >>> bool(np.allclose(residual_vjp(loss, scale=2.0), vjp(loss, 2 * loss.residual)))
         True
     """
@@ -140,12 +141,12 @@ def residual_vjp(loss: ExactLoss, *, scale: float = 1.0, layers=None) -> np.ndar
     return loss.reduce(_residual_vjp_rows, float(scale), layers)
 
 
-def _residual_vjp_rows(loss: ExactLoss, rows, scale: float, layers) -> np.ndarray:
+def _residual_vjp_rows(loss: Restriction, rows, scale: float, layers) -> np.ndarray:
     U = loss.residual if scale == 1.0 else scale * loss.residual
     return _vjp_rows(loss, rows, U, layers)
 
 
-def _vjp_rows(loss: ExactLoss, rows, U: np.ndarray, layers) -> np.ndarray:
+def _vjp_rows(loss: Restriction, rows, U: np.ndarray, layers) -> np.ndarray:
     """:func:`vjp` on the samples of one process (``rows`` of ``loss``, one row of ``U`` each)."""
     model = loss.model
     out = np.zeros(model.num_params)
@@ -174,15 +175,15 @@ def _vjp_rows(loss: ExactLoss, rows, U: np.ndarray, layers) -> np.ndarray:
     return out
 
 
-def gradient(loss: ExactLoss) -> np.ndarray:
+def gradient(loss: Restriction) -> np.ndarray:
     """Flat gradient of ``loss.value`` (SSE plus ridge) at the current parameters, from the caches.
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("poly", input_shape=(1, 6, 6), channels=2, kernel=3, num_classes=2, seed=0)
         >>> X, Y = np.random.default_rng(0).random((4, 1, 6, 6)), np.eye(2)[[0, 1, 0, 1]]
-        >>> loss = ExactLoss(m, X, Y, ridge=0.1)
+        >>> loss = Restriction(m, X, Y, ridge=0.1)
         >>> bool(np.allclose(gradient(loss), m.loss_and_grad(X, Y, 0.1)[1]))
         True
     """
@@ -192,7 +193,7 @@ def gradient(loss: ExactLoss) -> np.ndarray:
     return g
 
 
-def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
+def jvp(loss: Restriction, v: np.ndarray, *, rows=None) -> np.ndarray:
     """``J v``: the first-order change of the outputs along ``v``, shape (samples, outputs).
 
     Forward mode through the exact jet rules: each layer's jet is cut to its
@@ -201,10 +202,10 @@ def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
         >>> X, Y = np.random.default_rng(0).random((5, 2)), np.eye(2)[[0, 1, 0, 1, 0]]
-        >>> loss = ExactLoss(m, X, Y)
+        >>> loss = Restriction(m, X, Y)
         >>> v = np.random.default_rng(1).normal(size=m.num_params)
         >>> h = 1e-6
         >>> m.set_flat(m.get_flat() + h * v); up = m.forward(X)
@@ -221,7 +222,7 @@ def jvp(loss: ExactLoss, v: np.ndarray, *, rows=None) -> np.ndarray:
     return loss.reduce(_jvp_rows, v, rows=rows, concat=True)
 
 
-def _jvp_rows(loss: ExactLoss, rows, v: np.ndarray) -> np.ndarray:
+def _jvp_rows(loss: Restriction, rows, v: np.ndarray) -> np.ndarray:
     """:func:`jvp` on the samples of one process."""
     model = loss.model
     n = num_rows(loss, rows)
@@ -248,15 +249,15 @@ def _jvp_rows(loss: ExactLoss, rows, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def jtj_product(loss: ExactLoss, v: np.ndarray, *, rows=None, layers=None) -> np.ndarray:
+def jtj_product(loss: Restriction, v: np.ndarray, *, rows=None, layers=None) -> np.ndarray:
     """``J^T J v`` (flat) over ``rows``, the Gauss-Newton matrix's product: :func:`jvp` then :func:`vjp`.
 
     Only ``v`` and the flat result travel when the loss is sharded (``J v`` stays on the shards).
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
-        >>> loss = ExactLoss(m, np.eye(2), np.eye(2))
+        >>> loss = Restriction(m, np.eye(2), np.eye(2))
         >>> v = np.ones(m.num_params)
         >>> bool(np.allclose(jtj_product(loss, v), vjp(loss, jvp(loss, v))))
         True
@@ -269,11 +270,11 @@ def jtj_product(loss: ExactLoss, v: np.ndarray, *, rows=None, layers=None) -> np
     return loss.reduce(_jtj_rows, v, layers, rows=rows)
 
 
-def _jtj_rows(loss: ExactLoss, rows, v: np.ndarray, layers) -> np.ndarray:
+def _jtj_rows(loss: Restriction, rows, v: np.ndarray, layers) -> np.ndarray:
     return _vjp_rows(loss, rows, _jvp_rows(loss, rows, v), layers)
 
 
-def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
+def block_jacobian(loss: Restriction, layers, *, rows=None) -> np.ndarray:
     """Per-sample Jacobian of the outputs in the parameters of ``layers``: (samples, outputs, block size).
 
     Row ``(n, k)`` is ``d f_k(x_n) / d theta_block``, from one backward pass
@@ -287,10 +288,10 @@ def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
         >>> X, Y = np.random.default_rng(0).random((5, 2)), np.eye(2)[[0, 1, 0, 1, 0]]
-        >>> loss = ExactLoss(m, X, Y)
+        >>> loss = Restriction(m, X, Y)
         >>> J = block_jacobian(loss, param_layers(m))
         >>> v = np.random.default_rng(1).normal(size=m.num_params)
         >>> bool(np.allclose(J @ v, jvp(loss, v)))
@@ -322,7 +323,7 @@ def block_jacobian(loss: ExactLoss, layers, *, rows=None) -> np.ndarray:
     return J
 
 
-def kronecker_factors(loss: ExactLoss, layers, *, rows=None, rng=None) -> dict[int, KroneckerFactors]:
+def kronecker_factors(loss: Restriction, layers, *, rows=None, rng=None) -> dict[int, KroneckerFactors]:
     """Kronecker-factored Gauss-Newton blocks (K-FAC) of the Conv2d and Linear ``layers``.
 
     One backward pass from the outputs with a Gaussian cotangent per sample
@@ -336,10 +337,10 @@ def kronecker_factors(loss: ExactLoss, layers, *, rows=None, rng=None) -> dict[i
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=3, hidden=4, seed=0)
         >>> X, Y = np.random.default_rng(0).random((50, 3)), np.eye(2)[np.arange(50) % 2]
-        >>> f = kronecker_factors(ExactLoss(m, X, Y), [2])[2]
+        >>> f = kronecker_factors(Restriction(m, X, Y), [2])[2]
         >>> (len(f.s), len(f.w), f.scale)
         (2, 5, 50.0)
     """
@@ -353,7 +354,7 @@ def kronecker_factors(loss: ExactLoss, layers, *, rows=None, rng=None) -> dict[i
             for li, (omega, gamma, positions, _) in parts.items()}
 
 
-def _kronecker_rows(loss: ExactLoss, rows, g: np.ndarray, layers) -> dict:
+def _kronecker_rows(loss: Restriction, rows, g: np.ndarray, layers) -> dict:
     """``{layer: (Omega, Gamma, positions, samples)}`` on the samples of one process (means over them)."""
     if len(g) == 0:  # a shard without any of the selected rows
         return {}
@@ -405,7 +406,7 @@ def conv_chain(model, li: int) -> tuple[int | None, int, int] | None:
     return None
 
 
-def conv_chain_jacobian(loss: ExactLoss, li: int, *, rows=None) -> np.ndarray:
+def conv_chain_jacobian(loss: Restriction, li: int, *, rows=None) -> np.ndarray:
     """Per-sample Jacobian in the parameters of Conv2d ``li`` when it feeds [Poly] [AvgPool2d] Flatten Linear.
 
     Same values as :func:`block_jacobian` ``(loss, [li])`` but laid out (outputs, samples, layer size)

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from symnet.core.io import to_jsonable
+from symnet.core.files import to_jsonable
 
 #: Columns every record carries. Backends may add more (for example ``lr``).
 COLUMNS = ("step", "loss", "train_acc", "test_acc", "time", "updates", "passes")

@@ -27,12 +27,12 @@ solvers and serialisation see one flat list.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from symnet.core.errors import ModelError
-from symnet.core.kernels.conv import avg_pool, avg_pool_backward, col2im, conv_direct, im2col, im2col_serial
+from symnet.core.conv import block_rows, conv2d_valid, conv_backward, conv_weight_grad, windows
+from symnet.core.jets import Coord, Jet, jet_add, series_mul, shift_up, square_jet
+from symnet.core.kernels.conv import avg_pool, avg_pool_backward, col2im, im2col
 
 # Poly activation presets. The ReLU approximations on [-3, 3] are the ones used
 # in the polynomial-regression literature (lowest degree first).
@@ -43,73 +43,6 @@ ACTIVATIONS: dict[str, tuple[float, ...]] = {
     "relu-approx-b": (0.096, 0.5, 0.3),
     "relu-approx-c": (0.114, 0.498, 0.352, -0.0011),
 }
-
-
-class Coord(NamedTuple):
-    """One coordinate of one parameter array: ``params[name][index] += t``."""
-
-    name: str
-    index: tuple[int, ...]
-
-
-class Jet:
-    """The ``t^1 .. t^K`` coefficients of an activation that depends on ``t``.
-
-    ``coeffs`` has shape ``(K, N, C, ...)``; ``channels`` is ``None`` when
-    the jet covers all ``C`` channels (or units), else the int array of the
-    channel indices along axis 2 that ``coeffs`` holds (all other channels do
-    not move). The constant term lives in the activation cache.
-    """
-
-    __slots__ = ("coeffs", "channels")
-
-    def __init__(self, coeffs: np.ndarray, channels: np.ndarray | None = None) -> None:
-        self.coeffs = coeffs
-        self.channels = None if channels is None else np.asarray(channels, dtype=np.int64)
-
-    @property
-    def order(self) -> int:
-        return self.coeffs.shape[0]
-
-    def select(self, x: np.ndarray) -> np.ndarray:
-        """The slice of a full activation ``x`` (N, C, ...) that this jet covers."""
-        return x if self.channels is None else x[:, self.channels]
-
-    def dense(self, num_channels: int) -> "Jet":
-        """The same jet over all channels (zeros where nothing moves)."""
-        if self.channels is None:
-            return self
-        full = np.zeros(self.coeffs.shape[:2] + (num_channels,) + self.coeffs.shape[3:], dtype=self.coeffs.dtype)
-        full[:, :, self.channels] = self.coeffs
-        return Jet(full)
-
-    def __repr__(self) -> str:
-        ch = "all" if self.channels is None else self.channels.tolist()
-        return f"Jet(order={self.order}, shape={self.coeffs.shape[1:]}, channels={ch})"
-
-
-def jet_add(a: Jet | None, b: Jet | None, num_channels: int) -> Jet | None:
-    """Sum of two jets (either may be ``None``); pads the lower order with zeros."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a.channels is not None and b.channels is not None and np.array_equal(a.channels, b.channels):
-        ch = a.channels
-        ca, cb = a.coeffs, b.coeffs
-    else:
-        ch = None
-        ca, cb = a.dense(num_channels).coeffs, b.dense(num_channels).coeffs
-    K = max(len(ca), len(cb))
-    out = np.zeros((K,) + ca.shape[1:], dtype=np.result_type(ca, cb))
-    out[: len(ca)] += ca
-    out[: len(cb)] += cb
-    return Jet(out, ch)
-
-
-def shift_up(coeffs: np.ndarray) -> np.ndarray:
-    """Multiply a jet by ``t``: prepend a zero ``t^1`` term (t * sum c_k t^k)."""
-    return np.concatenate([np.zeros((1,) + coeffs.shape[1:], dtype=coeffs.dtype), coeffs], axis=0)
 
 
 class Layer:
@@ -385,123 +318,6 @@ def _single_coord(direction: dict) -> Coord | None:
 
 
 # --------------------------------------------------------------------------- Conv2d
-def _pad(x: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
-    lo, hi = pad
-    if lo == 0 and hi == 0:
-        return x
-    widths = [(0, 0)] * (x.ndim - 2) + [(lo, hi), (lo, hi)]
-    return np.pad(x, widths)
-
-
-#: Bytes of im2col columns per block of samples. Blocks that stay in cache beat large ones: on
-#: poly2's second conv (1 thread, float32) blocks of 32-64 samples (3-7 MB) measured 3.2 s per
-#: 60,000 images against 4.1 s for blocks of 512 samples (52 MB); float64 3.9 s against 5.1 s.
-CONV_BLOCK_BYTES = 4 << 20
-
-
-def _block_rows(n: int, row_bytes: int, chunk: int | None = None) -> int:
-    """Samples per block of ``n``: ``chunk`` if given, else as many as :data:`CONV_BLOCK_BYTES` of
-    im2col columns hold (``row_bytes`` per sample); at least 1, at most ``n``."""
-    rows = CONV_BLOCK_BYTES // max(1, row_bytes) if chunk is None else chunk
-    return max(1, min(n, rows))
-
-
-def _windows(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """Sliding windows over the last two axes: (..., Ho, Wo, kh, kw) view."""
-    return np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-
-
-def conv2d_valid(x: np.ndarray, w: np.ndarray, chunk: int | None = None) -> np.ndarray:
-    """Cross-correlation of x (N, Ci, H, W) with w (Co, Ci, kh, kw), no padding.
-
-    numpy equivalent: ``einsum('nchwij,ocij->nohw', windows(x), w)``; done as a
-    numba im2col plus a BLAS matmul per chunk of samples (by default as many as
-    :data:`CONV_BLOCK_BYTES` of columns hold), which bounds memory and stays in cache.
-    """
-    N, Ci, H, Wd = x.shape
-    Co, _, kh, kw = w.shape
-    Ho, Wo = H - kh + 1, Wd - kw + 1
-    dtype = np.result_type(x.dtype, w.dtype)
-    if Co <= 4 or Ci * kh * kw <= 32:
-        # Few output channels, or a window so small (one input channel of 5x5) that im2col
-        # would copy the input kh*kw times for a skinny GEMM: direct loops measured 3x faster.
-        out4 = np.empty((N, Co, Ho, Wo), dtype=dtype)
-        conv_direct(np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), out4)
-        return out4
-    out = np.empty((N, Co, Ho * Wo), dtype=dtype)
-    wmat = np.ascontiguousarray(w.reshape(Co, -1), dtype=dtype)  # (Co, Ci*kh*kw)
-    K = Ci * kh * kw
-    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize, chunk)
-    buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
-    for s in range(0, N, chunk):
-        xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
-        n = len(xs)
-        cols = buf[: K * n * Ho * Wo].reshape(K, n, Ho * Wo)
-        (im2col if cols.size > 200_000 else im2col_serial)(xs, kh, kw, cols)
-        out[s:s + n] = (wmat @ cols.reshape(K, -1)).reshape(Co, n, Ho * Wo).transpose(1, 0, 2)
-    return out.reshape(N, Co, Ho, Wo)
-
-
-def conv_backward(x: np.ndarray, grad_out: np.ndarray, w: np.ndarray, input_grad: bool = True,
-                  chunk: int | None = None) -> tuple[np.ndarray | None, np.ndarray]:
-    """Both gradients of a valid cross-correlation from one im2col per chunk of samples.
-
-    ``dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j]`` is one GEMM of the
-    gradient with the columns; ``dL/dx`` is its adjoint: the GEMM ``W^T g`` gives the
-    gradient of every window (K x N*Ho*Wo), which :func:`col2im` adds back onto
-    the input. That costs as much as the forward GEMM, where the textbook "full
-    correlation with the flipped kernel" would first pad the gradient to
-    (Ho+kh-1) x (Wo+kw-1) and copy kh*kw times that.
-
-    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))`` and
-    ``einsum('nohw,ocij->nchwij', g, w)`` summed back over overlapping windows.
-
-    Args:
-        x: input (N, Ci, H, W), already padded.
-        grad_out: gradient of the output (N, Co, Ho, Wo).
-        w: weight (Co, Ci, kh, kw).
-        input_grad: also return the input gradient (skipped for a first layer).
-        chunk: samples per im2col block (None: :data:`CONV_BLOCK_BYTES` of columns).
-
-    Returns:
-        ``(grad_x or None, grad_w)``: the input gradient in the working precision
-        (float32 when x, grad_out and w all are, else float64), the weight gradient
-        summed over chunks in float64.
-    """
-    N, Ci, H, Wd = x.shape
-    Co, _, kh, kw = w.shape
-    Ho, Wo = H - kh + 1, Wd - kw + 1
-    K = Ci * kh * kw
-    dtype = np.result_type(x.dtype, grad_out.dtype, w.dtype)
-    gW = np.zeros((Co, K))
-    wmat = np.ascontiguousarray(w.reshape(Co, K), dtype=dtype)
-    gx = np.empty((N, Ci, H, Wd), dtype=dtype) if input_grad else None
-    chunk = _block_rows(N, K * Ho * Wo * dtype.itemsize, chunk)
-    buf = np.empty(K * chunk * Ho * Wo, dtype=dtype)
-    g = grad_out.reshape(N, Co, Ho * Wo)
-    for s in range(0, N, chunk):
-        xs = np.ascontiguousarray(x[s:s + chunk], dtype=dtype)
-        n = len(xs)
-        cols = buf[: K * n * Ho * Wo].reshape(K, n, Ho * Wo)
-        (im2col if cols.size > 200_000 else im2col_serial)(xs, kh, kw, cols)
-        gs = np.ascontiguousarray(g[s:s + n].transpose(1, 0, 2), dtype=dtype).reshape(Co, -1)
-        gW += gs @ cols.reshape(K, -1).T
-        if gx is not None:
-            gcols = (wmat.T @ gs).reshape(K, n, Ho * Wo)
-            col2im(gcols, kh, kw, gx[s:s + n])
-    return gx, gW.reshape(Co, Ci, kh, kw)
-
-
-def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kh: int, kw: int,
-                     chunk: int | None = None) -> np.ndarray:
-    """dL/dW[o,c,i,j] = sum_{n,y,x} g[n,o,y,x] x[n,c,y+i,x+j] for valid cross-correlation.
-
-    numpy equivalent: ``einsum('nohw,nchwij->ocij', g, windows(x))``; see :func:`conv_backward`.
-    """
-    w = np.zeros((grad_out.shape[1], x.shape[1], kh, kw), dtype=np.result_type(x.dtype, grad_out.dtype))
-    return conv_backward(x, grad_out, w, input_grad=False, chunk=chunk)[1]
-
-
 class Conv2d(Layer):
     """2-D cross-correlation, stride 1, ``padding="valid"`` or ``"same"``.
 
@@ -598,7 +414,7 @@ class Conv2d(Layer):
         Ci, kh, kw = self.in_channels, self.kh, self.kw
         wmat = self.params["weight"].reshape(Co, Ci * kh * kw).astype(g.dtype, copy=False)
         gxp = np.empty((n, Ci, Ho + kh - 1, Wo + kw - 1), dtype=g.dtype)
-        step = _block_rows(n, Ci * kh * kw * Ho * Wo * g.dtype.itemsize)
+        step = block_rows(n, Ci * kh * kw * Ho * Wo * g.dtype.itemsize)
         for a in range(0, n, step):
             gs = g[a:a + step]
             m = len(gs)
@@ -723,7 +539,7 @@ class Conv2d(Layer):
         (a, b), (c, d) = self.pads
         xp = np.full((xs.shape[0], xs.shape[1] + a + b, xs.shape[2] + c + d), 0, dtype=object)
         xp[:, a:a + xs.shape[1], c:c + xs.shape[2]] = xs
-        win = _windows(xp, self.kh, self.kw)  # (Ci, Ho, Wo, kh, kw)
+        win = windows(xp, self.kh, self.kw)  # (Ci, Ho, Wo, kh, kw)
         Ci, Ho, Wo = win.shape[:3]
         cols = win.transpose(1, 2, 0, 3, 4).reshape(Ho * Wo, -1)
         w = ps["weight"].reshape(self.out_channels, -1)
@@ -934,14 +750,14 @@ class Poly(Layer):
         z0 = jet_in.select(x)
         D = jet_in.coeffs
         if self._is_square:
-            return Jet(float(self.coeffs[2]) * _square_jet(z0, D), jet_in.channels)
+            return Jet(float(self.coeffs[2]) * square_jet(z0, D), jet_in.channels)
         K = D.shape[0]
         full = np.concatenate([z0[None], D], axis=0)  # powers of the whole series z0 + D
         out = np.zeros((K * self.order,) + D.shape[1:], dtype=np.result_type(z0, D))
         power = full
         for j in range(1, self.order + 1):  # over the activation's degree, not over data
             if j > 1:
-                power = _series_mul(power, full)
+                power = series_mul(power, full)
             if self.coeffs[j] != 0.0:
                 out[: len(power) - 1] += float(self.coeffs[j]) * power[1:]
         return Jet(out, jet_in.channels)
@@ -955,24 +771,6 @@ class Poly(Layer):
             if a != 0.0:
                 y = y + float(a) * xs ** j if j > 0 else y + float(a)
         return y
-
-
-def _series_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Product of two series with constant terms: out[k] = sum_{i+j=k} a[i] b[j]."""
-    out = np.zeros((len(a) + len(b) - 1,) + a.shape[1:], dtype=np.result_type(a, b))
-    for i in range(len(a)):  # over polynomial degree, a handful of terms
-        out[i:i + len(b)] += a[i] * b
-    return out
-
-
-def _square_jet(z0: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """(z0 + D)^2 - z0^2 = 2 z0 D + D^2, coefficients t^1 .. t^2K."""
-    K = D.shape[0]
-    out = np.zeros((2 * K,) + D.shape[1:], dtype=np.result_type(z0, D))
-    out[:K] = 2.0 * z0 * D
-    for i in range(K):
-        out[i + 1:i + 1 + K] += D[i] * D
-    return out
 
 
 class Square(Poly):

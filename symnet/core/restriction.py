@@ -6,27 +6,27 @@ For parameters ``theta`` and a direction ``d`` the objective
 
 is a univariate polynomial in ``t`` whose degree the graph fixes (2 for a
 last-layer weight, 4 for a conv weight under x^2, 6 for a dense direction
-through conv, x^2 and linear). :class:`ExactLoss` computes its coefficients
-exactly by pushing a :class:`~symnet.core.layers.Jet` through the layers from the
+through conv, x^2 and linear). :class:`Restriction` computes its coefficients
+exactly by pushing a :class:`~symnet.core.jets.Jet` through the layers from the
 first one the direction touches, on the slice of channels it touches, starting
 from cached activations; the sum over samples runs in numba kernels. After a
 step the cached activations on the path are updated in place from the same
-jets, so the next restriction needs no forward pass. :meth:`ExactLoss.refresh`
+jets, so the next restriction needs no forward pass. :meth:`Restriction.refresh`
 recomputes everything exactly to bound floating-point drift.
 
-:meth:`ExactLoss.line_minimize` is the one exact line minimisation of symnet:
+:meth:`Restriction.line_minimize` is the one exact line minimisation of symnet:
 every exact solver moves through it (or, for the fused coordinate kernels,
-through the same :func:`~symnet.core.polynomial.dense.minimize` on the same
+through the same :func:`~symnet.core.roots.dense.minimize` on the same
 coefficients). Directions come in any of the forms :func:`parse_direction`
 accepts.
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
-    >>> from symnet.core.restriction import ExactLoss
+    >>> from symnet.core.model import presets as models
+    >>> from symnet.core.restriction import Restriction
     >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
     >>> X, Y = np.random.default_rng(0).random((8, 2)), np.eye(2)[[0, 1] * 4]
-    >>> loss = ExactLoss(m, X, Y, ridge=1e-3)
+    >>> loss = Restriction(m, X, Y, ridge=1e-3)
     >>> c = loss.restrict("linear0.weight[0,1]")
     >>> len(c) - 1          # degree in t: Linear -> x^2 -> Linear, squared
     4
@@ -44,11 +44,12 @@ import numpy as np
 from symnet.core.certificates import BLOCK, COORD, FLOAT32_RTOL, LINE
 from symnet.core.errors import ModelError
 from symnet.core.kernels.terms import add_polynomial_step, sse_coeffs
-from symnet.core.layers import Coord, Jet, Linear
+from symnet.core.jets import Coord, Jet
+from symnet.core.layers import Linear
 from symnet.core.linalg import LocalReadout, fit_readout_on, ridge_factor
 from symnet.core.objective import sum_squares
 from symnet.core.objective import value as objective_value
-from symnet.core.polynomial import dense
+from symnet.core.roots import dense
 from symnet.core.samples import Samples
 
 Direction = Union[str, Coord, dict, np.ndarray]
@@ -58,7 +59,7 @@ Direction = Union[str, Coord, dict, np.ndarray]
 def parse_direction(model, direction: Direction) -> dict[int, dict]:
     """``{layer index: {param key: Coord or dense array}}`` for any accepted form of a direction.
 
-    Accepted: an element name ``"conv0.weight[3,0,2,1]"``; a :class:`~symnet.core.layers.Coord`
+    Accepted: an element name ``"conv0.weight[3,0,2,1]"``; a :class:`~symnet.core.jets.Coord`
     with a full array name; a dict ``{"conv0.weight": array, ...}`` (arrays of the
     parameter's shape or size; missing arrays are zero); a flat vector of length
     ``num_params``. Arrays that are zero everywhere are left out.
@@ -67,7 +68,7 @@ def parse_direction(model, direction: Direction) -> dict[int, dict]:
         ModelError: an unknown name, a wrong shape or length, or a NaN or infinite entry.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
         >>> parse_direction(m, "linear1.bias[1]")
         {2: {'bias': Coord(name='bias', index=(1,))}}
@@ -125,7 +126,7 @@ def flat_direction(model, direction: Direction) -> np.ndarray:
     """Any accepted direction (see :func:`parse_direction`) as a flat float64 vector of length ``num_params``.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
         >>> flat_direction(m, {"linear1.bias": [1.0, 2.0]})[-2:].tolist()
         [1.0, 2.0]
@@ -209,14 +210,14 @@ class LineResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- the exact loss
-class ExactLossBase(abc.ABC):
+class RestrictionBase(abc.ABC):
     """What an exact loss does with the parameters, wherever its per-sample caches live.
 
     The one exact line minimisation (:meth:`line_minimize`), the ridge terms of
     the polynomial, the parameter moves and the certificates run here, on the
     model this object holds, from the polynomial's coefficients that
     :meth:`restrict` returns and the cache update that :meth:`step` makes.
-    :class:`ExactLoss` keeps its caches in this process;
+    :class:`Restriction` keeps its caches in this process;
     :class:`~symnet.core.sharded.ShardedLoss` keeps them in shards on Dask workers
     and adds up what they return. Subclasses provide ``model``, ``ridge``,
     ``noise``, ``precision``, ``certificates``, ``rows``, ``sse``, ``sq_norm``,
@@ -269,7 +270,7 @@ class ExactLossBase(abc.ABC):
 
         The coefficients of ``t -> L(theta + t d)`` are computed exactly
         (:meth:`restrict`) and handed to the global minimiser
-        (:func:`~symnet.core.polynomial.dense.minimize`). With ``normalize``,
+        (:func:`~symnet.core.roots.dense.minimize`). With ``normalize``,
         a direction that is not a single coordinate is first divided by its
         Euclidean norm and the polynomial is rescaled to its natural step ``s`` (:func:`step_scale`: the polynomial
         of ``t = s u``, exactly the restriction along ``s d``, at no extra pass
@@ -295,7 +296,7 @@ class ExactLossBase(abc.ABC):
             >>> from symnet.core.model import Sequential
             >>> from symnet.core.layers import Linear
             >>> m = Sequential(Linear(1, 1, bias=False), input_shape=(1,), seed=None)
-            >>> loss = ExactLoss(m, np.array([[1.0], [2.0]]), np.array([[2.0], [4.0]]))
+            >>> loss = Restriction(m, np.array([[1.0], [2.0]]), np.array([[2.0], [4.0]]))
             >>> res = loss.line_minimize(np.array([1e-9]))      # minimiser w = 2, t = 2e9
             >>> round(res.t * 1e-9, 9), round(res.after, 12)
             (2.0, 0.0)
@@ -394,10 +395,10 @@ class ExactLossBase(abc.ABC):
             ModelError: the model does not end with a Linear layer.
 
         Example:
-            >>> from symnet.core import models
+            >>> from symnet.core.model import presets as models
             >>> m = models.get("mlp", input_dim=2, hidden=3, seed=0)
             >>> X, Y = np.random.default_rng(0).random((20, 2)), np.eye(2)[[0, 1] * 10]
-            >>> ExactLoss(m, X, Y, ridge=1e-2).solve_readout() >= 0.0
+            >>> Restriction(m, X, Y, ridge=1e-2).solve_readout() >= 0.0
             True
         """
         li, layer = self._readout_layer()
@@ -421,7 +422,7 @@ class ExactLossBase(abc.ABC):
         self.sq_norm += new * new - old * old
 
 
-class ExactLoss(ExactLossBase, Samples):
+class Restriction(RestrictionBase, Samples):
     """The training objective of ``model`` on (X, Y) with cached activations.
 
     Args:
@@ -447,7 +448,7 @@ class ExactLoss(ExactLossBase, Samples):
     def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float = 0.0, dtype=np.float64) -> None:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
-            raise ModelError(f"ExactLoss dtype must be float32 or float64, got {self.dtype}")
+            raise ModelError(f"Restriction dtype must be float32 or float64, got {self.dtype}")
         #: relative decrease below which a float32 line step is not trusted (0 in float64)
         self.noise = 0.0 if self.dtype == np.float64 else 1e-6
         #: the relative precision its certificates claim (see :mod:`symnet.core.certificates`)
@@ -643,3 +644,7 @@ def _add_jet(cache: np.ndarray, jet: Jet, t: float) -> None:
     C = cache.shape[1]
     channels = np.arange(C) if jet.channels is None else jet.channels
     add_polynomial_step(cache.reshape(N, C, -1), channels, np.ascontiguousarray(D).reshape(K, N, S, -1), float(t))
+
+
+#: The class's name before the house redesign (kept so that code written against it still runs).
+ExactLoss = Restriction

@@ -29,7 +29,7 @@ Ops are module-level functions (a worker imports them by name).
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
+    >>> from symnet.core.model import presets as models
     >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
     >>> s = Samples(m, np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]])
     >>> def count(samples, rows):
@@ -55,7 +55,7 @@ def features(model, X: np.ndarray, dtype=np.float64, rows=None) -> np.ndarray:
     """The inputs of ``model``'s last layer for ``X`` (or its ``rows``), from a forward pass in ``dtype``.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("mlp", input_dim=2, hidden=3, seed=0)
         >>> features(m, np.ones((5, 2)), np.float32).shape
         (5, 3)

@@ -3,7 +3,7 @@
 The exact solvers' work is a sum over samples. Here the samples are cut into
 shards of consecutive rows; each shard lives on a Dask worker in an actor
 (:class:`Shard`) that holds the shard's inputs and targets, a copy of the model
-and, for :class:`ShardedLoss`, the shard's :class:`~symnet.core.restriction.ExactLoss`
+and, for :class:`ShardedLoss`, the shard's :class:`~symnet.core.restriction.Restriction`
 (its cached activations: the memory that grows with the samples). This process
 (the client) holds the parameters, picks every step and tells the shards.
 
@@ -17,7 +17,7 @@ additions (about 1e-16 relative per sum).
 
 Both classes follow the contract of :class:`~symnet.core.samples.Samples`
 (``reduce``, ``defer``, ``flush``), and :class:`ShardedLoss` the interface of an
-exact loss (:class:`~symnet.core.restriction.ExactLossBase`): a solver written
+exact loss (:class:`~symnet.core.restriction.RestrictionBase`): a solver written
 against them runs unchanged, only the object it was handed differs. Deferred ops
 (a step's cache update) ride with the next message, so a coordinate's update and
 the next coordinate's coefficients cost one round trip.
@@ -56,7 +56,7 @@ import numpy as np
 from symnet.core.certificates import FLOAT32_RTOL
 from symnet.core.errors import ClusterError, ModelError
 from symnet.core.linalg import BLOCK_ROWS, LocalReadout
-from symnet.core.restriction import ExactLoss, ExactLossBase, parse_direction
+from symnet.core.restriction import Restriction, RestrictionBase, parse_direction
 from symnet.core.samples import Samples, add_results, features
 
 #: Errors that mean a shard's worker could not be reached (it died, or its connection broke); Dask's
@@ -115,7 +115,7 @@ class Shard:
         data: ``(X, Y)`` of the shard's rows, or a callable ``source(lo, hi) -> (X, Y)`` that makes them here.
         lo, hi: the shard's rows of the whole training set.
         loss_dtype: None for samples without caches, else the working precision of the shard's
-            :class:`~symnet.core.restriction.ExactLoss` (whose ridge is 0: the client adds the ridge once).
+            :class:`~symnet.core.restriction.Restriction` (whose ridge is 0: the client adds the ridge once).
     """
 
     def __init__(self, model, data, lo: int, hi: int, loss_dtype=None) -> None:
@@ -124,7 +124,7 @@ class Shard:
         if loss_dtype is None:
             self.target = Samples(model, X, Y)
         else:
-            self.target = ExactLoss(model, X, Y, ridge=0.0, dtype=loss_dtype)
+            self.target = Restriction(model, X, Y, ridge=0.0, dtype=loss_dtype)
         self.target.offset = self.lo
 
     def run(self, pending: list, op: Callable | None, rows, args: tuple):
@@ -404,10 +404,10 @@ async def _failed(exc: BaseException):
     raise exc
 
 
-class ShardedLoss(ExactLossBase, ShardedSamples):
+class ShardedLoss(RestrictionBase, ShardedSamples):
     """An exact loss whose per-sample caches live in shards on Dask workers.
 
-    Same interface as :class:`~symnet.core.restriction.ExactLoss` for what the
+    Same interface as :class:`~symnet.core.restriction.Restriction` for what the
     solvers use: ``value``, ``sse``, :meth:`restrict`, :meth:`step`,
     :meth:`line_minimize` (the same code), :meth:`refresh`, the readout
     (:meth:`readout_factor`, :meth:`solve_readout`: one Gram matrix per shard,
@@ -418,7 +418,7 @@ class ShardedLoss(ExactLossBase, ShardedSamples):
     Args:
         client: a ``distributed.Client`` (never closed here).
         model: the model, trained in place in this process; each shard holds a copy kept in step.
-        X, Y, ridge, dtype: as for :class:`~symnet.core.restriction.ExactLoss`.
+        X, Y, ridge, dtype: as for :class:`~symnet.core.restriction.Restriction`.
         shards, source, num_samples, recover: see :class:`ShardedSamples`.
     """
 
@@ -427,7 +427,7 @@ class ShardedLoss(ExactLossBase, ShardedSamples):
                  recover: bool = True) -> None:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
-            raise ModelError(f"ExactLoss dtype must be float32 or float64, got {self.dtype}")
+            raise ModelError(f"Restriction dtype must be float32 or float64, got {self.dtype}")
         self.noise = 0.0 if self.dtype == np.float64 else 1e-6
         self.precision = 0.0 if self.dtype == np.float64 else FLOAT32_RTOL
         self.ridge = float(ridge)
@@ -538,20 +538,20 @@ class ShardedReadout:
 
 
 # --------------------------------------------------------------------------- ops (run on the shards)
-def _op_restrict(loss: ExactLoss, rows, direction: dict) -> np.ndarray:
+def _op_restrict(loss: Restriction, rows, direction: dict) -> np.ndarray:
     return loss.restrict(direction)  # ridge 0 on a shard: the SSE's coefficients, the constant its SSE
 
 
-def _op_step(loss: ExactLoss, rows, t: float) -> None:
+def _op_step(loss: Restriction, rows, t: float) -> None:
     loss.step(t)
 
 
-def _op_refresh(loss: ExactLoss, rows, theta: np.ndarray) -> None:
+def _op_refresh(loss: Restriction, rows, theta: np.ndarray) -> None:
     loss.model.set_flat(theta)
     loss.refresh()
 
 
-def _op_cache(loss: ExactLoss, rows, name: str) -> np.ndarray:
+def _op_cache(loss: Restriction, rows, name: str) -> np.ndarray:
     return getattr(loss, name)
 
 

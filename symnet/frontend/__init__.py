@@ -4,7 +4,7 @@
 * :mod:`~symnet.frontend.runner`: several solvers from one start under one budget, which
   :mod:`~symnet.frontend.bench` (``symnet bench``) and :mod:`~symnet.frontend.compare`
   (``symnet compare``) share;
-* analysis of trained models: :mod:`~symnet.frontend.robustness`, :mod:`~symnet.frontend.inspect`,
+* analysis of trained models: :mod:`~symnet.frontend.robustness`, :mod:`~symnet.frontend.inspection`,
   :mod:`~symnet.frontend.bridge` (network <-> polynomial regression), :mod:`~symnet.frontend.polyreg_maps`;
 * :mod:`~symnet.frontend.reproduce`: the published tables this project answers, rerun, the source's
   figures beside ours (``symnet reproduce``);

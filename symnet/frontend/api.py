@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import symnet.core.datasets as _datasets
-import symnet.core.io as sio
-import symnet.core.models as _models
+import symnet.core.files as sio
+from symnet.core.model.saving import save_model
+import symnet.core.model.presets as _models
 import symnet.solvers as _solvers
 from symnet.core.errors import DataError, DivergenceError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
@@ -199,7 +200,7 @@ def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = N
                   model_name: str | None = None) -> dict:
     """Write model, history and summary of a fitted solver into ``out``; return the summary."""
     out = Path(out)
-    sio.save_model(solver.model_, out / "model.npz")
+    save_model(solver.model_, out / "model.npz")
     sio.atomic_write_bytes(out / "history.json", (solver.history_.to_json() + "\n").encode())
     summary = summarize(solver, wall_time=wall_time, model_name=model_name)
     sio.atomic_write_json(out / "summary.json", summary)

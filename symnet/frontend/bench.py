@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from symnet.core.history import History
-from symnet.core.io import to_jsonable
+from symnet.core.files import to_jsonable
 
 from symnet.frontend import api, plots, runner
 from symnet.frontend.tables import render

@@ -11,7 +11,7 @@ polynomial of degree ``J = deg p`` in the inputs. Writing ``M = W2 q`` as a
            = sum_m T[m, k] x^m,
 
 a linear model over monomials ``x^m`` -- the model that
-:class:`symnet.core.polyreg_model.PolyRegModel` fits in closed form. This module
+:class:`symnet.core.model.polyreg.PolyRegModel` fits in closed form. This module
 computes ``T`` on the same monomial table (:func:`equivalent_weights`), so
 that a trained network and a polynomial regression can be compared
 coefficient by coefficient (:func:`r2_by_degree`), and fits the activation's
@@ -52,8 +52,8 @@ for every monomial in the table) with ``dropped_norm`` and
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
-    >>> from symnet.core.polyreg_model import features
+    >>> from symnet.core.model import presets as models
+    >>> from symnet.core.model.polyreg import features
     >>> net = models.get("mlp", input_dim=3, hidden=2, num_classes=2, seed=0)
     >>> eq = equivalent_weights(net)            # the network's own table: 1 + 3 + 6 monomials
     >>> eq.weight.shape
@@ -74,7 +74,7 @@ import scipy.sparse as sp
 
 from symnet.core.errors import ModelError
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
-from symnet.core.polyreg_model import monomial_table
+from symnet.core.model.polyreg import monomial_table
 
 from symnet.frontend.tables import render
 
@@ -124,7 +124,7 @@ def one_hidden_layer(model) -> OneHiddenLayer:
         ModelError: the model is not a :class:`symnet.Sequential` of that form.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> parts = one_hidden_layer(models.get("mlp", input_dim=3, hidden=2, num_classes=4))
         >>> parts.weights_t.shape, parts.readout.shape, parts.activation.tolist()
         ((3, 2), (4, 2), [0.0, 0.0, 1.0])
@@ -200,7 +200,7 @@ def natural_table(model) -> np.ndarray:
     first layer, the kernel size for a ``Conv2d``.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> natural_table(models.get("mlp", input_dim=3, hidden=2)).shape  # 1 + 3 + 6
         (10, 2)
     """
@@ -342,7 +342,7 @@ def equivalent_weights(model, table=None, *, allow_dropped: bool = False) -> Equ
         model: a trained :class:`symnet.Sequential` with one polynomial hidden
             layer (see :func:`one_hidden_layer` for the supported chains).
         table: a monomial table (``monomial_table`` layout: bias row, sorted
-            factors, ``-1`` padding), a :class:`symnet.core.polyreg_model.PolyRegModel`
+            factors, ``-1`` padding), a :class:`symnet.core.model.polyreg.PolyRegModel`
             (its table), or ``None`` for the network's own table
             (:func:`natural_table`).
         allow_dropped: when the network has monomials the table lacks (table
@@ -600,7 +600,7 @@ def fit_activation_coefficients(model, T_polyreg, table=None, *, method: str = "
         :class:`ActivationFit`, with R^2 per degree before and after.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> net = models.get("mlp", input_dim=3, hidden=2, num_classes=2, activation=[0.5, -1.0, 2.0], seed=0)
         >>> net.layers[0].params["bias"][...] = [0.3, -0.2]
         >>> target = models.get("mlp", input_dim=3, hidden=2, num_classes=2, activation=[0.1, 0.7, -1.5], seed=0)
@@ -727,7 +727,7 @@ def bridge_report(model, polyreg_model, *, method: str = "sequential", title: st
 
     Args:
         model: the network (see :func:`one_hidden_layer`).
-        polyreg_model: a :class:`symnet.core.polyreg_model.PolyRegModel` (anything with
+        polyreg_model: a :class:`symnet.core.model.polyreg.PolyRegModel` (anything with
             ``table``, ``weight`` and ``input_shape``) with the same inputs and
             outputs. Its weights are the reference of every R^2.
         method: the activation fit's method (:func:`fit_activation_coefficients`).
@@ -741,8 +741,8 @@ def bridge_report(model, polyreg_model, *, method: str = "sequential", title: st
         Network monomials outside the table are reported, not an error.
 
     Example:
-        >>> from symnet.core import models
-        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> from symnet.core.model import presets as models
+        >>> from symnet.core.model.polyreg import PolyRegModel
         >>> net = models.get("mlp", input_dim=3, hidden=2, num_classes=2, seed=0)
         >>> reg = PolyRegModel((3,), 2, degree=2, window=None)
         >>> reg.weight[...] = equivalent_weights(net, reg).weight

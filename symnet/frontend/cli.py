@@ -36,13 +36,13 @@ from typing import Any, Callable
 
 import symnet.solvers as solvers
 from symnet.core.errors import ModelError, SolverError, SymnetError, SymnetWarning
-from symnet.core.io import load_model
+from symnet.core.model.saving import load_model
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
 from symnet.frontend import api, bench, cluster, reproduce, robustness, runner, target, verify
 from symnet.frontend.compare import compare
-from symnet.frontend.inspect import inspect_path
+from symnet.frontend.inspection import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
 
 PROG = "symnet"

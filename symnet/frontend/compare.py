@@ -54,7 +54,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-import symnet.core.io as sio
+import symnet.core.files as sio
+from symnet.core.model.saving import save_model
 from symnet.core.errors import CorruptFileError, DataError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
 from symnet.core.runtime import reset_peak
@@ -269,7 +270,7 @@ class Comparison:
             folder = out / _safe_name(label)
             written.append(sio.atomic_write_bytes(folder / "history.json", (history.to_json() + "\n").encode()))
             if label in self.models:
-                written.append(sio.save_model(self.models[label], folder / "model.npz"))
+                written.append(save_model(self.models[label], folder / "model.npz"))
         written += self.plot().save(out)
         return written
 
@@ -382,7 +383,7 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
         if out is not None:  # keep what is finished, should a later solver fail or be interrupted
             folder = out / _safe_name(entry.label)
             sio.atomic_write_bytes(folder / "history.json", (histories[entry.label].to_json() + "\n").encode())
-            sio.save_model(result["model"], folder / "model.npz")
+            save_model(result["model"], folder / "model.npz")
     if load_before is not None:
         meta["load_average"] = [load_before, os.getloadavg()[0]]
     comparison = Comparison(histories, rows, meta, models, target_loss=target_loss, target_acc=target_acc)

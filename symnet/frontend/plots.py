@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from symnet.core.io import atomic_write_bytes
+from symnet.core.files import atomic_write_bytes
 
 #: Resolution of saved PNGs (dots per inch).
 DPI = 110

@@ -1,6 +1,6 @@
 """Coefficient maps of a polynomial-regression model, one image per class.
 
-A :class:`symnet.core.polyreg_model.PolyRegModel` has one coefficient per monomial and
+A :class:`symnet.core.model.polyreg.PolyRegModel` has one coefficient per monomial and
 class. :func:`degree_map` turns the coefficients of one degree into an image
 per class:
 
@@ -23,7 +23,7 @@ At degree 3 the maps blur products of several pixels into one point;
 :func:`plot_interactions` draws them over the class's mean image.
 
 Example:
-    >>> from symnet.core.polyreg_model import PolyRegModel
+    >>> from symnet.core.model.polyreg import PolyRegModel
     >>> m = PolyRegModel((1, 3, 3), 2, degree=2, window=2)
     >>> m.weight[m.feature_names().index("x[0,0,0]*x[0,0,1]"), 1] = 2.0
     >>> degree_map(m, 2)[1, 0].tolist()
@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from symnet.core.errors import ModelError
-from symnet.core.polyreg_model import features, row_blocks
+from symnet.core.model.polyreg import features, row_blocks
 
 from symnet.frontend import plots
 
@@ -52,7 +52,7 @@ def degree_map(model, degree: int, channel: int | None = None) -> np.ndarray:
     """Coefficients of the monomials of one degree placed on the image, shape ``(classes, H, W)``.
 
     Args:
-        model: a fitted :class:`symnet.core.polyreg_model.PolyRegModel`.
+        model: a fitted :class:`symnet.core.model.polyreg.PolyRegModel`.
         degree: 1 .. ``model.degree``.
         channel: keep only monomials whose factors all lie in this channel;
             ``None`` keeps every monomial (channels are summed).
@@ -114,7 +114,7 @@ def save_maps(model, out_dir: str | Path, prefix: str = "polyreg", degrees: Sequ
 
     Example:
         >>> import tempfile
-        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> from symnet.core.model.polyreg import PolyRegModel
         >>> m = PolyRegModel((1, 4, 4), 2, degree=2, window=2)
         >>> [p.name for p in save_maps(m, tempfile.mkdtemp())]
         ['polyreg_degree1.png', 'polyreg_degree2.png']
@@ -141,7 +141,7 @@ def top_interactions(model, degree: int, X: np.ndarray | None = None, top: int =
     never active (their coefficients are large and matter little).
 
     Args:
-        model: a fitted :class:`symnet.core.polyreg_model.PolyRegModel`.
+        model: a fitted :class:`symnet.core.model.polyreg.PolyRegModel`.
         degree: 1 .. ``model.degree``.
         X: samples ``(N, *input_shape)`` to measure each monomial's size on.
         top: monomials per class, largest ``|effect|`` first.
@@ -152,7 +152,7 @@ def top_interactions(model, degree: int, X: np.ndarray | None = None, top: int =
         One list per class of ``(effect, ((c, h, w), ...) factors, name)``.
 
     Example:
-        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> from symnet.core.model.polyreg import PolyRegModel
         >>> m = PolyRegModel((1, 3, 3), 1, degree=3, window=2)
         >>> m.weight[m.feature_names().index("x[0,0,0]*x[0,0,1]*x[0,1,1]"), 0] = -2.0
         >>> top_interactions(m, 3, top=1)[0][0][:2]
@@ -205,7 +205,7 @@ def plot_interactions(model, degree: int, path: str | Path, X: np.ndarray | None
 
     Example:
         >>> import tempfile
-        >>> from symnet.core.polyreg_model import PolyRegModel
+        >>> from symnet.core.model.polyreg import PolyRegModel
         >>> m = PolyRegModel((1, 5, 5), 2, degree=3, window=2); m.weight[-1] = [1.0, -1.0]
         >>> plot_interactions(m, 3, tempfile.mkdtemp() + "/top.png", min_distinct=1).name
         'top.png'

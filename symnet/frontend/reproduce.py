@@ -63,12 +63,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import symnet.core.datasets as datasets
-import symnet.core.io as sio
-import symnet.core.models as models
+import symnet.core.files as sio
+import symnet.core.model.presets as models
 from symnet.core.errors import DatasetNotFoundError, SolverError
 from symnet.core.layers import ACTIVATIONS
 from symnet.core.linalg import ridge_dual, ridge_solve
-from symnet.core.polyreg_model import PolyRegModel, features, monomial_table
+from symnet.core.model.polyreg import PolyRegModel, features, monomial_table
 from symnet.core.version import __version__
 
 from symnet.frontend import api, bridge, plots, runner

@@ -49,7 +49,8 @@ import numpy as np
 
 import symnet.core.progress as progress
 from symnet.core.errors import DataError, ModelError
-from symnet.core.io import atomic_write_bytes, load_model, to_jsonable
+from symnet.core.files import atomic_write_bytes, to_jsonable
+from symnet.core.model.saving import load_model
 from symnet.core.objective import accuracy
 
 from symnet.frontend import api, plots

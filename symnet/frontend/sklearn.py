@@ -56,7 +56,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("symnet.sklearn needs scikit-learn 1.6 or newer: pip install 'symnet[sklearn]'") from exc
 
 from symnet.core.datasets import Dataset
-from symnet.core.polyreg_model import PolyRegModel
+from symnet.core.model.polyreg import PolyRegModel
 from symnet.solvers.polyreg import PolyRegSolver
 
 from symnet.frontend import api
@@ -324,7 +324,7 @@ class PolyRegClassifier(_Base):
     Attributes:
         classes_, n_features_in_, input_shape_, history_, solver_options_, n_iter_: as in
             :class:`PolyNetClassifier`.
-        model_: the fitted :class:`~symnet.core.polyreg_model.PolyRegModel`
+        model_: the fitted :class:`~symnet.core.model.polyreg.PolyRegModel`
             (``model_.weight`` holds the coefficients, one column per class).
         ridge_: the penalty used (chosen or given).
         coef_: ``model_.weight.T``, shape ``(n_classes, n_monomials)``.

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import symnet.core.io as sio
+import symnet.core.files as sio
 from symnet.core.errors import SolverError
 from symnet.core.history import History
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from symnet.core.certificates import Certificates, Report, verify_records
 from symnet.core.errors import DataError
-from symnet.core.io import read_npz
+from symnet.core.files import read_npz
 from symnet.core.model import model_from_spec
 
 from symnet.frontend import api

@@ -35,7 +35,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
-import symnet.core.io as sio
+import symnet.core.files as sio
 import symnet.core.progress as progress
 from symnet.core.certificates import Certificates
 from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, RunExistsError, SolverError,
@@ -44,7 +44,7 @@ from symnet.core.history import History
 from symnet.core.layers import LAYER_TYPES
 from symnet.core.linalg import select_ridge_on
 from symnet.core.objective import accuracy, evaluate
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 from symnet.core.runtime import blas_threads, caused_by_interrupt
 from symnet.core.samples import Samples
 from symnet.core.sharded import ShardedLoss, ShardedSamples
@@ -418,7 +418,7 @@ class Solver(abc.ABC):
     def _exact_loss(self, model, X, Y, *, ridge: float, dtype=np.float64):
         """The exact loss of ``(X, Y)``: in this process, or in shards on the Dask cluster of ``fit(client=...)``."""
         if self.client_ is None:
-            return ExactLoss(model, X, Y, ridge=ridge, dtype=dtype)
+            return Restriction(model, X, Y, ridge=ridge, dtype=dtype)
         loss = ShardedLoss(self.client_, model, X, Y, ridge=ridge, dtype=dtype)
         self._shards.append(loss)
         return loss
@@ -459,7 +459,7 @@ class Solver(abc.ABC):
         self._shards = []
 
     def _certify(self, loss, rows=None) -> None:
-        """Let ``loss`` (an :class:`~symnet.core.restriction.ExactLoss`) record its steps in this run's certificates."""
+        """Let ``loss`` (an :class:`~symnet.core.restriction.Restriction`) record its steps in this run's certificates."""
         loss.certificates = self.certificates_
         loss.rows = rows
 

@@ -20,9 +20,9 @@ together (:class:`ChannelBlocks`):
 2. **exact line search** along that direction: the outputs are a polynomial
    of degree ``P + 1`` in the step, the objective one of degree ``2 P + 2``
    (6 for ``x^2``); its coefficients over all current samples come from one
-   fused kernel (:func:`~symnet.solvers.kernels.channel.channel_line_coeffs`)
+   fused kernel (:func:`~symnet.core.kernels.channel.channel_line_coeffs`)
    and the step goes to its global minimum
-   (:func:`~symnet.core.polynomial.dense.minimize`), never an ascent.
+   (:func:`~symnet.core.roots.dense.minimize`), never an ascent.
 3. **rescale** (monomial activations ``a z^p``): ``(s u_c, s^-p V_c)`` leaves
    the network unchanged; the ``s`` minimising the ridge term is closed form.
 
@@ -76,7 +76,7 @@ BLAS products of size ``n x (K+1) x F x O``.
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
+    >>> from symnet.core.model import presets as models
     >>> m = models.get("poly", input_shape=(1, 8, 8), channels=2, kernel=3, num_classes=3, seed=0)
     >>> X = np.random.default_rng(0).random((40, 1, 8, 8)); Y = np.eye(3)[np.arange(40) % 3]
     >>> cb = ChannelBlocks(m, X, Y, ridge=0.1)
@@ -100,10 +100,10 @@ from symnet.core.errors import SolverError
 from symnet.core.kernels.terms import sse_coeffs
 from symnet.core.layers import Conv2d
 from symnet.core.linalg import best_ridge, cross, fit_readout, gram, ridge_factor, ridge_solve, score_ridges
-from symnet.core.polynomial import dense
+from symnet.core.roots import dense
 from symnet.core.restriction import step_scale
 
-from symnet.solvers.kernels.channel import (apply_jets, channel_add_jets, channel_features, channel_grad,
+from symnet.core.kernels.channel import (apply_jets, channel_add_jets, channel_features, channel_grad,
                                             channel_line_coeffs, channel_output_jac)
 from symnet.solvers.options import Option
 
@@ -145,7 +145,7 @@ def channel_chain(model):
     """``(conv, act, pool size, linear)`` if ``model`` is Conv2d -> Poly -> [AvgPool2d] -> Flatten -> Linear, else None.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> channel_chain(models.get("poly", channels=2)) is not None, channel_chain(models.get("poly2")) is None
         (True, True)
     """
@@ -166,7 +166,7 @@ def chain_predict(model, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m = models.get("poly", input_shape=(1, 8, 8), channels=2, kernel=3, num_classes=3, seed=0)
         >>> X = np.random.default_rng(0).random((5, 1, 8, 8))
         >>> bool(np.allclose(chain_predict(m, X), m.forward(X)))
@@ -196,7 +196,7 @@ def line_minimum(coeffs: np.ndarray) -> tuple[float, float]:
 
     The polynomial is minimised in units of its natural step
     (:func:`~symnet.core.restriction.step_scale`), as
-    :meth:`ExactLoss.line_minimize <symnet.core.restriction.ExactLoss.line_minimize>` does; ``t = 0`` when
+    :meth:`Restriction.line_minimize <symnet.core.restriction.Restriction.line_minimize>` does; ``t = 0`` when
     nothing is strictly lower than ``coeffs[0]`` or the coefficients are not finite.
 
     Example:
@@ -623,7 +623,7 @@ class ChannelBlocks:
 
         dW: (C, C_in, kh, kw), dcb: (C,) conv bias (ignored without one), dV: (O, C F), db: (O,).
         The outputs are a polynomial of degree P + 1 in the step (every channel's
-        share from :func:`~symnet.solvers.kernels.channel.channel_add_jets`), the
+        share from :func:`~symnet.core.kernels.channel.channel_add_jets`), the
         objective one of degree 2 P + 2. After a step every feature is recomputed.
         Returns ``(t, before, after)``.
         """
@@ -981,7 +981,8 @@ def channel_driver(solver, model, data, rng) -> ChannelDriver | None:
 
     Example:
         >>> from symnet import solvers
-        >>> from symnet.core import datasets, models
+        >>> from symnet.core import datasets
+        >>> from symnet.core.model import presets as models
         >>> data = datasets.xor(8)
         >>> s = solvers.get("coordinate")()
         >>> s.opts_ = s.check_options()

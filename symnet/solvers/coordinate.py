@@ -48,14 +48,15 @@ from symnet.core.certificates import BLOCK, COORD
 from symnet.core.derivatives import conv_chain
 from symnet.core.errors import SolverError
 from symnet.core.kernels.conv import im2col
-from symnet.core.layers import AvgPool2d, Conv2d, Coord, Flatten, Linear, Poly
-from symnet.core.polynomial import minimize
+from symnet.core.jets import Coord
+from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
+from symnet.core.roots import minimize
 from symnet.core.linalg import cross, gram
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from symnet.solvers.base import Solver
 from symnet.solvers.channel_blocks import CHANNEL_OPTIONS, channel_driver
-from symnet.solvers.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
+from symnet.core.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
                                                linear_sweep)
 from symnet.solvers.options import Option
 
@@ -448,15 +449,15 @@ class CoordinateSolver(Solver):
 
 
 # --------------------------------------------------------------------------- ops on the samples (see symnet.core.samples)
-# The fused paths' sums over samples and cache updates, as functions of one process's ExactLoss: called
+# The fused paths' sums over samples and cache updates, as functions of one process's Restriction: called
 # directly on a loss in this process, on every shard of a sharded one.
-def readout_system(loss: ExactLoss, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+def readout_system(loss: Restriction, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
     """``([H, 1]^T [H, 1], [H, 1]^T r)`` of the last layer's cached inputs ``H`` and the residual ``r``."""
     H = loss.acts[li]
     return gram(H, bias=bias), cross(H, loss.residual, bias=bias)
 
 
-def readout_moved(loss: ExactLoss, rows, li: int, W: np.ndarray, b) -> None:
+def readout_moved(loss: Restriction, rows, li: int, W: np.ndarray, b) -> None:
     """The last layer's weights became ``W`` (and ``b``): shift the residual by the change of its outputs."""
     layer = loss.model.layers[li]
     H = loss.acts[li]
@@ -469,7 +470,7 @@ def readout_moved(loss: ExactLoss, rows, li: int, W: np.ndarray, b) -> None:
     loss.residual_changed()
 
 
-def conv_linear_directions(loss: ExactLoss, li: int, c: int) -> np.ndarray:
+def conv_linear_directions(loss: Restriction, li: int, c: int) -> np.ndarray:
     """``G`` (K + 1, N, outputs): how the outputs move per unit step of each weight (and the bias) of
     channel ``c`` of Conv2d ``li`` when the chain to the output is linear (see ``_conv_linear_run``)."""
     model = loss.model
@@ -500,7 +501,7 @@ def conv_linear_directions(loss: ExactLoss, li: int, c: int) -> np.ndarray:
     return G
 
 
-def conv_linear_system(loss: ExactLoss, rows, li: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+def conv_linear_system(loss: Restriction, rows, li: int, c: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G G^T, G . r)`` of channel ``c``'s directions (summed over samples and outputs); keeps ``G`` for the update."""
     G = conv_linear_directions(loss, li, c)
     flat = G.reshape(len(G), -1)
@@ -508,7 +509,7 @@ def conv_linear_system(loss: ExactLoss, rows, li: int, c: int) -> tuple[np.ndarr
     return flat @ flat.T, flat @ loss.residual.ravel()
 
 
-def conv_linear_moved(loss: ExactLoss, rows, li: int, c: int, w: np.ndarray) -> None:
+def conv_linear_moved(loss: Restriction, rows, li: int, c: int, w: np.ndarray) -> None:
     """Channel ``c``'s weights (and bias, last) became ``w``: move the residual along the kept directions."""
     conv = loss.model.layers[li]
     K = conv.in_channels * conv.kh * conv.kw
@@ -522,7 +523,7 @@ def conv_linear_moved(loss: ExactLoss, rows, li: int, c: int, w: np.ndarray) -> 
     loss.residual_changed()
 
 
-def _padded_input(loss: ExactLoss, li: int) -> np.ndarray:
+def _padded_input(loss: Restriction, li: int) -> np.ndarray:
     """Conv2d ``li``'s padded cached input, kept in the loss's scratch while that input stays the same array."""
     held = loss.scratch.get("xpad")
     if held is None or held[0] != li or held[1] is not loss.acts[li]:
@@ -531,7 +532,7 @@ def _padded_input(loss: ExactLoss, li: int) -> np.ndarray:
     return held[2]
 
 
-def _chain_arguments(loss: ExactLoss, li: int, key: str, idx: tuple[int, ...]) -> tuple:
+def _chain_arguments(loss: Restriction, li: int, key: str, idx: tuple[int, ...]) -> tuple:
     """The arguments shared by :func:`conv_chain_coeffs` and :func:`conv_chain_update` for one conv coordinate."""
     model = loss.model
     layers = model.layers
@@ -551,7 +552,7 @@ def _chain_arguments(loss: ExactLoss, li: int, key: str, idx: tuple[int, ...]) -
     return xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, lin_li, inner, Ho, Wo, has_pre
 
 
-def conv_chain_coefficients(loss: ExactLoss, rows, li: int, key: str, idx: tuple[int, ...]) -> np.ndarray:
+def conv_chain_coefficients(loss: Restriction, rows, li: int, key: str, idx: tuple[int, ...]) -> np.ndarray:
     """The SSE's polynomial along one weight of a Conv2d that feeds [Poly] [AvgPool2d] Flatten Linear
     (its constant left 0: the caller puts the objective there)."""
     xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, _, _, Ho, Wo, has_pre = _chain_arguments(loss, li, key, idx)
@@ -559,7 +560,7 @@ def conv_chain_coefficients(loss: ExactLoss, rows, li: int, key: str, idx: tuple
     return coeffs
 
 
-def conv_chain_moved(loss: ExactLoss, rows, li: int, key: str, idx: tuple[int, ...], t: float, value: float) -> None:
+def conv_chain_moved(loss: Restriction, rows, li: int, key: str, idx: tuple[int, ...], t: float, value: float) -> None:
     """That weight moved by ``t`` to ``value``: update the cached pre-activations, features and outputs."""
     xpad, ci, di, dj, is_bias, z, c, pc, pool, Wsub, lin_li, inner, Ho, Wo, has_pre = \
         _chain_arguments(loss, li, key, idx)

@@ -4,7 +4,7 @@ An exact direction solver (``cg`` and ``lbfgs`` in :mod:`~symnet.solvers.quasi_n
 ``gauss-newton`` in :mod:`~symnet.solvers.gauss_newton`) picks a search
 direction ``d`` in the whole parameter space (or a block of it) and moves to
 the exact global minimiser of the objective along it with
-:meth:`ExactLoss.line_minimize <symnet.core.restriction.ExactLoss.line_minimize>`;
+:meth:`Restriction.line_minimize <symnet.core.restriction.Restriction.line_minimize>`;
 the objective therefore never rises, whatever the direction.
 
 What one step is: ``iters_per_step`` iterations (default one iteration on the
@@ -12,7 +12,7 @@ full data, one epoch of mini-batches with ``batch_size``). An iteration is one
 direction and one exact line search (Gauss-Newton: one per block).
 
 Mini-batches (``batch_size``): each iteration draws the next batch of a
-per-epoch permutation, builds an :class:`~symnet.core.restriction.ExactLoss` of the
+per-epoch permutation, builds an :class:`~symnet.core.restriction.Restriction` of the
 batch (:func:`batch_loss`: it carries its share ``ridge * n_b / N`` of the
 ridge), and computes the direction and the exact line search on it. With
 ``check=True`` a step is kept only if the full objective did not rise
@@ -34,7 +34,7 @@ samples (older batches decay; a full solve restarts the window from the full
 data's sums), and the batch then joins the window. Its cost is one Gram matrix
 of the batch's features and one solve of the readout's size per iteration.
 
-Precision: ``jet_dtype="float32"`` builds each batch's ExactLoss in single
+Precision: ``jet_dtype="float32"`` builds each batch's Restriction in single
 precision (activations, jets, Jacobians; the polynomial's coefficients and the
 residuals are still summed in float64, and a line step is trusted only when it
 lowers the objective by more than float32 rounding). ``readout_dtype="float32"``
@@ -58,7 +58,7 @@ it; that record says ``restored_best=1``).
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core import models
+    >>> from symnet.core.model import presets as models
     >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
     >>> X, Y = np.random.default_rng(0).random((64, 2)), np.eye(2)[[0, 1] * 32]
     >>> full = FullObjective(m, X, Y, ridge=0.1)
@@ -84,7 +84,7 @@ from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
 from symnet.core.linalg import cross, fit_readout_on, gram, ridge_factor, ridge_solve
 from symnet.core.objective import evaluate
-from symnet.core.restriction import ExactLoss, LineResult
+from symnet.core.restriction import Restriction, LineResult
 from symnet.core.samples import Samples
 
 from symnet.solvers.base import Solver
@@ -93,8 +93,8 @@ from symnet.solvers.options import Option
 
 # --------------------------------------------------------------------------- mini-batches
 def batch_loss(model, X: np.ndarray, Y: np.ndarray, ridge: float, num_samples: int, *,
-               dtype=np.float64) -> ExactLoss:
-    """An :class:`ExactLoss` of one mini-batch carrying its share of the ridge.
+               dtype=np.float64) -> Restriction:
+    """An :class:`Restriction` of one mini-batch carrying its share of the ridge.
 
     The full objective is ``SSE + ridge ||theta||^2`` over ``num_samples``
     samples; a batch of ``n_b`` of them gets ``ridge * n_b / num_samples`` so
@@ -104,7 +104,7 @@ def batch_loss(model, X: np.ndarray, Y: np.ndarray, ridge: float, num_samples: i
     """
     if num_samples < 1:
         raise SolverError(f"num_samples must be positive, got {num_samples}")
-    return ExactLoss(model, X, Y, ridge=float(ridge) * len(X) / float(num_samples), dtype=dtype)
+    return Restriction(model, X, Y, ridge=float(ridge) * len(X) / float(num_samples), dtype=dtype)
 
 
 class FullObjective:
@@ -119,9 +119,9 @@ class FullObjective:
             and ``Y``, or their shards on a cluster); None: here, on ``X``.
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> m, X = models.get("mlp", input_dim=2, hidden=2, seed=0), np.eye(2)
-        >>> bool(np.isclose(FullObjective(m, X, X, ridge=0.1).value, ExactLoss(m, X, X, ridge=0.1).value))
+        >>> bool(np.isclose(FullObjective(m, X, X, ridge=0.1).value, Restriction(m, X, X, ridge=0.1).value))
         True
     """
 
@@ -150,16 +150,16 @@ class FullObjective:
         return False
 
 
-def minibatch_line_search(loss: ExactLoss, direction, *, check: FullObjective | None = None,
+def minibatch_line_search(loss: Restriction, direction, *, check: FullObjective | None = None,
                           update: bool = True) -> LineResult:
-    """The exact line search on a mini-batch's :class:`ExactLoss` (see :func:`batch_loss`).
+    """The exact line search on a mini-batch's :class:`Restriction` (see :func:`batch_loss`).
 
     The batch objective never rises. With ``check``, the step is kept only if
     the FULL objective did not rise either (one forward pass over the full
     data); otherwise the parameters are restored and the result says
     ``accepted=False``. The batch caches are stale after a rejected step:
     build a fresh batch loss for the next one. ``update`` is passed to
-    :meth:`~symnet.core.restriction.ExactLoss.line_minimize`.
+    :meth:`~symnet.core.restriction.Restriction.line_minimize`.
 
     """
     model = loss.model
@@ -403,7 +403,7 @@ class ExactDirectionSolver(Solver):
         self.pos_ += self.batch_
         return idx
 
-    def _search(self, loss: ExactLoss, d: np.ndarray, reuse: bool = True) -> LineResult:
+    def _search(self, loss: Restriction, d: np.ndarray, reuse: bool = True) -> LineResult:
         """The exact line search; ``reuse=False`` says a mini-batch loss is dropped after it."""
         with self._timed("search"):
             if self.batch_ is None:
@@ -527,13 +527,13 @@ class ExactDirectionSolver(Solver):
             else:
                 out.pop("train_scores", None)
 
-    def _varpro(self, loss: ExactLoss) -> float:
+    def _varpro(self, loss: Restriction) -> float:
         """Solve the last Linear layer of the full-data loss; keep the Gram factor of the features."""
         with self._timed("readout"):
             self.factor_ = loss.readout_factor(gram_dtype=self.readout_dtype_)
             return loss.solve_readout(factor=self.factor_)
 
-    def _track_readout(self, loss: ExactLoss) -> None:
+    def _track_readout(self, loss: Restriction) -> None:
         """``readout_window``: the exact line search on this batch along the window's readout, then the batch
         joins the window (after the search, so the step size is chosen on samples the target did not see)."""
         model = self.model_
@@ -616,5 +616,5 @@ class ExactDirectionSolver(Solver):
             self.profile_[key] = self.profile_.get(key, 0.0) + time.perf_counter() - t0
 
     @abc.abstractmethod
-    def _iterate(self, loss: ExactLoss, full: bool) -> dict:
+    def _iterate(self, loss: Restriction, full: bool) -> dict:
         """One direction and exact line search (per block) on ``loss``; returns counts for the record."""

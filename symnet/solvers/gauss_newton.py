@@ -8,7 +8,7 @@ at most ``max_explicit`` parameters, matrix-free conjugate gradients otherwise
 pass; see :mod:`symnet.core.derivatives`); the last Linear layer is separable
 over the outputs (one shared Gram matrix). With ``varpro`` the last Linear
 layer is eliminated: it is solved exactly by ridge
-(:meth:`~symnet.core.restriction.ExactLoss.solve_readout`) and left out of the
+(:meth:`~symnet.core.restriction.Restriction.solve_readout`) and left out of the
 blocks. A Conv2d block that feeds [Poly] [AvgPool2d] Flatten Linear(last) gets
 its per-sample Jacobian from one fused pass
 (:func:`~symnet.core.derivatives.conv_chain_jacobian`) instead of a backward
@@ -39,13 +39,13 @@ from symnet.core.derivatives import (block_index, block_jacobian, chunk_rows, co
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
 from symnet.core.linalg import cross, gram
-from symnet.core.restriction import ExactLoss, LineResult
+from symnet.core.restriction import Restriction, LineResult
 
 from symnet.solvers.exact_directions import ExactDirectionSolver
 from symnet.solvers.options import Option
 
 
-def _half_gradient(loss: ExactLoss, idx: np.ndarray, layers) -> np.ndarray:
+def _half_gradient(loss: Restriction, idx: np.ndarray, layers) -> np.ndarray:
     """``J_B^T r + ridge theta_B`` (half the block gradient) on all samples."""
     g = residual_vjp(loss, layers=layers)[idx]
     if loss.ridge:
@@ -58,7 +58,7 @@ def _is_last_linear(model, layers) -> bool:
     return list(layers) == [last] and isinstance(model.layers[last], Linear)
 
 
-def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, damping: float | None = None,
+def gauss_newton_direction(loss: Restriction, layers=None, *, mu: float = 0.0, damping: float | None = None,
                            method: str = "auto", max_explicit: int = 2000, cg_iters: int = 50,
                            cg_tol: float = 1e-8, curvature_rows=None, readout=None,
                            half_gradient=None) -> tuple[np.ndarray, dict]:
@@ -83,7 +83,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
         curvature_rows: sample indices for ``J^T J`` (None: all).
         readout: ``(factor, c)`` for variable projection (explicit blocks that
             exclude the last Linear layer): ``factor`` is the Cholesky factor of
-            the last layer's ridge Gram matrix ``G`` (:meth:`ExactLoss.readout_factor`,
+            the last layer's ridge Gram matrix ``G`` (:meth:`Restriction.readout_factor`,
             possibly of more data than ``loss`` holds) and ``c`` scales it to this
             loss's samples (``n / N``). Kaufman's reduced Gauss-Newton matrix is
             used, ``sum_k J_k^T J_k - (A^T J_k)^T (c G)^-1 (A^T J_k)`` (``A`` the
@@ -229,7 +229,7 @@ def gauss_newton_direction(loss: ExactLoss, layers=None, *, mu: float = 0.0, dam
     return d, info
 
 
-def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None, rng=None, half_gradient=None,
+def kfac_direction(loss: Restriction, layers, *, damping: float = 1e-3, rows=None, rng=None, half_gradient=None,
                    cg_iters: int = 0, cg_tol: float = 1e-4) -> tuple[np.ndarray, dict]:
     """The Gauss-Newton direction of a block from its Kronecker factors, optionally refined by preconditioned CG.
 
@@ -259,11 +259,11 @@ def kfac_direction(loss: ExactLoss, layers, *, damping: float = 1e-3, rows=None,
 
     Example:
         >>> import numpy as np
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> from symnet.core.derivatives import gradient
         >>> m = models.get("mlp", input_dim=3, hidden=4, seed=0)
         >>> X, Y = np.random.default_rng(0).random((30, 3)), np.eye(2)[np.arange(30) % 2]
-        >>> loss = ExactLoss(m, X, Y, ridge=0.1)
+        >>> loss = Restriction(m, X, Y, ridge=0.1)
         >>> d, info = kfac_direction(loss, [0, 2], cg_iters=2)
         >>> bool(gradient(loss) @ d < 0), info["method"]
         (True, 'kfac-cg')
@@ -472,7 +472,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
         iterations; on small data the full-data method in float64.
 
         Example:
-            >>> from symnet.core import models
+            >>> from symnet.core.model import presets as models
             >>> m = models.get("poly", input_shape=(1, 28, 28), num_classes=10, seed=0)
             >>> gn = GaussNewtonSolver()
             >>> gn.auto_options(m, 60000)["batch_size"], gn.auto_options(m, 500)["batch_size"]
@@ -561,7 +561,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
     def _reset_memory(self):
         self.prev_step_ = None
 
-    def _iterate(self, loss: ExactLoss, full: bool) -> dict:
+    def _iterate(self, loss: Restriction, full: bool) -> dict:
         if self.joint_ or self.momentum_:
             return self._iterate_joint(loss, full)
         updates = accepted = 0
@@ -574,7 +574,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
                 updates += info["size"]
         return {"updates": updates, "accepted": accepted, "searches": len(self.blocks_)}
 
-    def _iterate_joint(self, loss: ExactLoss, full: bool) -> dict:
+    def _iterate_joint(self, loss: Restriction, full: bool) -> dict:
         """Every block's direction at the current point from one backward pass; one line search along the sum."""
         model = self.model_
         with self._timed("direction"):
@@ -597,7 +597,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
             self.prev_step_ = res.t * d if res.accepted else None
         return {"updates": size if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
 
-    def _block_direction(self, loss: ExactLoss, b: int, block, full: bool, half_gradient=None):
+    def _block_direction(self, loss: Restriction, b: int, block, full: bool, half_gradient=None):
         n = loss.num_samples
         rows = None
         readout = None
@@ -641,15 +641,15 @@ class GaussNewtonSolver(ExactDirectionSolver):
 
 
 # --------------------------------------------------------------------------- ops on the samples (see symnet.core.samples)
-# The sums over samples of the explicit directions, as functions of one process's ExactLoss: called directly on a
+# The sums over samples of the explicit directions, as functions of one process's Restriction: called directly on a
 # loss in this process, on every shard of a sharded one (only the small sums travel).
-def separable_system(loss: ExactLoss, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+def separable_system(loss: Restriction, rows, li: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
     """``([H, 1]^T [H, 1]`` of ``rows`` (the curvature's), ``[H, 1]^T r`` of every row) for the last layer."""
     H = loss.acts[li]
     return gram(H if rows is None else H[rows], bias=bias), cross(H, loss.residual, bias=bias)
 
 
-def explicit_system(loss: ExactLoss, rows, layers: tuple, own_b: bool, reduced: bool):
+def explicit_system(loss: Restriction, rows, layers: tuple, own_b: bool, reduced: bool):
     """``(J^T J, J^T r or None, A^T J_k per output or None)`` of the block ``layers`` on ``rows``.
 
     ``J`` is the per-sample Jacobian of the outputs in the block's parameters (rows of

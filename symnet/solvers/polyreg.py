@@ -84,12 +84,12 @@ from symnet.core.errors import SolverError
 from symnet.core.kernels import monomials as MK
 from symnet.core.linalg import ridge_path, ridge_solve
 from symnet.core.objective import accuracy, sse, value
-from symnet.core.polyreg_model import PolyRegModel, row_blocks, scores, scores_transposed, transposed_chunk
+from symnet.core.model.polyreg import PolyRegModel, row_blocks, scores, scores_transposed, transposed_chunk
 from symnet.core.runtime import peak_rss_mb
 
 from symnet.solvers import polyreg_matfree as MF
 from symnet.solvers.base import Solver
-from symnet.solvers.kernels import polyreg as K
+from symnet.core.kernels import polyreg as K
 from symnet.solvers.options import Option
 
 #: Largest number of features the exact method accepts: its Gram is p x p float64
@@ -120,7 +120,7 @@ def kernel_matrix(X2: np.ndarray, table: np.ndarray, deadline_check=None) -> tup
     ``deadline_check(done, total, seconds)`` is called after each block (to estimate the cost).
 
     Example:
-        >>> from symnet.core.polyreg_model import features, monomial_table
+        >>> from symnet.core.model.polyreg import features, monomial_table
         >>> t = monomial_table((1, 4, 4), 3, 2); X = np.random.default_rng(0).random((30, 16))
         >>> Km, used = kernel_matrix(X, t); F = features(X, t)
         >>> bool(np.allclose(np.triu(Km), np.triu(F @ F.T))), used == len(t)
@@ -213,10 +213,10 @@ class GramAccumulator:
     Only the ``columns`` (indices into ``table``) are accumulated, in that
     order. The first ``dense`` of them go through BLAS ``dsyrk``; the rest
     are taken as sparse: their products with every column come from
-    :func:`symnet.solvers.kernels.polyreg.add_sparse_cross`. Put the densest columns first.
+    :func:`symnet.core.kernels.polyreg.add_sparse_cross`. Put the densest columns first.
 
     Example:
-        >>> from symnet.core.polyreg_model import features, monomial_table
+        >>> from symnet.core.model.polyreg import features, monomial_table
         >>> t = monomial_table((1, 3, 3), 2, 2); X = np.random.default_rng(0).random((50, 9))
         >>> acc = GramAccumulator(t, np.arange(len(t)), dense=10, classes=1)
         >>> acc.add(X[:20], np.ones((20, 1))); acc.add(X[20:], np.ones((30, 1)))
@@ -287,7 +287,7 @@ class GramAccumulator:
         """The accumulator of the samples whose :meth:`sums` were added (shards on a cluster).
 
         Example:
-            >>> from symnet.core.polyreg_model import monomial_table
+            >>> from symnet.core.model.polyreg import monomial_table
             >>> t = monomial_table((1, 2, 2), 2, 2); X = np.random.default_rng(0).random((9, 4))
             >>> a, b, c = (GramAccumulator(t, np.arange(len(t)), 3, 1) for _ in range(3))
             >>> a.add(X[:4], np.ones((4, 1))); b.add(X[4:], np.ones((5, 1))); c.add(X, np.ones((9, 1)))
@@ -1182,7 +1182,7 @@ def fit_subset(X2: np.ndarray, Y: np.ndarray, table: np.ndarray, ridge, out: np.
     the transposed features. A module function, so that a Dask worker runs the same code.
 
     Example:
-        >>> from symnet.core.polyreg_model import monomial_table
+        >>> from symnet.core.model.polyreg import monomial_table
         >>> t = monomial_table((1, 2, 2), 2, 2); X = np.random.default_rng(0).random((5, 4))
         >>> fit_subset(X, np.ones((5, 1)), t, 1.0).shape, fit_subset(X, np.ones((5, 1)), t, (1.0, 2.0)).shape
         ((15, 1), (2, 15, 1))

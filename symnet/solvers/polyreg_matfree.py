@@ -6,7 +6,7 @@ penalised like the rest), without forming ``G = X^T X``: preconditioned
 conjugate gradients on ``(G + lam I) W = X^T Y`` with one CG per class
 column, all sharing each pass over the data. One pass computes ``X P`` and
 ``X^T (X P)`` for the ``p x k`` search directions ``P`` with the features
-generated on the fly (:mod:`symnet.solvers.kernels.polyreg_matfree`), float64
+generated on the fly (:mod:`symnet.core.kernels.polyreg_matfree`), float64
 throughout; nothing of size ``p x p`` or ``N x N`` is ever held.
 
 Kept walks. The walk of the tree (which monomials are non-zero in which
@@ -56,7 +56,7 @@ instead (as the exact method does with Cholesky) took five solves on MNIST.
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core.polyreg_model import monomial_table, features
+    >>> from symnet.core.model.polyreg import monomial_table, features
     >>> t = monomial_table((1, 4, 4), 2, 2); X = np.random.default_rng(0).random((300, 16))
     >>> op = Operator(X, t); Y = np.eye(3)[np.arange(300) % 3]
     >>> W = cg_solve(op, op.rhs(Y)[0], 0.5, tol=1e-10, precond="jacobi")[0]
@@ -78,13 +78,13 @@ from scipy.linalg import blas
 
 from symnet.core.errors import SolverError
 from symnet.core.kernels import monomials as MK
-from symnet.core.polyreg_model import PrefixTree, prefix_tree
+from symnet.core.model.polyreg import PrefixTree, prefix_tree
 
-from symnet.solvers.kernels import polyreg_matfree as K
+from symnet.core.kernels import polyreg_matfree as K
 
 #: Preconditioners of :func:`cg_solve`.
 PRECONDITIONERS = ("subsample", "jacobi", "none")
-#: Samples per walk of the prefix tree in :func:`symnet.solvers.kernels.polyreg_matfree.normal_products`.
+#: Samples per walk of the prefix tree in :func:`symnet.core.kernels.polyreg_matfree.normal_products`.
 WALK_SAMPLES = 128
 #: Samples per block of the kept walks (:meth:`Operator.keep_walks`; at most 256: positions are uint8).
 LIST_WIDTH = 256
@@ -117,7 +117,7 @@ class Operator:
             thread, so a thread slowed by other work delays less).
 
     Example:
-        >>> from symnet.core.polyreg_model import monomial_table, features
+        >>> from symnet.core.model.polyreg import monomial_table, features
         >>> t = monomial_table((1, 3, 3), 3, 2); X = np.random.default_rng(1).random((40, 9))
         >>> op = Operator(X, t); V = np.ones((len(t), 2))
         >>> bool(np.allclose(op.matvec(V), features(X, t) @ V))
@@ -137,7 +137,7 @@ class Operator:
 
     def keep_walks(self, ranges, dtype=LIST_DTYPE) -> int:
         """Walk each sample range ``(start, stop)`` once and keep its lists, values in ``dtype``
-        (:func:`symnet.solvers.kernels.polyreg_matfree.build_walk_lists`): later products over these
+        (:func:`symnet.core.kernels.polyreg_matfree.build_walk_lists`): later products over these
         ranges (or unions of them) read the lists instead of walking the tree. Returns the bytes kept."""
         for s, e in ranges:
             self.lists[(s, e)] = K.build_walk_lists(self.X2[s:e], *self.tree, LIST_WIDTH, dtype, self.blocks)
@@ -466,7 +466,7 @@ def cg_solve(op: Operator, B: np.ndarray, ridge: float, *, tol: float = 1e-6, ma
         ``(W, CGResult)`` with ``XW`` (and ``XW_extra``) the scores of ``W``.
 
     Example:
-        >>> from symnet.core.polyreg_model import monomial_table, features
+        >>> from symnet.core.model.polyreg import monomial_table, features
         >>> t = monomial_table((1, 3, 3), 2, 2); X = np.random.default_rng(2).random((60, 9))
         >>> op = Operator(X, t); B = op.rhs(np.ones((60, 1)))[0]
         >>> W, res = cg_solve(op, B, 1.0, tol=1e-8, precond="none")
@@ -642,7 +642,7 @@ class CGFit:
         rng: draws the subsample.
 
     Example:
-        >>> from symnet.core.polyreg_model import monomial_table, features
+        >>> from symnet.core.model.polyreg import monomial_table, features
         >>> t = monomial_table((1, 4, 4), 2, 2); rng = np.random.default_rng(0); X = rng.random((200, 16))
         >>> Y = np.eye(2)[(X[:, 5] > 0.5).astype(int)]
         >>> fit = CGFit(Operator(X, t), Y, n_val=50, precond="subsample", precond_samples=40, rng=rng)

@@ -21,7 +21,7 @@ import abc
 import numpy as np
 
 from symnet.core.derivatives import gradient
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from symnet.solvers.exact_directions import ExactDirectionSolver
 from symnet.solvers.options import Option
@@ -30,7 +30,7 @@ from symnet.solvers.options import Option
 class GradientDirectionSolver(ExactDirectionSolver):
     """CG and L-BFGS: a direction from the gradient and a memory of past steps."""
 
-    def _iterate(self, loss: ExactLoss, full: bool) -> dict:
+    def _iterate(self, loss: Restriction, full: bool) -> dict:
         model = self.model_
         with self._timed("direction"):
             g = gradient(loss)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.certificates import BLOCK, COORD, LINE, Certificates, verify_records
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from tiny_models import tiny_data, tiny_models, toy_data
 
@@ -15,7 +15,7 @@ MODELS = tiny_models()
 def certified_loss(name="poly", n=20, sample="all"):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=n)
-    loss = ExactLoss(model, X, Y, ridge=0.05)
+    loss = Restriction(model, X, Y, ridge=0.05)
     loss.certificates = Certificates(model.num_params, sample=sample)
     return model, X, Y, loss
 
@@ -57,7 +57,7 @@ def test_verification_catches_a_planted_wrong_step(rng, plant, expected):
     lo, hi = row[3], row[4]
     if plant == "t":            # a step that is not the minimiser of its polynomial
         row[5] = row[5] * 0.5
-        from symnet.core.polynomial.dense import polyval
+        from symnet.core.roots.dense import polyval
         row[7] = float(polyval(np.asarray(certs.coeffs[lo:hi]), row[5]))
     elif plant == "coefficient":  # a polynomial that is not the network's loss along the line
         certs.coeffs[hi - 1] *= 1.01

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import symengine as se
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.errors import DataError
-from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Jet, Linear, Poly, Square
+from symnet.core.jets import Jet
+from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential
 
 from tiny_models import all_models, randomized, tiny_data, tiny_models
@@ -75,7 +76,7 @@ def test_layer_backward_matches_finite_differences(name, rng):
 
 
 def test_conv_weight_grad_in_chunks_matches_loops(rng):
-    from symnet.core.layers import conv_weight_grad
+    from symnet.core.conv import conv_weight_grad
 
     x = rng.normal(size=(7, 2, 5, 4))
     g = rng.normal(size=(7, 3, 4, 2))  # kernel 2 x 3
@@ -88,7 +89,7 @@ def test_conv_weight_grad_in_chunks_matches_loops(rng):
 
 
 def test_conv_backward_input_gradient_in_chunks_matches_loops(rng):
-    from symnet.core.layers import conv_backward
+    from symnet.core.conv import conv_backward
 
     x = rng.normal(size=(7, 2, 5, 4))
     w = rng.normal(size=(3, 2, 2, 3))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import ACTIVATIONS, AvgPool2d, Conv2d, Flatten, Layer, Linear, Poly, Square
 from symnet.core.model import Sequential
@@ -95,7 +95,7 @@ def test_conv2d_matches_loops(ci, co, k, padding, bias, H, W, rng):
 
 def test_conv2d_chunked_im2col_matches_loops(rng):
     # more samples than one im2col chunk
-    from symnet.core.layers import conv2d_valid
+    from symnet.core.conv import conv2d_valid
 
     x = rng.normal(size=(7, 2, 4, 4))
     w = rng.normal(size=(2, 2, 2, 3))
@@ -105,14 +105,14 @@ def test_conv2d_chunked_im2col_matches_loops(rng):
 def test_conv_default_blocks_follow_block_bytes(rng, monkeypatch):
     # a block budget of about two samples' columns: the default blocking splits 7 samples into 4 blocks,
     # and the forward, the weight gradient and the input gradient still match the loops
-    from symnet.core import layers
-    from symnet.core.layers import conv2d_valid, conv_backward
+    from symnet.core import conv
+    from symnet.core.conv import conv2d_valid, conv_backward
 
     x = rng.normal(size=(7, 2, 4, 4))
     w = rng.normal(size=(3, 2, 2, 3))
     row_bytes = 2 * 2 * 3 * 3 * 2 * 8  # K * Ho * Wo float64 values per sample
-    monkeypatch.setattr(layers, "CONV_BLOCK_BYTES", 2 * row_bytes + 1)
-    assert layers._block_rows(7, row_bytes) == 2
+    monkeypatch.setattr(conv, "CONV_BLOCK_BYTES", 2 * row_bytes + 1)
+    assert conv.block_rows(7, row_bytes) == 2
     np.testing.assert_allclose(conv2d_valid(x, w), naive_conv(x, w, None, "valid"), rtol=1e-12, atol=1e-12)
     g = rng.normal(size=(7, 3, 3, 2))
     gx, gw = conv_backward(x, g, w)

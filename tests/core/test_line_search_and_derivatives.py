@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from symnet.core.polynomial.dense import minimize as dense_minimize
+from symnet.core.roots.dense import minimize as dense_minimize
 from symnet.core.derivatives import (block_jacobian, conv_chain, conv_chain_jacobian, gradient, jvp,
                                      kronecker_factors, param_layers, vjp)
 from symnet.core.errors import ModelError
 from symnet.core.layers import Linear, Poly
 from symnet.core.model import Sequential
-from symnet.core.restriction import ExactLoss, flat_direction, step_scale, unit_direction
+from symnet.core.restriction import Restriction, flat_direction, step_scale, unit_direction
 from symnet.solvers.exact_directions import FullObjective, batch_loss, minibatch_line_search
 
 from tiny_models import tiny_data, tiny_models
@@ -44,7 +44,7 @@ def fd_outputs(model, X, v, h=1e-6):
 def test_line_search_lands_on_the_brute_force_minimum(name, norm, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=6)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     theta = model.get_flat()
     d = rng.normal(size=model.num_params)
     d *= norm / np.linalg.norm(d)
@@ -78,7 +78,7 @@ def test_scale_of_the_direction_does_not_matter(name, rng):
     ends = []
     for scale in (1e-9, 1.0, 1e9):
         model = base.copy()
-        res = ExactLoss(model, X, Y, ridge=RIDGE).line_minimize(d * scale)
+        res = Restriction(model, X, Y, ridge=RIDGE).line_minimize(d * scale)
         ends.append((model.get_flat(), res.after))
     for theta, after in ends[1:]:
         np.testing.assert_allclose(theta, ends[0][0], rtol=1e-7, atol=1e-9)
@@ -89,9 +89,9 @@ def test_without_normalisation_it_is_the_minimiser_of_the_raw_polynomial(rng):
     model = MODELS["poly"].copy()
     X, Y = tiny_data(model, n=5)
     d = rng.normal(size=model.num_params)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     theta = model.get_flat()
-    t, value, _ = dense_minimize(ExactLoss(model.copy(), X, Y, ridge=RIDGE).restrict(d))
+    t, value, _ = dense_minimize(Restriction(model.copy(), X, Y, ridge=RIDGE).restrict(d))
     res = loss.line_minimize(d, normalize=False)
     assert res.scale == 1.0 and (res.t, res.after) == (t, value)
     np.testing.assert_allclose(model.get_flat(), theta + t * d, rtol=1e-14, atol=1e-14)
@@ -100,7 +100,7 @@ def test_without_normalisation_it_is_the_minimiser_of_the_raw_polynomial(rng):
 def test_no_ascent_at_a_line_minimum_and_zero_direction(rng):
     model = MODELS["mlp"].copy()
     X, Y = tiny_data(model, n=8)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     d = rng.normal(size=model.num_params)
     loss.line_minimize(d)
     theta = model.get_flat()
@@ -116,8 +116,8 @@ def test_update_false_moves_the_parameters_the_same_way(rng):
     twin = model.copy()
     X, Y = tiny_data(model, n=4)
     d = rng.normal(size=model.num_params)
-    a = ExactLoss(model, X, Y, ridge=RIDGE).line_minimize(d)
-    b = ExactLoss(twin, X, Y, ridge=RIDGE).line_minimize(d, update=False)
+    a = Restriction(model, X, Y, ridge=RIDGE).line_minimize(d)
+    b = Restriction(twin, X, Y, ridge=RIDGE).line_minimize(d, update=False)
     assert a.t == b.t
     np.testing.assert_allclose(model.get_flat(), twin.get_flat(), rtol=1e-14, atol=0)
 
@@ -151,7 +151,7 @@ def test_flat_direction_accepts_named_arrays_and_refuses_bad_ones():
 def test_batch_objectives_add_up_to_the_full_one():
     model = MODELS["poly"].copy()
     X, Y = tiny_data(model, n=12)
-    full = ExactLoss(model, X, Y, ridge=0.3).value
+    full = Restriction(model, X, Y, ridge=0.3).value
     parts = sum(batch_loss(model, X[i:i + 4], Y[i:i + 4], 0.3, 12).value for i in range(0, 12, 4))
     assert np.isclose(parts, full, rtol=1e-12)
 
@@ -181,7 +181,7 @@ def test_checked_minibatch_steps_never_raise_the_full_objective(rng):
 def test_gradient_from_the_caches_matches_finite_differences(name, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=4)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     g = gradient(loss)
     theta = model.get_flat()
     h = 1e-6
@@ -197,7 +197,7 @@ def test_gradient_from_the_caches_matches_finite_differences(name, rng):
 def test_jvp_and_vjp_match_finite_differences(name, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=4)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     v = rng.normal(size=model.num_params)
     np.testing.assert_allclose(jvp(loss, v), fd_outputs(model, X, v), rtol=1e-6, atol=1e-7)
     # J^T u column by column: (J^T u)_i = u . (d f / d theta_i), each by finite differences
@@ -224,7 +224,7 @@ def test_jvp_and_vjp_match_finite_differences(name, rng):
 def test_block_jacobians_match_finite_differences(name):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=3)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     layers = [li for li, layer in enumerate(model.layers) if layer.params]
     J = block_jacobian(loss, layers)
     fd = np.stack([fd_outputs(model, X, e) for e in np.eye(model.num_params)], axis=2)
@@ -240,7 +240,7 @@ def test_block_jacobian_of_a_sub_block_is_the_slice_of_the_full_one(name):
     """The one-pass, all-outputs Jacobian of each layer alone equals its columns in the whole network's."""
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=4)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     layers = param_layers(model)
     J = block_jacobian(loss, layers)
     start = 0
@@ -254,7 +254,7 @@ def test_kronecker_factors_of_a_linear_readout():
     """For the last Linear layer J^T J = I (x) A^T A exactly; the Gaussian sketch of Gamma averages to I."""
     model = MODELS["mlp"].copy()
     X, Y = tiny_data(model, n=400, seed=2)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     li = len(model.layers) - 1
     f = kronecker_factors(loss, [li], rng=np.random.default_rng(0))[li]
     gamma = f.U @ np.diag(f.s) @ f.U.T
@@ -270,7 +270,7 @@ def test_kronecker_factors_of_a_convolution_from_their_definition(name):
     """Omega = mean patch outer product (im2col by hand), Gamma = mean outer product of the output cotangents."""
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=5)
-    loss = ExactLoss(model, X, Y)
+    loss = Restriction(model, X, Y)
     li = 0
     layer = model.layers[li]
     f = kronecker_factors(loss, [li], rng=np.random.default_rng(3))[li]
@@ -301,9 +301,9 @@ def test_float32_jets_give_the_float64_step(name, rng):
     X, Y = tiny_data(model, n=40)
     theta = model.get_flat()
     d = rng.normal(size=model.num_params)
-    l64 = ExactLoss(model, X, Y, ridge=RIDGE)
+    l64 = Restriction(model, X, Y, ridge=RIDGE)
     c64 = l64.restrict(d)
-    l32 = ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32)
+    l32 = Restriction(model, X, Y, ridge=RIDGE, dtype=np.float32)
     assert l32.acts[max(l32.acts)].dtype == np.float32 and l32.residual.dtype == np.float64
     c32 = l32.restrict(d)
     np.testing.assert_allclose(c32, c64, rtol=0, atol=1e-5 * np.abs(c64).max())
@@ -313,7 +313,7 @@ def test_float32_jets_give_the_float64_step(name, rng):
     assert r32.accepted == r64.accepted
     assert abs(r32.t - r64.t) <= 1e-3 * abs(r64.t) + 1e-9
     # the float32 caches after the step equal a fresh float32 forward pass
-    assert np.isclose(l32.value, ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32).value, rtol=1e-5)
+    assert np.isclose(l32.value, Restriction(model, X, Y, ridge=RIDGE, dtype=np.float32).value, rtol=1e-5)
     u = d / np.linalg.norm(d)
     tau = r32.t * np.linalg.norm(d)
     grid = np.linspace(-abs(tau) - 1.0, abs(tau) + 1.0, 801)
@@ -326,8 +326,8 @@ def test_float32_jets_give_the_float64_step(name, rng):
 def test_derivatives_of_a_float32_loss_are_the_float64_ones_to_float32_precision(name, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=20)
-    l64 = ExactLoss(model, X, Y, ridge=RIDGE)
-    l32 = ExactLoss(model, X, Y, ridge=RIDGE, dtype=np.float32)
+    l64 = Restriction(model, X, Y, ridge=RIDGE)
+    l32 = Restriction(model, X, Y, ridge=RIDGE, dtype=np.float32)
     g64, g32 = gradient(l64), gradient(l32)
     np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5 * np.abs(g64).max())
     v = rng.normal(size=model.num_params)
@@ -346,7 +346,7 @@ def test_derivatives_of_a_float32_loss_are_the_float64_ones_to_float32_precision
 def test_solve_last_linear_is_the_ridge_least_squares_solution(name):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=30)
-    loss = ExactLoss(model, X, Y, ridge=0.2)
+    loss = Restriction(model, X, Y, ridge=0.2)
     before = loss.value
     assert loss.solve_readout() >= 0.0
     layer = model.layers[-1]
@@ -365,6 +365,6 @@ def test_solve_last_linear_is_the_ridge_least_squares_solution(name):
 
 def test_solve_last_linear_refuses_a_model_without_a_last_linear_layer():
     model = Sequential(Linear(2, 2), Poly("square"), input_shape=(2,), seed=0)
-    loss = ExactLoss(model, np.ones((3, 2)), np.zeros((3, 2)))
+    loss = Restriction(model, np.ones((3, 2)), np.zeros((3, 2)))
     with pytest.raises(ModelError, match="Linear"):
         loss.solve_readout()

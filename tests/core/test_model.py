@@ -9,7 +9,7 @@ import symengine as se
 import sympy
 
 import symnet
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.errors import CorruptFileError, ModelError
 from symnet.core.layers import Conv2d, Flatten, Linear, Square
 from symnet.core.model import Sequential, model_from_spec
@@ -251,7 +251,7 @@ def test_degree_hand_checked():
         model.degree("conv0.weight[5,0,0,0]")
 
 
-@pytest.mark.parametrize("module", ["symnet.core.layers", "symnet.core.model", "symnet.core.models"])
+@pytest.mark.parametrize("module", ["symnet.core.layers", "symnet.core.model", "symnet.core.model.presets"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

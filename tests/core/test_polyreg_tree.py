@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symnet.core import polyreg_model as M
+from symnet.core.model import polyreg as M
 from symnet.core.kernels import monomials as K
 
 

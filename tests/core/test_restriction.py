@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import symengine as se
 
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from tiny_models import tiny_data, tiny_models
 
@@ -63,7 +63,7 @@ def _check(got, want):
 def test_every_single_parameter_matches_symengine(name):
     model = MODELS[name].copy()
     X, Y = tiny_data(model)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     names = model.param_names()
     # every parameter of small models; a spread sample of larger ones
     picks = range(len(names)) if len(names) <= 60 else np.linspace(0, len(names) - 1, 60).astype(int)
@@ -80,7 +80,7 @@ def test_every_single_parameter_matches_symengine(name):
 def test_random_dense_direction_matches_symengine(name, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=2)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     d = rng.normal(size=model.num_params)
     got = loss.restrict(d)
     want = symbolic_restriction(model, X, Y, d, RIDGE)
@@ -92,7 +92,7 @@ def test_random_dense_direction_matches_symengine(name, rng):
 def test_incremental_step_matches_refresh(name, rng):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=5)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     names = model.param_names()
     for i in rng.choice(len(names), size=min(10, len(names)), replace=False):
         c = loss.restrict(names[i])

@@ -1,6 +1,6 @@
 """Samples and the exact loss in shards on a 2-worker Dask LocalCluster: every sum equals the one in this process.
 
-The oracle is the in-process :class:`ExactLoss` (itself checked against closed forms and brute force in
+The oracle is the in-process :class:`Restriction` (itself checked against closed forms and brute force in
 test_restriction.py and test_line_search_and_derivatives.py). A sharded sum differs from it only by the order
 of floating-point additions, so agreement is asked to 1e-12 relative.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from symnet.core.derivatives import gradient, jtj_product, jvp, kronecker_factors, param_layers, vjp
 from symnet.core.errors import ClusterError, ModelError
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 from symnet.core.samples import Samples, add_results
 from symnet.core.sharded import ShardedLoss, ShardedSamples, shard_bounds
 from tiny_models import tiny_data, tiny_models
@@ -94,7 +94,7 @@ def test_sharded_loss_equals_exact_loss(dask_client, name):
     m = tiny_models()[name]
     X, Y = tiny_data(m, n=17, seed=3)
     rng = np.random.default_rng(0)
-    ref = ExactLoss(m.copy(), X, Y, ridge=0.3)
+    ref = Restriction(m.copy(), X, Y, ridge=0.3)
     sh = ShardedLoss(dask_client, m.copy(), X, Y, ridge=0.3)
     try:
         assert close(sh.value, ref.value) and close(sh.output, ref.output) and close(sh.residual, ref.residual)
@@ -146,7 +146,7 @@ def test_a_killed_worker_is_rebuilt_from_the_clients_parameters(fresh_cluster):
     m = tiny_models()["poly"]
     X, Y = tiny_data(m, n=16, seed=5)
     rng = np.random.default_rng(2)
-    ref = ExactLoss(m.copy(), X, Y, ridge=0.1)
+    ref = Restriction(m.copy(), X, Y, ridge=0.1)
     sh = ShardedLoss(client, m.copy(), X, Y, ridge=0.1)
     try:
         d = rng.standard_normal(m.num_params)
@@ -183,7 +183,7 @@ def test_shards_made_on_the_workers_from_a_source(dask_client):
     base = np.random.default_rng(0).random((4, 1, 6, 6))
     source = DistortedImages(base, np.array([0, 1, 0, 1]), num_classes=2, seed=3, shift=1, alpha=2.0, sigma=1.0)
     X, Y = source(0, 21)
-    ref = ExactLoss(m.copy(), X, Y, ridge=0.2)
+    ref = Restriction(m.copy(), X, Y, ridge=0.2)
     sh = ShardedLoss(dask_client, m.copy(), source=source, num_samples=21, ridge=0.2)
     try:
         assert sh.X is None and close(sh.value, ref.value)
@@ -209,7 +209,7 @@ def test_a_worker_lost_while_it_rebuilds_a_shard_costs_one_more_rebuild(fresh_cl
     _, client = fresh_cluster
     m = tiny_models()["mlp"]
     X, Y = tiny_data(m, n=12, seed=2)
-    ref = ExactLoss(m.copy(), X, Y, ridge=0.1)
+    ref = Restriction(m.copy(), X, Y, ridge=0.1)
     sh = ShardedLoss(client, m.copy(), X, Y, ridge=0.1)
     try:
         start, calls = ShardedLoss._start, []

@@ -5,7 +5,7 @@ import pytest
 import symengine as se
 import sympy
 
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.layers import Poly
 
 from tiny_models import all_models, randomized, tiny_data

@@ -9,7 +9,8 @@ import symnet.solvers as solvers
 import symnet
 from symnet.solvers.base import Solver
 from symnet.frontend import api, bench, runner
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.core.errors import CorruptFileError, ModelError, SolverError
 
 from dummy_solvers import DummySolver, EpochDummy

@@ -10,9 +10,9 @@ import pytest
 import symengine as se
 import sympy
 
-from symnet.core.polyreg_model import PolyRegModel, features, monomial_table
+from symnet.core.model.polyreg import PolyRegModel, features, monomial_table
 from symnet.frontend import bridge
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.errors import ModelError
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from symnet.core.errors import ClusterError
-from symnet.core.io import load_model
+from symnet.core.model.saving import load_model
 from symnet.frontend import cluster
 
 from cli_run import one_line_error, run

@@ -11,7 +11,8 @@ import symnet.solvers as solvers
 import symnet
 from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.frontend.compare import Comparison, compare
 from symnet.frontend.runner import parse_budget, parse_solvers
 from symnet.core.errors import SolverError

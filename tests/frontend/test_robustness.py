@@ -9,7 +9,8 @@ from scipy import stats
 
 import symnet
 from symnet.frontend import cli, robustness as R
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.core.errors import DataError
 
 

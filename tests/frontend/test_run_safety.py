@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import symnet
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.core.datasets import write_idx
 from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import LAYER_TYPES, Layer, register_layer

@@ -71,10 +71,10 @@ def test_an_interrupted_run_resumes(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    done = len(symnet.core.io.read_json(out / "history.json")["records"]) if (out / "history.json").exists() else 0
+    done = len(symnet.core.files.read_json(out / "history.json")["records"]) if (out / "history.json").exists() else 0
     assert done == 0  # an interrupted run writes no final files, only its checkpoints
     again = start(out, "coordinate", ["--sweeps", "2", "--resume"])
     stdout, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
-    records = symnet.core.io.read_json(out / "history.json")["records"]
+    records = symnet.core.files.read_json(out / "history.json")["records"]
     assert records[-1]["step"] >= 2

@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 import symnet.solvers as solvers
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
 

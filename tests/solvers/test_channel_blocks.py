@@ -1,7 +1,7 @@
 """Channel blocks of the coordinate solver, each checked against an independent oracle.
 
 Oracles: the model's own layers (numpy/BLAS forward passes), central finite differences, the
-generic exact restriction ``ExactLoss.restrict`` (jets through every layer), brute-force grids of
+generic exact restriction ``Restriction.restrict`` (jets through every layer), brute-force grids of
 forward passes along a line or over a scale, the closed-form ridge least-squares solution, and
 the independent verification of certificates.
 """
@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 import symnet.solvers as solvers
-from symnet.core import models
+from symnet.core.model import presets as models
 from symnet.core.certificates import verify_records
 from symnet.core.datasets import Dataset
 from symnet.core.errors import SolverError
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly, Square
 from symnet.core.model import Sequential
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 from symnet.solvers.channel_blocks import ChannelBlocks, chain_predict, channel_chain, line_minimum
 from symnet.solvers.coordinate import CoordinateSolver
-from symnet.solvers.kernels.channel import apply_jets, channel_features, channel_grad, channel_output_jac
+from symnet.core.kernels.channel import apply_jets, channel_features, channel_grad, channel_output_jac
 
 
 def chain_models():
@@ -151,7 +151,7 @@ def block_direction(cb, c, du, dV, db):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_line_polynomial_equals_exact_loss_jets_and_the_jets_move_the_caches(name, rng):
-    """The fused restriction along (filter of c, the whole readout, output bias) is ExactLoss.restrict's."""
+    """The fused restriction along (filter of c, the whole readout, output bias) is Restriction.restrict's."""
     model = MODELS[name].copy()
     X, _, Y = data_for(model)
     ridge = 0.2
@@ -165,7 +165,7 @@ def test_line_polynomial_equals_exact_loss_jets_and_the_jets_move_the_caches(nam
     db = rng.normal(size=cb.O) * 0.1 if cb.has_obias else np.zeros(cb.O)
     d = block_direction(cb, c, du, dV, db)
     np.testing.assert_array_equal(cb.flat(c, du=du, dV=dV, db=db), d)
-    want = ExactLoss(model.copy(), X, Y, ridge=ridge).restrict(d)
+    want = Restriction(model.copy(), X, Y, ridge=ridge).restrict(d)
     got = cb.line_coeffs(c, du, dV, db)
     scale = np.abs(want).max()
     n = min(len(got), len(want))
@@ -242,7 +242,7 @@ def test_whole_network_line_search_equals_generic_jets_and_brute_force(name, rng
     dV = rng.normal(size=cb.V.shape) * 0.1
     db = rng.normal(size=cb.O) * 0.1 if cb.has_obias else np.zeros(cb.O)
     d = cb.flat(None, dW=dW, dcb=dcb, dV=dV, db=db)
-    want = ExactLoss(model.copy(), X, Y, ridge=ridge).restrict(d)
+    want = Restriction(model.copy(), X, Y, ridge=ridge).restrict(d)
     f = objective_along(model, X, Y, ridge, d)
     t, before, after = cb.line_all(dW, dcb, dV, db)
     assert np.isclose(before, np.polynomial.polynomial.polyval(0.0, want), rtol=1e-11)
@@ -363,7 +363,7 @@ def test_no_block_step_raises_its_objective(options):
     sizes = [r["samples"] for r in s.history_.records if "samples" in r]
     assert sizes == sorted(sizes) and sizes[-1] == 300  # grows to every sample
     # the last record's objective is the full objective, by a fresh forward pass at the ridge in use
-    fresh = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=s.opts_["ridge"]).value / 300
+    fresh = Restriction(model, data.x_train, data.one_hot("train"), ridge=s.opts_["ridge"]).value / 300
     assert np.isclose(fresh, s.history_.final["loss"], rtol=1e-9)
 
 

@@ -12,7 +12,7 @@ from symnet.solvers.coordinate import CoordinateSolver
 from symnet.core.errors import ModelError, SolverError, SymnetWarning
 from symnet.core.layers import Layer, Linear
 from symnet.core.model import Sequential
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from tiny_models import tiny_models, toy_data
 
@@ -64,7 +64,7 @@ def test_loss_never_rises_at_any_step(name, order):
     losses = s.history_.column("loss")
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
     # the cached objective equals a fresh forward pass
-    fresh = ExactLoss(model, s.data_.x_train, s.data_.one_hot("train"), ridge=0.05).value / 40
+    fresh = Restriction(model, s.data_.x_train, s.data_.one_hot("train"), ridge=0.05).value / 40
     assert np.isclose(fresh, losses[-1], rtol=1e-10)
 
 
@@ -84,7 +84,7 @@ def test_each_coordinate_step_lands_on_the_brute_force_minimiser(name, rng):
     model = MODELS[name].copy()
     data = toy_data(model, n=12)
     Y = data.one_hot("train")
-    loss = ExactLoss(model, data.x_train, Y, ridge=0.05)
+    loss = Restriction(model, data.x_train, Y, ridge=0.05)
     for i in rng.choice(model.num_params, size=12, replace=False):
         theta = model.get_flat()
         name_i = model.param_names()[i]

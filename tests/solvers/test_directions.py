@@ -12,7 +12,7 @@ from symnet.core.datasets import Dataset
 from symnet.core.errors import ModelError, SolverError
 from symnet.core.layers import Linear, Poly
 from symnet.core.model import Sequential
-from symnet.core.restriction import ExactLoss
+from symnet.core.restriction import Restriction
 
 from tiny_models import tiny_data, tiny_models, toy_data
 
@@ -71,7 +71,7 @@ def test_no_ascent_at_any_step(name, cls, opts):
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
     assert losses[-1] < losses[0]
     # the cached objective equals a fresh forward pass
-    fresh = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=RIDGE).value / len(data.x_train)
+    fresh = Restriction(model, data.x_train, data.one_hot("train"), ridge=RIDGE).value / len(data.x_train)
     assert np.isclose(fresh, losses[-1], rtol=1e-9)
 
 
@@ -94,7 +94,7 @@ def test_unchecked_minibatches_run_and_report_the_full_objective():
     model = MODELS["poly"].copy()
     data = toy_data(model, n=30)
     s = LBFGSSolver(ridge=RIDGE, batch_size=8, iters_per_step=3).fit(model, data, steps=2, quiet=True)
-    fresh = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=RIDGE).value / 30
+    fresh = Restriction(model, data.x_train, data.one_hot("train"), ridge=RIDGE).value / 30
     assert np.isclose(s.history_.final["loss"], fresh, rtol=1e-10)
     assert s.history_.final["iterations"] == 6
 
@@ -140,7 +140,7 @@ def fd_jacobian(model, X, h=1e-6):
 def test_gauss_newton_direction_solves_the_explicit_system(name, method):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=5)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     J = fd_jacobian(model, X)                                  # oracle Jacobian, (samples * outputs, params)
     r = (model.forward(X) - Y).ravel()
     theta = model.get_flat()
@@ -159,7 +159,7 @@ def test_gauss_newton_direction_solves_the_explicit_system(name, method):
 def test_separable_last_layer_and_curvature_subset(rng):
     model = MODELS["poly"].copy()
     X, Y = tiny_data(model, n=8)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     J = fd_jacobian(model, X)
     r = (model.forward(X) - Y).ravel()
     last = len(model.layers) - 1
@@ -234,7 +234,7 @@ def test_varpro_keeps_the_last_layer_at_its_ridge_solution():
     model = MODELS["poly"].copy()
     data = toy_data(model)
     GaussNewtonSolver(ridge=RIDGE, varpro=True).fit(model, data, steps=3, quiet=True)
-    loss = ExactLoss(model, data.x_train, data.one_hot("train"), ridge=RIDGE)
+    loss = Restriction(model, data.x_train, data.one_hot("train"), ridge=RIDGE)
     theta = model.get_flat()
     assert loss.solve_readout() <= 1e-10 * loss.value
     np.testing.assert_allclose(model.get_flat(), theta, rtol=1e-7, atol=1e-9)
@@ -340,7 +340,7 @@ def test_joint_search_is_the_sum_of_block_directions_at_one_point():
 def test_kfac_preconditioned_cg_converges_to_the_exact_gauss_newton_direction(name, block):
     model = MODELS[name].copy()
     X, Y = tiny_data(model, n=12)
-    loss = ExactLoss(model, X, Y, ridge=RIDGE)
+    loss = Restriction(model, X, Y, ridge=RIDGE)
     want, _ = gauss_newton_direction(loss, block, mu=0.0, method="explicit", max_explicit=10 ** 6)
     P = len(block_index(model, block))
     got, info = kfac_direction(loss, block, damping=0.0, cg_iters=3 * P, cg_tol=1e-13, rng=np.random.default_rng(1))
@@ -429,7 +429,7 @@ def test_auto_options_follow_the_data_size_and_explicit_options_win():
 
 
 def test_auto_batch_grows_only_when_the_direction_moves_many_parameters():
-    from symnet.core import models
+    from symnet.core.model import presets as models
 
     expected = (("poly", 500, 1.4, 20000), ("poly2", 500, 1.4, 20000), ("seed", 1000, 1.0, None))
     for name, batch, growth, cap in expected:
@@ -445,7 +445,7 @@ def test_auto_batch_grows_only_when_the_direction_moves_many_parameters():
 
 
 def test_auto_readout_window_only_for_minibatch_varpro_on_narrow_readouts():
-    from symnet.core import models
+    from symnet.core.model import presets as models
 
     poly2 = models.get("poly2", seed=0)  # 512 readout inputs
     assert GaussNewtonSolver().auto_options(poly2, 60000)["readout_window"] == 10000
@@ -479,7 +479,7 @@ def test_float32_minibatches_and_readout_match_float64():
     X = rng.random((160, 1, 8, 8))
     y = rng.integers(0, 3, 160)
     data = Dataset("toy", X, y, X[:10], y[:10], 3)
-    from symnet.core import models
+    from symnet.core.model import presets as models
 
     runs = {}
     for dtype in ("float64", "float32"):

@@ -10,7 +10,8 @@ import pytest
 import symnet.solvers as solvers
 from symnet.solvers import gradient, optim
 from symnet.solvers.gradient import GradientSolver
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.core.datasets import Dataset
 from symnet.core.errors import DataError, DivergenceError, SolverError
 from test_optim import BASE, CUSTOM, REFERENCES

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from symnet.core import linalg as L
-from symnet.core import polyreg_model as M
+from symnet.core.model import polyreg as M
 from symnet.core.kernels import monomials as MK
 from symnet.solvers import polyreg as P
-from symnet.solvers.kernels import polyreg as K
+from symnet.core.kernels import polyreg as K
 from symnet.core.datasets import Dataset
 from symnet.core.errors import DataError, ModelError, SolverError, SymnetWarning
 
@@ -565,10 +565,10 @@ def test_model_protocol_and_spec_roundtrip(rng, tmp_path):
         model.forward(rng.random((5, 1, 4, 4)))
     with pytest.raises(ModelError, match="polyreg"):
         M.PolyRegModel.from_spec({"type": "sequential"})
-    from symnet.core import io as sio
+    from symnet.core.model.saving import load_model, save_model
 
-    sio.save_model(model, tmp_path / "m.npz")
-    loaded = sio.load_model(tmp_path / "m.npz")
+    save_model(model, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.weight, model.weight)
 
 

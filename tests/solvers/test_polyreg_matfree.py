@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from symnet.core import polyreg_model as M
+from symnet.core.model import polyreg as M
 from symnet.core.datasets import Dataset
 from symnet.core.errors import SymnetWarning
 from symnet.core.errors import SolverError
@@ -15,7 +15,7 @@ from symnet.core.kernels import monomials as CK
 from symnet.frontend import cli, polyreg_maps
 from symnet.solvers import polyreg as P
 from symnet.solvers import polyreg_matfree as MF
-from symnet.solvers.kernels import polyreg_matfree as SK
+from symnet.core.kernels import polyreg_matfree as SK
 
 
 def sparse_images(rng, n, shape=(1, 6, 6), zero=0.5):

@@ -6,7 +6,8 @@ from scipy.optimize import minimize as scipy_minimize
 
 import symnet.solvers as solvers
 from symnet.solvers.symbolic_block import SymbolicBlockSolver, block_polynomial, solve_block
-from symnet.core import datasets, models
+from symnet.core import datasets
+from symnet.core.model import presets as models
 from symnet.core.errors import SolverError
 
 RIDGE = 1e-3

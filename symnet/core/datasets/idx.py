@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from symnet.core.errors import CorruptFileError, DataError
-from symnet.core.io import atomic_write_bytes
+from symnet.core.files import atomic_write_bytes
 
 GZIP_MAGIC = b"\x1f\x8b"
 

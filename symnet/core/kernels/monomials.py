@@ -113,7 +113,7 @@ def monomial_scores(xt, table, W, out_t):
 
 # --------------------------------------------------------------------------- walks of the prefix tree
 # A window table is closed under prefixes: the parent of monomial (a, b, c) is (a, b), of (a,) the bias.
-# :func:`symnet.core.polyreg_model.prefix_tree` stores the children of row r as
+# :func:`symnet.core.model.polyreg.prefix_tree` stores the children of row r as
 # child[child_ptr[r]:child_ptr[r + 1]], each multiplying in pixel child_pix[...]. A depth-first walk
 # that enters a child only where its pixel is non-zero visits exactly the non-zero monomials of a
 # sample, which on images is a small share of them (MNIST, degree 3, 3 x 3 window: 8,157 of 61,395).

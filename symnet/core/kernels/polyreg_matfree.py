@@ -1,8 +1,8 @@
 """Numba kernels of the matrix-free polynomial-regression solves: typed arrays in, plain tuples out.
 
 The design matrix ``X`` (N x p, one column per monomial of a
-:func:`symnet.core.polyreg_model.monomial_table`) is never held. The kernels walk
-the table's prefix tree (:func:`symnet.core.polyreg_model.prefix_tree`) once per
+:func:`symnet.core.model.polyreg.monomial_table`) is never held. The kernels walk
+the table's prefix tree (:func:`symnet.core.model.polyreg.prefix_tree`) once per
 block of samples and visit only the monomials that are non-zero in some sample
 of the block (:func:`symnet.core.kernels.monomials.block_forward` for ``X V``;
 :func:`block_adjoint` here for ``X^T S``). On MNIST a sample has 8,157 non-zero
@@ -90,7 +90,7 @@ def normal_products(X2, child_ptr, child, child_pix, root, depth, V, XV, blocks,
 
     numpy: F = features(X2, table); XV[:] = F @ V; return (F.T @ (F @ V),)
     X2: (n, D) float64 inputs, one sample per row; the tree as in
-    :func:`symnet.core.polyreg_model.prefix_tree`; V: (p, k) float64; XV: (n, k) float64, written;
+    :func:`symnet.core.model.polyreg.prefix_tree`; V: (p, k) float64; XV: (n, k) float64, written;
     blocks: number of sample ranges (parallel tasks, one accumulator each); width: samples per walk.
 
     Each block of ``width`` samples is walked twice: ``s = X_b V`` first, then ``X_b^T s``. Measured on

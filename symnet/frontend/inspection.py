@@ -11,7 +11,7 @@ polynomial-regression model, the coefficient maps of
 report and writes the figures.
 
 Example:
-    >>> from symnet.core import models
+    >>> from symnet.core.model import presets as models
     >>> m = models.get("mlp", input_dim=2, hidden=1, seed=0)
     >>> text = report(m)
     >>> "degree of the outputs in the inputs: 2" in text and "y_0 =" in text
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from symnet.core.io import atomic_write_bytes, load_model
+from symnet.core.files import atomic_write_bytes
+from symnet.core.model.saving import load_model
 
 from symnet.frontend import plots, polyreg_maps
 
@@ -47,7 +48,7 @@ def input_degree(model) -> int:
     """Degree of the outputs as polynomials of the inputs (parameters held fixed).
 
     Example:
-        >>> from symnet.core import models
+        >>> from symnet.core.model import presets as models
         >>> input_degree(models.get("poly2", channels=2, channels2=2))
         4
     """

@@ -6,7 +6,7 @@ every float is turned into the rational number it represents exactly, so an
 expansion done by symengine or sympy is free of rounding.
 
 Example:
-    >>> from symnet.core.polynomial import symbolic
+    >>> from symnet.core.roots import symbolic
     >>> symbolic.to_symengine([1.0, 0.0, 3.0], "t")
     1.0 + 3.0*t**2
     >>> symbolic.from_symengine("(1 + 2*t)**2", "t").tolist()
@@ -26,7 +26,7 @@ import symengine as se
 import sympy
 
 from symnet.core.errors import DataError
-from symnet.core.polynomial.dense import as_coeffs
+from symnet.core.roots.dense import as_coeffs
 
 __all__ = ["to_symengine", "from_symengine", "to_sympy", "from_sympy", "to_latex"]
 

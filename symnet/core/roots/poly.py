@@ -2,11 +2,11 @@
 
 :class:`UniPoly` wraps a coefficient array (lowest degree first) and gives it
 operators, evaluation, roots, global minimisation and a readable repr. It is a
-thin layer over :mod:`symnet.core.polynomial.dense`; hot loops should call the
+thin layer over :mod:`symnet.core.roots.dense`; hot loops should call the
 dense functions on raw arrays instead.
 
 Example:
-    >>> from symnet.core.polynomial import UniPoly
+    >>> from symnet.core.roots import UniPoly
     >>> p = UniPoly([1.0, 2.0, 3.0])
     >>> p
     UniPoly(1 + 2 t + 3 t^2)
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from symnet.core.errors import DataError
-import symnet.core.polynomial.dense as dense
+import symnet.core.roots.dense as dense
 
 __all__ = ["UniPoly"]
 
@@ -171,7 +171,7 @@ class UniPoly:
     def roots(self, real_only: bool = False) -> np.ndarray:
         """Roots: all complex ones sorted by real part, or only the real ones.
 
-        See :func:`symnet.core.polynomial.dense.roots` for how real roots are found.
+        See :func:`symnet.core.roots.dense.roots` for how real roots are found.
 
         Example:
             >>> UniPoly([2.0, -3.0, 1.0]).roots(real_only=True).tolist()
@@ -182,7 +182,7 @@ class UniPoly:
     def minimize(self, t0: float = 0.0, *, rtol: float = dense.TRIM_RTOL, info: bool = False):
         """Global minimiser on the real line: ``(t, value)``, or ``(t, value, info)``.
 
-        Follows :func:`symnet.core.polynomial.dense.minimize`: never worse than
+        Follows :func:`symnet.core.roots.dense.minimize`: never worse than
         ``t0``; for an unbounded polynomial the best finite critical point
         (``info["unbounded"]`` tells).
 
@@ -231,7 +231,7 @@ class UniPoly:
             >>> UniPoly.from_sympy("(x - 1)**2")
             UniPoly(1 - 2 x + x^2, var='x')
         """
-        import symnet.core.polynomial.symbolic as symbolic  # deferred: sympy and symengine load on first use
+        import symnet.core.roots.symbolic as symbolic  # deferred: sympy and symengine load on first use
 
         c = symbolic.from_symengine(expr, t)
         if t is None:
@@ -248,13 +248,13 @@ class UniPoly:
             >>> UniPoly([1.0, 2.0]).to_sympy(exact=True)
             2*t + 1
         """
-        import symnet.core.polynomial.symbolic as symbolic  # deferred: sympy and symengine load on first use
+        import symnet.core.roots.symbolic as symbolic  # deferred: sympy and symengine load on first use
 
         return symbolic.to_sympy(self._c, self._var, exact=exact)
 
     def to_symengine(self, exact: bool = False):
-        """symengine expression (see :func:`symnet.core.polynomial.symbolic.to_symengine`)."""
-        import symnet.core.polynomial.symbolic as symbolic  # deferred: sympy and symengine load on first use
+        """symengine expression (see :func:`symnet.core.roots.symbolic.to_symengine`)."""
+        import symnet.core.roots.symbolic as symbolic  # deferred: sympy and symengine load on first use
 
         return symbolic.to_symengine(self._c, self._var, exact=exact)
 
@@ -265,7 +265,7 @@ class UniPoly:
             >>> UniPoly([1.0, -2.0, 1.0]).to_latex()
             '1 - 2 t + t^{2}'
         """
-        import symnet.core.polynomial.symbolic as symbolic  # deferred: sympy and symengine load on first use
+        import symnet.core.roots.symbolic as symbolic  # deferred: sympy and symengine load on first use
 
         return symbolic.to_latex(self._c, self._var, exact=exact)
 

@@ -14,7 +14,7 @@ from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import LAYER_TYPES, Layer
 from symnet.core.objective import sum_squares
 from symnet.core.objective import value as objective_value
-from symnet.core.polyreg_model import PolyRegModel
+from symnet.core.model.polyreg import PolyRegModel
 
 _ELEMENT = re.compile(r"^(?P<array>[\w.]+?)(\[(?P<index>[\d,\s]*)\])?$")
 
@@ -220,7 +220,7 @@ class Sequential:
 
         Example:
             >>> import numpy as np
-            >>> from symnet.core import models
+            >>> from symnet.core.model import presets as models
             >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
             >>> loss, g = m.loss_and_grad(np.ones((3, 2)), np.zeros((3, 2)))
             >>> g.shape == (m.num_params,)
@@ -282,7 +282,7 @@ class Sequential:
             unless ``inputs`` is given.
 
         Example:
-            >>> from symnet.core import models
+            >>> from symnet.core.model import presets as models
             >>> m = models.get("mlp", input_dim=2, hidden=1, seed=0)
             >>> len(m.symbolic())
             2

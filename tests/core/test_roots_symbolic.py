@@ -10,7 +10,7 @@ import symengine as se
 import sympy
 
 from symnet.core.errors import DataError
-from symnet.core.polynomial import dense, symbolic
+from symnet.core.roots import dense, symbolic
 
 T = sympy.Symbol("t")
 

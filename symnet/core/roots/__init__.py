@@ -1,16 +1,16 @@
 """Univariate polynomials in three tiers.
 
-* :mod:`symnet.core.polynomial.dense`: raw float64 coefficient arrays (lowest
+* :mod:`symnet.core.roots.dense`: raw float64 coefficient arrays (lowest
   degree first) and the functions the exact solvers call in their inner loops,
-  above all :func:`~symnet.core.polynomial.dense.minimize` and
-  :func:`~symnet.core.polynomial.dense.minimize_many`;
-* :mod:`symnet.core.polynomial.poly`: :class:`UniPoly`, an immutable object with
+  above all :func:`~symnet.core.roots.dense.minimize` and
+  :func:`~symnet.core.roots.dense.minimize_many`;
+* :mod:`symnet.core.roots.poly`: :class:`UniPoly`, an immutable object with
   operators, roots, minimisation and a readable repr;
-* :mod:`symnet.core.polynomial.symbolic`: conversion to and from symengine / sympy
+* :mod:`symnet.core.roots.symbolic`: conversion to and from symengine / sympy
   expressions and LaTeX, for exactness checks and export.
 
 Example:
-    >>> from symnet.core.polynomial import UniPoly, minimize
+    >>> from symnet.core.roots import UniPoly, minimize
     >>> p = UniPoly([1.0, -2.0, 1.0])
     >>> p
     UniPoly(1 - 2 t + t^2)
@@ -19,8 +19,8 @@ Example:
     (1.0, 0.0)
 """
 
-from symnet.core.polynomial import dense
-from symnet.core.polynomial.dense import (
+from symnet.core.roots import dense
+from symnet.core.roots.dense import (
     TRIM_RTOL,
     critical_points,
     degree,
@@ -31,7 +31,7 @@ from symnet.core.polynomial.dense import (
     polyval_compensated,
     trim,
 )
-from symnet.core.polynomial.poly import UniPoly
+from symnet.core.roots.poly import UniPoly
 
 __all__ = [
     "dense",
@@ -54,5 +54,5 @@ def __getattr__(name: str):
     if name == "symbolic":
         import importlib
 
-        return importlib.import_module("symnet.core.polynomial.symbolic")
-    raise AttributeError(f"module 'symnet.polynomial' has no attribute {name!r}")
+        return importlib.import_module("symnet.core.roots.symbolic")
+    raise AttributeError(f"module 'symnet.roots' has no attribute {name!r}")

@@ -9,7 +9,7 @@ import sympy
 from numpy.polynomial import Polynomial
 
 from symnet.core.errors import DataError
-from symnet.core.polynomial import UniPoly
+from symnet.core.roots import UniPoly
 
 
 def npoly(p: UniPoly) -> Polynomial:

@@ -1,4 +1,4 @@
-"""symnet.inspect: degrees checked against sympy, symbolic form, figures, files and the CLI."""
+"""symnet.inspection: degrees checked against sympy, symbolic form, figures, files and the CLI."""
 
 import json
 
@@ -7,9 +7,9 @@ import pytest
 import sympy
 
 import symnet
-from symnet.core.polyreg_model import PolyRegModel
-from symnet.frontend import cli, inspect as I
-from symnet.core import models
+from symnet.core.model.polyreg import PolyRegModel
+from symnet.frontend import cli, inspection as I
+from symnet.core.model import presets as models
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
 from symnet.core.model import Sequential
 

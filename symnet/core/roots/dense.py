@@ -1,6 +1,6 @@
 """Dense univariate polynomials as raw coefficient arrays.
 
-The lowest tier of :mod:`symnet.core.polynomial`: plain functions on 1-D float64
+The lowest tier of :mod:`symnet.core.roots`: plain functions on 1-D float64
 arrays with the LOWEST degree first, ``c[k]`` multiplies ``t**k`` (the
 convention of :mod:`numpy.polynomial.polynomial`). The arithmetic keeps the
 natural output length (``add`` -> the longer length, ``mul`` -> ``len(a) +
@@ -25,7 +25,7 @@ Trimming rule:
 
 Example:
     >>> import numpy as np
-    >>> from symnet.core.polynomial import dense
+    >>> from symnet.core.roots import dense
     >>> c = dense.mul([-1.0, 1.0], [-1.0, 1.0])     # (t - 1)^2
     >>> c.tolist()
     [1.0, -2.0, 1.0]
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from symnet.core.errors import DataError
-import symnet.core.polynomial.kernels as _k
+import symnet.core.kernels.roots as _k
 
 #: Default relative threshold of :func:`trim` (see the module docstring).
 TRIM_RTOL = 64.0 * np.finfo(np.float64).eps

@@ -1,4 +1,4 @@
-"""Numba kernels behind :mod:`symnet.core.polynomial.dense`.
+"""Numba kernels behind :mod:`symnet.core.roots.dense`.
 
 Typed arrays in, plain scalars or tuples out; no validation here (the
 callers in ``dense.py`` validate). Coefficient arrays are float64 with the

@@ -1,7 +1,7 @@
 """Preset networks by name: ``seed``, ``poly`` (the default), ``poly2`` and ``mlp``.
 
 Example:
-    >>> from symnet.core import models
+    >>> from symnet.core.model import presets as models
     >>> m = models.get("poly", channels=4, kernel=3)
     >>> m.num_params
     6810

@@ -17,7 +17,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from symnet.core.errors import DataError
-from symnet.core.polynomial import dense
+from symnet.core.roots import dense
 
 RNG_SEED = 20240611
 
@@ -226,7 +226,7 @@ def test_raw_closed_forms_before_polishing():
     # The closed forms on their own (Newton polishing would hide an unstable one).
     import mpmath
 
-    import symnet.core.polynomial.kernels as _kernels
+    import symnet.core.kernels.roots as _kernels
 
     out = np.empty(3)
     a = np.array([1.0, 1e8, 3.0])  # 3t^2 + 1e8 t + 1
