@@ -63,7 +63,8 @@ register("coordinate", "symnet.solvers.coordinate:CoordinateSolver")
 for _name, _cls in (("sgd", "SGDSolver"), ("momentum", "MomentumSolver"), ("nesterov", "NesterovSolver"),
                     ("adam", "AdamSolver"), ("nadam", "NadamSolver"), ("amsgrad", "AMSGradSolver"),
                     ("namsgrad", "NAMSGradSolver"), ("rmsprop", "RMSpropSolver"), ("sgd-hd", "SGDHDSolver"),
-                    ("adam-hd", "AdamHDSolver")):
+                    ("adam-hd", "AdamHDSolver"), ("adamw", "AdamWSolver"), ("nadamw", "NAdamWSolver"),
+                    ("adamw-schedulefree", "ScheduleFreeAdamWSolver")):
     register(_name, f"symnet.solvers.gradient:{_cls}")
 register("polyreg", "symnet.solvers.polyreg:PolyRegSolver")
 # Exact line search along whole-space directions, and the symbolic block solve.

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from typing import Any, ClassVar
@@ -55,7 +56,8 @@ GRAD_CHUNK = 4096
 #: The options of every gradient solver (the method's own hyper-parameters are added per method).
 COMMON_OPTIONS: dict[str, Option] = {
     "lr": Option(None, "float", low=0.0, low_open=True,
-                 help="learning rate (the initial one for schedules and hypergradient methods)"),
+                 help="learning rate (the initial one for schedules and hypergradient methods, the peak of "
+                      "warmup-cosine and one-cycle)"),
     "batch_size": Option(128, "int", low=1, none=True, help="samples per update; None: full batch"),
     "shuffle": Option(True, "bool", help="reshuffle the samples before every epoch (mini-batches only)"),
     "seed": Option(0, "int", low=0, help="seed of the shuffling"),
@@ -66,14 +68,26 @@ COMMON_OPTIONS: dict[str, Option] = {
     "decoupled": Option(False, "bool", help="decoupled (AdamW-style) instead of L2-coupled weight decay"),
     "clip_norm": Option(None, "float", low=0.0, low_open=True, none=True,
                         help="clip each batch gradient's global norm"),
-    "schedule": Option(None, "choice", choices=("constant", "inverse-time", "exponential", "cosine"), none=True,
+    "schedule": Option(None, "choice", choices=("constant", "inverse-time", "exponential", "cosine", "warmup-cosine",
+                                                "one-cycle"), none=True,
                        help="learning-rate schedule"),
     "decay": Option(0.01, "float", low=0.0,
                     help="inverse-time: lr/(1 + decay t); exponential: lr exp(-decay t); t counts updates"),
-    "final_lr": Option(0.0, "float", low=0.0, help="cosine: the rate reached after schedule_steps updates"),
+    "final_lr": Option(0.0, "float", low=0.0,
+                       help="cosine, warmup-cosine: the rate reached after schedule_steps updates"),
     "schedule_steps": Option(None, "int", low=1, none=True,
-                             help="cosine horizon in updates; None: the fit's epochs x batches per epoch"),
+                             help="horizon in updates of cosine, warmup-cosine, one-cycle and the schedule-free "
+                                  "warm-up; None: the fit's epochs x batches per epoch"),
+    "warmup": Option(None, "float", low=0.0, high=1.0, high_open=True, none=True,
+                     help="fraction of the horizon spent warming up: warmup-cosine (None: 0.05), one-cycle "
+                          "(PyTorch's pct_start; None: 0.3), adamw-schedulefree (None: 0)"),
+    "div_factor": Option(25.0, "float", low=0.0, low_open=True, help="one-cycle: the first rate is lr / div_factor"),
+    "final_div_factor": Option(1e4, "float", low=0.0, low_open=True,
+                               help="one-cycle: the last rate is lr / (div_factor * final_div_factor)"),
 }
+
+#: The default ``warmup`` of each schedule that has one (the option's ``None``).
+WARMUP_DEFAULTS = {"warmup-cosine": 0.05, "one-cycle": 0.3}
 
 #: The methods' own hyper-parameters, by the names of their aliases in :mod:`symnet.solvers.optim`.
 METHOD_OPTIONS: dict[str, Option] = {
@@ -87,12 +101,24 @@ METHOD_OPTIONS: dict[str, Option] = {
     "scheduled_average": Option(False, "bool", help="Nadam: the paper's moving average with mu_t (PyTorch: b1)"),
     "bias_correction": Option(True, "bool", help="AMSGrad's bias correction of the first moment"),
     "beta": Option(1e-3, "float", low=0.0, help="hypergradient learning rate of the learning rate"),
+    "r": Option(0.0, "float", low=0.0, help="schedule-free: the averaging weights grow as (k+1)^r"),
+    "weight_lr_power": Option(2.0, "float", low=0.0,
+                              help="schedule-free: the averaging weights grow as lr_max^weight_lr_power"),
 }
 
 
 def _method_options(name: str) -> dict[str, Option]:
-    """The common options plus the method's own hyper-parameters with its published defaults."""
+    """The common options plus the method's own hyper-parameters with its published defaults.
+
+    A common option whose default the method's factory sets otherwise (AdamW's ``weight_decay`` 1e-2 and
+    ``decoupled`` True) takes the factory's default.
+    """
     out = dict(COMMON_OPTIONS)
+    factory = inspect.signature(optim.OPTIMIZERS[name].factory).parameters
+    for key, option in COMMON_OPTIONS.items():
+        if key in factory and factory[key].default is not inspect.Parameter.empty \
+                and factory[key].default != option.default:
+            out[key] = option._replace(default=factory[key].default)
     method = dict(optim.OPTIMIZERS[name].defaults)
     out["lr"] = out["lr"]._replace(default=method.pop("learning_rate"))
     for key, default in method.items():
@@ -110,7 +136,8 @@ class GradientSolver(Solver):
 
     Options:
         lr: learning rate (the initial one for schedules and hypergradient
-            methods); default the method's published value.
+            methods, the peak of ``"warmup-cosine"`` and ``"one-cycle"``); default the
+            method's published value.
         batch_size: samples per update; default 128; ``None`` (or more than the training set)
             is full batch, ``1`` one sample. The last batch of an epoch may be smaller.
         shuffle: reshuffle the samples before each epoch (seeded by ``seed``).
@@ -122,14 +149,35 @@ class GradientSolver(Solver):
             parameters, the optimizer state, the reported objective and the
             update arithmetic stay float64 either way.
         ridge: the objective's ``ridge * ||theta||^2`` term.
-        weight_decay, decoupled: extra weight decay in the update (L2-coupled or decoupled).
+        weight_decay, decoupled: extra weight decay in the update (L2-coupled or decoupled;
+            ``adamw``, ``nadamw`` and ``adamw-schedulefree`` are decoupled by definition,
+            and ``adamw`` and ``nadamw`` decay by 1e-2 unless told otherwise).
         clip_norm: clip each batch gradient to this global norm.
         schedule: ``"constant"``, ``"inverse-time"`` (Robbins-Monro
             ``lr / (1 + decay t)``), ``"exponential"`` (``lr exp(-decay t)``),
             ``"cosine"`` (to ``final_lr`` over ``schedule_steps`` updates, by
-            default the whole run); ``t`` counts updates from 0. (For a schedule
-            of your own, use :mod:`symnet.solvers.optim` directly: a function cannot be
-            stored in a checkpoint or a history.)
+            default the whole run), ``"warmup-cosine"`` (a linear warm-up to
+            ``lr`` over the first ``warmup`` of the horizon, then cosine to ``final_lr``;
+            :func:`~symnet.solvers.optim.warmup_cosine_schedule`) or ``"one-cycle"``
+            (PyTorch's ``OneCycleLR`` with cosine annealing and two phases: from
+            ``lr / div_factor`` up to ``lr`` over the first ``warmup`` of the horizon,
+            then down to ``lr / (div_factor * final_div_factor)``; the learning rate
+            only, momentum does not cycle;
+            :func:`~symnet.solvers.optim.one_cycle_schedule`); ``t`` counts updates
+            from 0. The horizon of cosine, warmup-cosine and one-cycle is
+            ``schedule_steps``, by default the fit's epochs x batches per epoch, so a
+            fit with only a time limit needs ``schedule_steps``. (For a schedule of
+            your own, use :mod:`symnet.solvers.optim` directly: a function cannot be
+            stored in a checkpoint or a history.) ``adamw-schedulefree`` and the
+            hypergradient methods take no schedule.
+        warmup: the fraction of the horizon, in [0, 1), spent warming up: the linear
+            warm-up of ``"warmup-cosine"`` (``round(warmup x horizon)`` updates; default
+            0.05), the rise of ``"one-cycle"`` (its ``pct_start``; default 0.3) and the
+            warm-up of ``adamw-schedulefree`` (default 0: none, and no horizon needed).
+            Refused with any other schedule.
+        div_factor, final_div_factor: ``"one-cycle"``'s first rate ``lr / div_factor``
+            and last rate ``lr / (div_factor * final_div_factor)``; PyTorch's defaults
+            25 and 1e4.
 
     Example:
         >>> import symnet; from symnet import solvers
@@ -138,6 +186,15 @@ class GradientSolver(Solver):
         >>> s = solvers.get("sgd")(lr=0.05, batch_size=4).fit(model, data, steps=5, quiet=True)
         >>> len(s.history_), s.step_unit
         (6, 'epoch')
+
+        Five epochs of two batches are a horizon of 10 updates: ``warmup=0.2`` warms
+        up linearly over the first 2 (0.025, then 0.05), and the cosine decays from
+        0.05 towards ``final_lr`` (0) over the other 8:
+
+        >>> s = solvers.get("adamw")(lr=0.05, batch_size=4, schedule="warmup-cosine", warmup=0.2)
+        >>> s = s.fit(model, data, steps=5, quiet=True)
+        >>> [round(r["lr"], 4) for r in s.history_.records[1:]]   # the rate of each epoch's last update
+        [0.05, 0.0481, 0.0346, 0.0154, 0.0019]
     """
 
     name: ClassVar[str] = "gradient"
@@ -180,6 +237,7 @@ class GradientSolver(Solver):
             raise SolverError(f"solver '{self.name}' needs a learning rate: pass lr=...")
         self._schedule = self._build_schedule(lr, N)
         method = {k: opts[k] for k in optim.OPTIMIZERS[self.optimizer].defaults if k != "learning_rate"}
+        method.update(self._factory_extras(N))
         self._tx = optim.OPTIMIZERS[self.optimizer].factory(
             learning_rate=lr, weight_decay=opts["weight_decay"], decoupled=bool(opts["decoupled"]),
             clip_norm=opts["clip_norm"], schedule=self._schedule, **method)
@@ -191,8 +249,27 @@ class GradientSolver(Solver):
         self._opt_state = self._tx.init(model.get_flat())
         self._num_updates = 0
 
+    def _factory_extras(self, N: int) -> dict[str, Any]:
+        """Arguments of the optimizer's factory that the solver derives from its options (none here)."""
+        return {}
+
+    def _horizon(self, N: int, what: str) -> int:
+        """The schedule's horizon in updates: ``schedule_steps``, else the fit's epochs x batches per epoch."""
+        horizon = self.opts_["schedule_steps"]
+        if horizon is None:
+            epochs = getattr(self, "_fit_steps", None)
+            if not epochs:
+                raise SolverError(f"{what} needs a horizon: pass steps=... to fit "
+                                  "or the option schedule_steps (in updates)")
+            horizon = epochs * -(-N // self._batch)
+        return horizon
+
     def _build_schedule(self, lr: float, N: int):
         sched = self.opts_["schedule"]
+        if self.opts_["warmup"] is not None and sched not in WARMUP_DEFAULTS:
+            raise SolverError(f"solver '{self.name}': option warmup applies to the schedules "
+                              f"{' and '.join(repr(k) for k in WARMUP_DEFAULTS)} (and to the solver "
+                              f"adamw-schedulefree), not to schedule={sched!r}; pick one of those or drop warmup")
         if sched is None:
             return None
         decay = self.opts_["decay"]
@@ -203,14 +280,17 @@ class GradientSolver(Solver):
                 optim.constant_schedule(lr)
         if sched == "constant":
             return optim.constant_schedule(lr)
-        # "cosine", the last of the declared choices
-        horizon = self.opts_["schedule_steps"]
-        if horizon is None:
-            epochs = getattr(self, "_fit_steps", None)
-            if not epochs:
-                raise SolverError("the cosine schedule needs a horizon: pass steps=... to fit "
-                                  "or the option schedule_steps (in updates)")
-            horizon = epochs * -(-N // self._batch)
+        horizon = self._horizon(N, f"the {sched} schedule")
+        warmup = self.opts_["warmup"]
+        if warmup is None:
+            warmup = WARMUP_DEFAULTS.get(sched, 0.0)
+        if sched == "warmup-cosine":
+            return optim.warmup_cosine_schedule(lr, horizon, warmup_steps=int(warmup * horizon + 0.5),
+                                                final_value=self.opts_["final_lr"])
+        if sched == "one-cycle":
+            return optim.one_cycle_schedule(lr, horizon, pct_start=warmup, div_factor=self.opts_["div_factor"],
+                                            final_div_factor=self.opts_["final_div_factor"])
+        # "cosine"
         return optim.cosine_decay_schedule(lr, horizon, final_value=self.opts_["final_lr"])
 
     def _step(self) -> dict:
@@ -221,8 +301,15 @@ class GradientSolver(Solver):
         else:
             order = None
         limit = EXPLOSION_FACTOR * max(float(self.history_[0]["loss"]), 1.0)
-        theta = model.get_flat()
         state = self._opt_state
+        # Schedule-free AdamW trains at its y and keeps its x in the model between steps (what records,
+        # checkpoints and predictions see): y goes back into the model for the batches.
+        theta = optim.train_params(state)
+        swap = theta is not None
+        if swap:
+            model.set_flat(theta)
+        else:
+            theta = model.get_flat()
         batch_losses, seen, updates = 0.0, 0, 0
         for start in range(0, N, B):
             if B == N:
@@ -248,7 +335,14 @@ class GradientSolver(Solver):
             if self._deadline is not None and time.perf_counter() >= self._deadline:
                 break  # a partial epoch; its record says how much data it saw in `passes`
             if self._interim_due():
+                if swap:
+                    model.set_flat(optim.eval_params(state))
                 self._interim(passes=seen / N, updates=updates, batch_loss=batch_losses / seen)
+                if swap:
+                    model.set_flat(theta)
+        if swap:
+            theta = optim.eval_params(state)
+            model.set_flat(theta)
         t_eval = time.perf_counter()  # the record's full-data objective: evaluation, not training
         scores = model.forward(X, dtype=self._dtype).astype(np.float64, copy=False)
         loss = evaluate(scores, Y, theta, self._ridge) / N
@@ -313,8 +407,68 @@ NAMSGradSolver = _solver_class("NAMSGradSolver", "namsgrad")
 RMSpropSolver = _solver_class("RMSpropSolver", "rmsprop")
 SGDHDSolver = _solver_class("SGDHDSolver", "sgd-hd")
 AdamHDSolver = _solver_class("AdamHDSolver", "adam-hd")
+AdamWSolver = _solver_class("AdamWSolver", "adamw")
+NAdamWSolver = _solver_class("NAdamWSolver", "nadamw")
+
+
+def _schedule_free_options() -> dict[str, Option]:
+    out = _method_options("adamw-schedulefree")
+    out["b1"] = out["b1"]._replace(help="interpolation: gradients at y = (1 - b1) z + b1 x")
+    return out
+
+
+class ScheduleFreeAdamWSolver(GradientSolver):
+    """Schedule-free AdamW (Defazio et al. 2024), as ``schedulefree.AdamWScheduleFree``.
+
+    The update is :func:`symnet.solvers.optim.adamw_schedulefree`: the gradients
+    are taken at ``y = (1 - b1) z + b1 x`` while the model is the average ``x``.
+    The batches of an epoch train at ``y``; at the end of the epoch (and for an
+    interim record) the model holds ``x``, so the records, the checkpoints, the
+    callbacks and the trained model are ``x``, as after the package's
+    ``optimizer.eval()``. ``y`` is kept in the optimizer state (and in a
+    checkpoint), so a resumed run goes on exactly.
+
+    Options are those of every gradient solver (see :class:`GradientSolver`)
+    with the package's defaults: lr 2.5e-3, b1 0.9 (the interpolation weight,
+    there is no first moment), b2 0.999, eps 1e-8, r 0 and weight_lr_power 2
+    (the averaging weights ``(k+1)^r lr_max^weight_lr_power``), weight_decay 0
+    (taken at ``y``, decoupled). No schedule: its warm-up is ``warmup``, a
+    fraction of the horizon (``round(warmup x horizon)`` updates of the package's
+    ``warmup_steps``; default 0, and then no horizon is needed, so a fit with
+    only a time limit works).
+
+    Example:
+        >>> import symnet; from symnet import solvers
+        >>> data = symnet.datasets.xor(8)
+        >>> model = symnet.models.mlp(2, 2, 2, seed=0)
+        >>> s = solvers.get("adamw-schedulefree")(lr=0.05, warmup=0.1).fit(model, data, steps=20, quiet=True)
+        >>> s.history_.final["loss"] < s.history_[0]["loss"]
+        True
+        >>> from symnet.solvers import optim   # the model holds x, the average
+        >>> bool(np.array_equal(model.get_flat(), optim.eval_params(s._opt_state)))
+        True
+    """
+
+    name: ClassVar[str] = "adamw-schedulefree"
+    optimizer: ClassVar[str] = "adamw-schedulefree"
+    OPTIONS: ClassVar[dict[str, Option]] = _schedule_free_options()
+
+    def _build_schedule(self, lr: float, N: int):
+        if self.opts_["schedule"] is not None:
+            raise SolverError(f"solver '{self.name}' needs no schedule (its averaging replaces it); drop "
+                              f"schedule={self.opts_['schedule']!r} and use warmup for a warm-up")
+        return None
+
+    def _factory_extras(self, N: int) -> dict[str, Any]:
+        warmup = self.opts_["warmup"] or 0.0
+        if not warmup:
+            return {"warmup_steps": 0}
+        horizon = self._horizon(N, f"solver '{self.name}''s warm-up (warmup={warmup:g}, a fraction of the "
+                                   "horizon)")
+        return {"warmup_steps": int(warmup * horizon + 0.5)}
+
 
 #: optimizer name -> solver class; symnet/solvers/__init__.py registers each under its name.
 SOLVERS: dict[str, type[GradientSolver]] = {cls.name: cls for cls in (
     SGDSolver, MomentumSolver, NesterovSolver, AdamSolver, NadamSolver, AMSGradSolver, NAMSGradSolver,
-    RMSpropSolver, SGDHDSolver, AdamHDSolver)}
+    RMSpropSolver, SGDHDSolver, AdamHDSolver, AdamWSolver, NAdamWSolver, ScheduleFreeAdamWSolver)}

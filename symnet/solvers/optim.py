@@ -26,9 +26,12 @@ Every alias assembles, in this order::
 so the returned updates are already negated. The hypergradient aliases
 (:func:`sgd_hd`, :func:`adam_hd`) end instead with :func:`hypergradient`, which
 scales the direction by its own adapted rate (decoupled decay, if asked for,
-joins that direction) and refuse a schedule. Step counters start at 0 for the
-first update (``schedule(0)`` is the first learning rate) while the papers'
-bias corrections count from ``t = 1``.
+joins that direction) and refuse a schedule. :func:`adamw_schedulefree` keeps
+two sequences of its own (it needs no schedule, and refuses one): the
+parameters it updates are the point ``y`` where gradients are taken, while the
+model to evaluate is the average ``x`` (:func:`eval_params`). Step counters
+start at 0 for the first update (``schedule(0)`` is the first learning rate)
+while the papers' bias corrections count from ``t = 1``.
 
 Example:
     >>> import numpy as np
@@ -106,6 +109,30 @@ class HypergradientState(NamedTuple):
     learning_rate: float
     prev_direction: np.ndarray
     inner: Any
+
+
+class ScheduleFreeState(NamedTuple):
+    """State of :func:`adamw_schedulefree` (Defazio et al. 2024).
+
+    Attributes:
+        count: updates done so far (``k``).
+        learning_rate: the rate of the last update, warm-up included (0 before the first).
+        lr_max: the largest rate so far; the averaging weights are ``(k+1)^r lr_max^weight_lr_power``.
+        weight_sum: the sum of the averaging weights so far.
+        z: the base sequence, moved by the normalised gradient steps.
+        x: the weighted average of the ``z`` iterates: the point to evaluate (and to keep).
+        y: ``(1 - b1) z + b1 x``, where the gradients are taken: the parameters while training.
+        nu: the second moment of the gradients.
+    """
+
+    count: int
+    learning_rate: float
+    lr_max: float
+    weight_sum: float
+    z: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    nu: np.ndarray
 
 
 class ChainState(NamedTuple):
@@ -622,12 +649,122 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, final_value: floa
     return lambda step: final_value + 0.5 * (init_value - final_value) * (1.0 + math.cos(math.pi * min(step, T) / T))
 
 
+def _count(value: Any, name: str, *, low: int = 0) -> int:
+    v = _number(value, name, low=low)
+    if v != int(v):
+        raise SolverError(f"{name} must be a whole number, got {value!r}")
+    return int(v)
+
+
+def warmup_cosine_schedule(peak_value: float, decay_steps: int, warmup_steps: int = 0,
+                           final_value: float = 0.0) -> Schedule:
+    """Linear warm-up to ``peak_value`` over ``warmup_steps`` updates, then cosine decay to ``final_value``.
+
+    With ``T = decay_steps`` (the whole horizon, warm-up included) and ``W = warmup_steps``::
+
+        lr_t = peak (t + 1) / W                                              for t < W
+        lr_t = final + 0.5 (peak - final) (1 + cos(pi (t - W) / (T - W)))    for W <= t <= T
+        lr_t = final                                                         for t >= T
+
+    The first update already moves (``peak / W``, not 0), the rate reaches the
+    peak at ``t = W - 1`` and starts its decay from there at ``t = W``. This is
+    PyTorch's ``SequentialLR([LinearLR(start_factor=1/W, total_iters=W-1),
+    CosineAnnealingLR(T_max=T-W, eta_min=final)], milestones=[W])``; ``W = 0``
+    is :func:`cosine_decay_schedule`. ``W = T`` is a warm-up only: the rate
+    then drops to ``final_value`` once the horizon is passed.
+
+    Args:
+        peak_value: the rate at the end of the warm-up (the solver's ``lr``).
+        decay_steps: the horizon ``T`` in updates, warm-up included.
+        warmup_steps: ``W``, between 0 and ``T``.
+        final_value: the rate at ``T`` and after.
+
+    Example:
+        >>> s = warmup_cosine_schedule(1.0, 10, warmup_steps=2, final_value=0.1)
+        >>> [round(s(t), 12) for t in (0, 1, 2, 6, 10, 99)]
+        [0.5, 1.0, 1.0, 0.55, 0.1, 0.1]
+    """
+    peak = _number(peak_value, "learning rate", low=0.0)
+    final = _number(final_value, "final learning rate", low=0.0)
+    T = _count(decay_steps, "decay steps", low=1)
+    W = _count(warmup_steps, "warm-up steps")
+    if W > T:
+        raise SolverError(f"the warm-up ({W} updates) is longer than the horizon ({T} updates); "
+                          "shorten the warm-up or lengthen the horizon")
+
+    def schedule(step: int) -> float:
+        if step < W:
+            return peak * (step + 1) / W
+        if step >= T:
+            return final
+        return final + 0.5 * (peak - final) * (1.0 + math.cos(math.pi * (step - W) / (T - W)))
+
+    return schedule
+
+
+def one_cycle_schedule(max_value: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
+                       final_div_factor: float = 1e4) -> Schedule:
+    """The 1cycle policy (Smith & Topin 2019) as PyTorch's ``OneCycleLR`` (cosine annealing, two phases).
+
+    The rate rises from ``max / div_factor`` to ``max`` and falls to
+    ``max / (div_factor * final_div_factor)``, both halves by cosine annealing
+    ``anneal(a, b, p) = b + (a - b) (1 + cos(pi p)) / 2``. With ``T = total_steps``
+    and the phase boundaries ``E1 = pct_start T - 1`` and ``E2 = T - 1``::
+
+        lr_t = anneal(max / div_factor, max, t / E1)               for t <= E1
+        lr_t = anneal(max, min, (t - E1) / (E2 - E1))              for E1 < t <= E2
+        lr_t = min                                                 for t > E2
+
+    which is ``OneCycleLR(max_lr, total_steps=T, pct_start, anneal_strategy="cos",
+    div_factor, final_div_factor, three_phase=False)`` step for step (PyTorch refuses
+    to go past ``T`` updates; here the rate stays at ``min``). ``E1 = 0`` (a one-update
+    rise) gives ``max`` at ``t = 0``, where PyTorch divides by zero. Only the learning
+    rate cycles: ``OneCycleLR``'s momentum cycling (``cycle_momentum``) is left out,
+    so the optimizer's momentum (``b1``, ``momentum``) stays fixed.
+
+    Args:
+        max_value: the peak rate (the solver's ``lr``).
+        total_steps: the horizon ``T`` in updates.
+        pct_start: the fraction of the horizon spent rising, in [0, 1].
+        div_factor: the first rate is ``max_value / div_factor``.
+        final_div_factor: the last rate is ``max_value / (div_factor * final_div_factor)``.
+
+    Example:
+        >>> s = one_cycle_schedule(1.0, 9, pct_start=1 / 3, div_factor=4.0, final_div_factor=100.0)
+        >>> [round(s(t), 12) for t in (0, 1, 2, 5, 8, 20)]
+        [0.25, 0.625, 1.0, 0.50125, 0.0025, 0.0025]
+    """
+    peak = _number(max_value, "learning rate", low=0.0)
+    T = _count(total_steps, "total steps", low=1)
+    pct_start = _number(pct_start, "pct_start (the fraction of the cycle spent rising)", low=0.0, high=1.0)
+    div_factor = _number(div_factor, "div_factor", low=0.0, low_open=True)
+    final_div_factor = _number(final_div_factor, "final_div_factor", low=0.0, low_open=True)
+    initial = peak / div_factor
+    lowest = initial / final_div_factor
+    e1 = float(pct_start * T) - 1.0
+    e2 = float(T - 1)
+
+    def anneal(start: float, end: float, pct: float) -> float:
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
+
+    def schedule(step: int) -> float:
+        if step > e2:
+            return lowest
+        if step <= e1:  # the rise (the whole cycle when pct_start = 1)
+            return anneal(initial, peak, step / e1) if e1 > 0 else peak
+        return anneal(peak, lowest, (step - e1) / (e2 - e1))
+
+    return schedule
+
+
 #: Schedule names for option strings -> factory of ``(learning_rate, **kw)``.
 SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "constant": constant_schedule,
     "inverse-time": inverse_time_schedule,
     "exponential": exponential_decay_schedule,
     "cosine": cosine_decay_schedule,
+    "warmup-cosine": warmup_cosine_schedule,
+    "one-cycle": one_cycle_schedule,
 }
 
 
@@ -759,6 +896,62 @@ def nadam(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, eps: 
     return _assemble([core], learning_rate, weight_decay, decoupled, clip_norm, schedule)
 
 
+def _require_decoupled(name: str, decoupled: bool, instead: str) -> None:
+    if not decoupled:
+        raise SolverError(f"{name} decouples its weight decay by definition; for L2-coupled decay use "
+                          f"{instead} with weight_decay (and decoupled=False)")
+
+
+def adamw(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
+          weight_decay: float = 1e-2, decoupled: bool = True, clip_norm: float | None = None,
+          schedule: Schedule | None = None) -> GradientTransformation:
+    """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    PyTorch documents the step as ``theta <- theta - lr wd theta`` followed by
+    Adam's ``theta <- theta - lr m^_t / (sqrt(v^_t) + eps)`` (formula in
+    :func:`scale_by_adam`); here it is the single update
+    ``u_t = -lr_t (m^_t / (sqrt(v^_t) + eps) + wd theta_{t-1})``, the same
+    iterates (the decay is not divided by the adaptive denominator, and a
+    schedule scales it with the rate, as PyTorch's schedulers do). It is
+    :func:`adam` with ``decoupled=True``; the defaults are PyTorch's: lr 1e-3,
+    b1 0.9, b2 0.999, eps 1e-8, weight_decay 1e-2. ``decoupled=False`` is refused
+    (that is :func:`adam` with L2 weight decay).
+
+    Example:
+        >>> tx = adamw(0.1, weight_decay=0.5); p = np.array([2.0])
+        >>> np.round(tx.update(np.array([3.0]), tx.init(p), p)[0], 6)   # -0.1 * (1 + 0.5 * 2)
+        array([-0.2])
+    """
+    _require_decoupled("AdamW", decoupled, "adam")
+    return adam(learning_rate, b1, b2, eps, weight_decay=weight_decay, decoupled=True, clip_norm=clip_norm,
+                schedule=schedule)
+
+
+def nadamw(learning_rate: float = 2e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+           momentum_decay: float = 0.004, *, momentum_warmup: bool = True, scheduled_average: bool = False,
+           weight_decay: float = 1e-2, decoupled: bool = True, clip_norm: float | None = None,
+           schedule: Schedule | None = None) -> GradientTransformation:
+    """NAdamW: Nadam with decoupled weight decay, as ``torch.optim.NAdam(decoupled_weight_decay=True)``.
+
+    PyTorch's step is ``theta <- theta - lr wd theta`` followed by Nadam's
+    ``theta <- theta - lr m-_t / (sqrt(v^_t) + eps)`` (formula in
+    :func:`scale_by_adam`, ``nesterov=True``); here it is the single update
+    ``u_t = -lr_t (m-_t / (sqrt(v^_t) + eps) + wd theta_{t-1})``, the same iterates.
+    It is :func:`nadam` with ``decoupled=True``; the defaults are Nadam's (lr 2e-3,
+    b1 0.9, b2 0.999, eps 1e-8, momentum_decay 0.004) with AdamW's weight_decay
+    1e-2 (PyTorch's NAdam defaults to no decay). ``decoupled=False`` is refused.
+
+    Example:
+        >>> tx = nadamw(weight_decay=0.0); s = tx.init(np.zeros(1))
+        >>> bool(np.array_equal(tx.update(np.array([1.0]), s)[0], nadam().update(np.array([1.0]), s)[0]))
+        True
+    """
+    _require_decoupled("NAdamW", decoupled, "nadam")
+    return nadam(learning_rate, b1, b2, eps, momentum_decay, momentum_warmup=momentum_warmup,
+                 scheduled_average=scheduled_average, weight_decay=weight_decay, decoupled=True,
+                 clip_norm=clip_norm, schedule=schedule)
+
+
 def amsgrad(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
             bias_correction: bool = True, weight_decay: float = 0.0, decoupled: bool = False,
             clip_norm: float | None = None, schedule: Schedule | None = None) -> GradientTransformation:
@@ -869,6 +1062,99 @@ def adam_hd(learning_rate: float = 1e-3, beta: float = 1e-7, b1: float = 0.9, b2
                         schedule)
 
 
+def _schedule_free_adamw(learning_rate: float, b1: float, b2: float, eps: float, weight_decay: float,
+                         warmup_steps: int, r: float, weight_lr_power: float) -> GradientTransformation:
+    """The update of :func:`adamw_schedulefree` (its docstring has the formulas)."""
+    lr0 = _number(learning_rate, "learning rate", low=0.0)
+    b1 = _beta(b1, "b1")
+    b2 = _beta(b2, "b2")
+    eps = _number(eps, "eps", low=0.0)
+    weight_decay = _number(weight_decay, "weight decay", low=0.0)
+    warmup = _count(warmup_steps, "warm-up steps")
+    r = _number(r, "r (the power of the averaging weights' step count)", low=0.0)
+    power = _number(weight_lr_power, "weight_lr_power", low=0.0)
+
+    def init(params):
+        p = np.array(_vector(params, "params"), dtype=np.float64)
+        return ScheduleFreeState(count=0, learning_rate=0.0, lr_max=0.0, weight_sum=0.0, z=p, x=p.copy(),
+                                 y=p.copy(), nu=np.zeros_like(p))
+
+    def update(grads, state, params=None):
+        g = _vector(grads, "grads")
+        y = _need_params(params, "adamw_schedulefree")
+        k = state.count
+        lr = lr0 * ((k + 1) / warmup if k < warmup else 1.0)
+        lr_max = max(state.lr_max, lr)
+        weight = float(k + 1) ** r * lr_max ** power
+        weight_sum = state.weight_sum + weight
+        c = weight / weight_sum if weight_sum > 0 else 0.0
+        nu = b2 * state.nu + (1.0 - b2) * (g * g)
+        direction = g / (np.sqrt(nu / (1.0 - b2 ** (k + 1))) + eps)
+        if weight_decay:
+            direction = direction + weight_decay * y  # decay at y, not divided by the denominator
+        z = state.z - lr * direction
+        x = (1.0 - c) * state.x + c * z
+        u = ((1.0 - b1) * z + b1 * x) - y
+        # the stored y is exactly what apply_updates(params, u) gives, so a run may resume from it
+        return u, ScheduleFreeState(count=k + 1, learning_rate=lr, lr_max=lr_max, weight_sum=weight_sum, z=z,
+                                    x=x, y=y + u, nu=nu)
+
+    return GradientTransformation(init, update)
+
+
+def adamw_schedulefree(learning_rate: float = 2.5e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                       r: float = 0.0, weight_lr_power: float = 2.0, *, warmup_steps: int = 0,
+                       weight_decay: float = 0.0, decoupled: bool = True, clip_norm: float | None = None,
+                       schedule: Schedule | None = None) -> GradientTransformation:
+    """Schedule-free AdamW (Defazio et al. 2024, "The Road Less Scheduled").
+
+    Three sequences start at the initial parameters, ``z_0 = x_0 = y_0``: ``z``
+    takes AdamW-like steps, ``x`` is a weighted average of the ``z`` iterates (the
+    model to evaluate), and gradients are taken at their interpolation ``y``.
+    With ``k = 0, 1, ...`` counting updates, ``W = warmup_steps`` and ``g_k`` the
+    gradient at ``y_k``::
+
+        lr_k     = lr min(1, (k + 1) / W)                    (linear warm-up; lr_k = lr when W = 0)
+        lr_max   = max(lr_0, ..., lr_k)
+        w_k      = (k + 1)^r lr_max^weight_lr_power          c_k = w_k / (w_0 + ... + w_k)
+        v_k      = b2 v_{k-1} + (1 - b2) g_k^2               (v_{-1} = 0)
+        d_k      = g_k / (sqrt(v_k / (1 - b2^(k+1))) + eps) + weight_decay y_k
+        z_{k+1}  = z_k - lr_k d_k
+        x_{k+1}  = (1 - c_k) x_k + c_k z_{k+1}
+        y_{k+1}  = (1 - b1) z_{k+1} + b1 x_{k+1}
+
+    This is the update of ``AdamWScheduleFree`` in the authors' ``schedulefree``
+    package (version 1.4), defaults included: lr 2.5e-3, b1 0.9, b2 0.999, eps 1e-8,
+    r 0, weight_lr_power 2, no warm-up and no weight decay. The weight decay is
+    taken at ``y`` and is not divided by the adaptive denominator (decoupled, so
+    ``decoupled=False`` is refused). There is no first moment: ``b1`` is the
+    interpolation weight, and the averaging replaces both momentum and the
+    schedule, so ``schedule`` is refused (the warm-up is ``warmup_steps``).
+
+    The parameters this optimizer updates (``params`` in ``update``) are ``y``;
+    evaluate, report and save ``x``: :func:`eval_params` gives it from the state
+    (``state.y`` is the training point, so a training loop can put ``x`` in the
+    model between epochs and take ``y`` back, as the package's
+    ``optimizer.eval()`` / ``optimizer.train()`` do). The solver ``adamw-schedulefree``
+    (:mod:`symnet.solvers.gradient`) does that.
+
+    Example:
+        >>> A = np.diag([3.0, 1.0]); b = np.array([1.0, -1.0])
+        >>> tx = adamw_schedulefree(0.1, warmup_steps=10); y = np.zeros(2); s = tx.init(y)
+        >>> for _ in range(300):
+        ...     u, s = tx.update(A @ y - b, s, y)
+        ...     y = apply_updates(y, u)
+        >>> np.round(eval_params(s), 2)          # x, near the minimiser (1/3, -1)
+        array([ 0.33, -1.  ])
+    """
+    if schedule is not None:
+        raise SolverError("schedule-free AdamW needs no schedule (its averaging replaces it); drop the schedule "
+                          "and use its warm-up (warmup_steps; the solver's option warmup) instead")
+    _require_decoupled("schedule-free AdamW", decoupled, "adam")
+    core = _schedule_free_adamw(learning_rate, b1, b2, eps, weight_decay, warmup_steps, r, weight_lr_power)
+    return core if clip_norm is None else chain(clip_by_global_norm(clip_norm), core)
+
+
 class OptimizerSpec(NamedTuple):
     """One row of :data:`OPTIMIZERS`."""
 
@@ -879,7 +1165,9 @@ class OptimizerSpec(NamedTuple):
     summary: str
 
 
-_COMMON = ("weight_decay", "decoupled", "clip_norm", "schedule")
+#: Arguments every alias takes that are not a method's own hyper-parameters (the warm-up of
+#: adamw_schedulefree is set by the solver from its option ``warmup``, a fraction of the horizon).
+_COMMON = ("weight_decay", "decoupled", "clip_norm", "schedule", "warmup_steps")
 
 
 def _spec(factory: Callable[..., GradientTransformation], summary: str) -> OptimizerSpec:
@@ -900,6 +1188,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "rmsprop": _spec(rmsprop, "RMSprop (Tieleman & Hinton 2012)"),
     "sgd-hd": _spec(sgd_hd, "SGD with hypergradient descent on the rate (Baydin et al. 2018)"),
     "adam-hd": _spec(adam_hd, "Adam with hypergradient descent on the rate (Baydin et al. 2018)"),
+    "adamw": _spec(adamw, "AdamW: Adam with decoupled weight decay, as torch.optim.AdamW (Loshchilov & Hutter "
+                          "2019)"),
+    "nadamw": _spec(nadamw, "NAdamW: Nadam with decoupled weight decay, as torch.optim.NAdam("
+                            "decoupled_weight_decay=True)"),
+    "adamw-schedulefree": _spec(adamw_schedulefree, "schedule-free AdamW (Defazio et al. 2024), as "
+                                                    "schedulefree.AdamWScheduleFree; the model is the average x"),
 }
 
 
@@ -922,14 +1216,15 @@ def get_optimizer(name: str, **kwargs: Any) -> GradientTransformation:
 
 
 def current_learning_rate(state: Any) -> float | None:
-    """The adapted rate ``alpha_t`` of the last hypergradient stage in ``state`` (``None`` if none).
+    """The rate the optimizer set itself: the adapted ``alpha_t`` of the last hypergradient stage in ``state``,
+    or the (warmed-up) rate of schedule-free AdamW's last update; ``None`` if there is no such stage.
 
     Example:
         >>> tx = sgd_hd(0.5); current_learning_rate(tx.init(np.zeros(2)))
         0.5
     """
     found = None
-    if isinstance(state, HypergradientState):
+    if isinstance(state, (HypergradientState, ScheduleFreeState)):
         found = state.learning_rate
     if isinstance(state, tuple):
         for child in state:
@@ -937,6 +1232,48 @@ def current_learning_rate(state: Any) -> float | None:
             if inner is not None:
                 found = inner
     return found
+
+
+def _find_schedule_free(state: Any) -> ScheduleFreeState | None:
+    if isinstance(state, ScheduleFreeState):
+        return state
+    if isinstance(state, tuple):
+        for child in state:
+            found = _find_schedule_free(child)
+            if found is not None:
+                return found
+    return None
+
+
+def eval_params(state: Any) -> np.ndarray | None:
+    """The point to evaluate when it is not the parameters being updated: schedule-free AdamW's average ``x``.
+
+    ``None`` for every other optimizer, whose parameters are the model.
+
+    Example:
+        >>> tx = adamw_schedulefree(0.1); s = tx.init(np.zeros(1))
+        >>> u, s = tx.update(np.array([1.0]), s, np.zeros(1))
+        >>> eval_params(s), eval_params(adam().init(np.zeros(1))) is None     # x_1 = z_1 = -0.1
+        (array([-0.1]), True)
+    """
+    found = _find_schedule_free(state)
+    return None if found is None else found.x
+
+
+def train_params(state: Any) -> np.ndarray | None:
+    """The point where gradients are taken, when the state keeps it: schedule-free AdamW's ``y``.
+
+    ``None`` for every other optimizer. After :func:`eval_params` has been put in a model,
+    this is what to put back before the next update.
+
+    Example:
+        >>> tx = adamw_schedulefree(0.1, b1=0.5); s = tx.init(np.zeros(1))
+        >>> u, s = tx.update(np.array([1.0]), s, np.zeros(1))
+        >>> train_params(s)                   # y = (1 - b1) z + b1 x
+        array([-0.1])
+    """
+    found = _find_schedule_free(state)
+    return None if found is None else found.y
 
 
 # --------------------------------------------------------------------------- (de)serialisation
@@ -996,11 +1333,12 @@ def state_from_arrays(template: Any, arrays: dict[str, np.ndarray], prefix: str 
 
 
 __all__ = [
-    "GradientTransformation", "OPTIMIZERS", "OptimizerSpec", "SCHEDULES", "Schedule",
-    "add_decayed_weights", "adam", "adam_hd", "amsgrad", "apply_updates", "chain", "clip",
-    "clip_by_global_norm", "constant_schedule", "cosine_decay_schedule", "current_learning_rate",
-    "exponential_decay_schedule", "get_optimizer", "hypergradient", "identity", "inverse_time_schedule",
-    "make_schedule", "momentum", "nadam", "namsgrad", "nesterov", "rmsprop", "scale", "scale_by_adam",
-    "scale_by_amsgrad", "scale_by_rms", "scale_by_schedule", "sgd", "sgd_hd", "state_from_arrays",
-    "state_to_arrays", "trace",
+    "GradientTransformation", "OPTIMIZERS", "OptimizerSpec", "SCHEDULES", "Schedule", "ScheduleFreeState",
+    "add_decayed_weights", "adam", "adam_hd", "adamw", "adamw_schedulefree", "amsgrad", "apply_updates", "chain",
+    "clip", "clip_by_global_norm", "constant_schedule", "cosine_decay_schedule", "current_learning_rate",
+    "eval_params", "exponential_decay_schedule", "get_optimizer", "hypergradient", "identity",
+    "inverse_time_schedule", "make_schedule", "momentum", "nadam", "nadamw", "namsgrad", "nesterov",
+    "one_cycle_schedule", "rmsprop", "scale", "scale_by_adam", "scale_by_amsgrad", "scale_by_rms",
+    "scale_by_schedule", "sgd", "sgd_hd", "state_from_arrays", "state_to_arrays", "trace", "train_params",
+    "warmup_cosine_schedule",
 ]

@@ -14,7 +14,7 @@ from symnet.core import datasets
 from symnet.core.model import presets as models
 from symnet.core.datasets import Dataset
 from symnet.core.errors import DataError, DivergenceError, SolverError
-from test_optim import BASE, CUSTOM, REFERENCES
+from test_optim import BASE, CUSTOM, EVAL_REFERENCES, REFERENCES, UNSCHEDULED, ref_schedulefree
 
 NAMES = list(optim.OPTIMIZERS)
 
@@ -96,7 +96,9 @@ def test_five_full_batch_steps_match_the_published_formulas(name):
     x0 = list(model.get_flat())
     opts = solver_options(name)
     hp = dict(optim.OPTIMIZERS[name].defaults, **{("learning_rate" if k == "lr" else k): v for k, v in opts.items()})
-    ref = np.array(REFERENCES[name](grad, lambda t: hp["learning_rate"], hp, x0=x0, steps=5))
+    # the parameters a solver reports are its model's (schedule-free AdamW's average x, not the y it trains at)
+    ref = np.array(EVAL_REFERENCES.get(name, REFERENCES[name])(grad, lambda t: hp["learning_rate"], hp, x0=x0,
+                                                               steps=5))
     seen, callback = record_params()
     s = solvers.get(name)(ridge=ridge, dtype="float64", **opts).fit(model, data, steps=5, quiet=True,
                                                                      callbacks=[callback])
@@ -213,10 +215,12 @@ def test_a_bad_batch_stops_the_epoch(bad):
     np.testing.assert_array_equal(model.get_flat(), start)
 
 
-@pytest.mark.parametrize("name", ["namsgrad", "adam-hd", "momentum"])
+@pytest.mark.parametrize("name", ["namsgrad", "adam-hd", "momentum", "adamw-schedulefree"])
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(name, tmp_path):
     opts = dict(solver_options(name), batch_size=3, ridge=0.01)
-    if not name.endswith("-hd"):
+    if name == "adamw-schedulefree":
+        opts.update(warmup=0.3, weight_decay=0.01)  # the checkpoint keeps y; the warm-up's horizon is steps=6
+    elif name not in UNSCHEDULED:
         opts.update(schedule="cosine", final_lr=0.001)  # its horizon comes from steps=6 in both runs
     model, data = small_problem(n=8)
     whole = solvers.get(name)(**opts).fit(model, data, steps=6, quiet=True)
@@ -267,3 +271,142 @@ def test_float32_training_follows_float64_and_keeps_float64_state():
     np.testing.assert_allclose(runs["float32"][1], runs["float64"][1], rtol=1e-4)
     with pytest.raises(SolverError, match="dtype"):
         solvers.get("adam")(dtype="float16").fit(model.copy(), data, steps=1, quiet=True)
+
+
+# --------------------------------------------------------------------------- schedules with a warm-up
+def rates(solver):
+    return [r["lr"] for r in solver.history_.records[1:]]
+
+
+def test_warmup_cosine_and_one_cycle_drive_the_rate():
+    # full batch: one update per epoch, so 10 epochs are a horizon of 10 updates
+    model, data = small_problem()
+    s = solvers.get("adam")(lr=0.1, batch_size=None, schedule="warmup-cosine", warmup=0.3, final_lr=0.01).fit(
+        model, data, steps=10, quiet=True)
+    # warmup = 0.3 of 10 updates: 0.1 (t + 1) / 3 for t < 3, then 0.01 + 0.045 (1 + cos(pi (t - 3) / 7))
+    expected = [0.1 * (t + 1) / 3 for t in range(3)] + [0.01 + 0.045 * (1 + math.cos(math.pi * (t - 3) / 7))
+                                                       for t in range(3, 10)]
+    assert rates(s) == pytest.approx(expected, rel=1e-14)
+    model, data = small_problem()
+    s = solvers.get("sgd")(lr=0.5, batch_size=None, schedule="one-cycle").fit(model, data, steps=10, quiet=True)
+    # PyTorch's OneCycleLR defaults: pct_start 0.3 (rise over t <= 2), div_factor 25, final_div_factor 1e4
+    lo, hi, end = 0.5 / 25, 0.5, 0.5 / 25 / 1e4
+    expected = [lo, (lo + hi) / 2, hi] + [end + (hi - end) * (1 + math.cos(math.pi * (t - 2) / 7)) / 2
+                                          for t in range(3, 10)]
+    assert rates(s) == pytest.approx(expected, rel=1e-13)
+    # the horizon is epochs x batches: 8 samples in batches of 3 are 3 updates an epoch, 4 epochs 12 updates
+    model, data = small_problem(n=8)
+    s = solvers.get("momentum")(lr=0.1, batch_size=3, schedule="warmup-cosine", warmup=0.25).fit(
+        model, data, steps=4, quiet=True)
+    sched = optim.warmup_cosine_schedule(0.1, 12, warmup_steps=3)
+    assert rates(s) == pytest.approx([sched(t) for t in (2, 5, 8, 11)], rel=1e-14)
+    # the default warm-up is 5% (of 12 updates: round(0.6) = 1), and schedule_steps sets the horizon
+    model, data = small_problem(n=8)
+    s = solvers.get("nadamw")(lr=0.1, batch_size=3, schedule="warmup-cosine", schedule_steps=40).fit(
+        model, data, steps=4, quiet=True)
+    sched = optim.warmup_cosine_schedule(0.1, 40, warmup_steps=2)
+    assert rates(s) == pytest.approx([sched(t) for t in (2, 5, 8, 11)], rel=1e-14)
+    model, data = small_problem(n=8)
+    s = solvers.get("adamw")(lr=0.1, batch_size=3, schedule="one-cycle", warmup=0.5, div_factor=4.0,
+                             final_div_factor=10.0).fit(model, data, steps=4, quiet=True)
+    sched = optim.one_cycle_schedule(0.1, 12, pct_start=0.5, div_factor=4.0, final_div_factor=10.0)
+    assert rates(s) == pytest.approx([sched(t) for t in (2, 5, 8, 11)], rel=1e-14)
+
+
+def test_schedules_with_a_warm_up_need_a_horizon_and_warmup_needs_such_a_schedule():
+    model, data = small_problem()
+    for sched in ("warmup-cosine", "one-cycle"):
+        with pytest.raises(SolverError, match=f"the {sched} schedule needs a horizon: pass steps=.* schedule_steps"):
+            solvers.get("adam")(schedule=sched).fit(model.copy(), data, time_limit=1.0, quiet=True)
+        s = solvers.get("adam")(schedule=sched, schedule_steps=50).fit(model.copy(), data, time_limit=0.2,
+                                                                      quiet=True)
+        assert len(s.history_) >= 1
+    for sched in (None, "cosine", "constant"):
+        with pytest.raises(SolverError, match="option warmup applies to the schedules 'warmup-cosine' and "
+                                              "'one-cycle'"):
+            solvers.get("sgd")(schedule=sched, warmup=0.1).fit(model.copy(), data, steps=2, quiet=True)
+    with pytest.raises(SolverError, match="option warmup must be a number >= 0 and < 1"):
+        solvers.get("sgd")(schedule="warmup-cosine", warmup=1.0).fit(model.copy(), data, steps=2, quiet=True)
+    with pytest.raises(SolverError, match="option schedule must be one of .*'warmup-cosine', 'one-cycle'"):
+        solvers.get("sgd")(schedule="onecycle").fit(model.copy(), data, steps=2, quiet=True)
+
+
+# --------------------------------------------------------------------------- AdamW, NAdamW, schedule-free
+def test_adamw_and_nadamw_decouple_by_default_and_adam_is_unchanged():
+    for name in ("adamw", "nadamw", "adamw-schedulefree"):
+        assert solvers.get(name).defaults["decoupled"] is True
+    assert solvers.get("adamw").defaults["weight_decay"] == solvers.get("nadamw").defaults["weight_decay"] == 1e-2
+    assert solvers.get("adamw-schedulefree").defaults["weight_decay"] == 0.0
+    assert solvers.get("adam").defaults["weight_decay"] == 0.0 and solvers.get("adam").defaults["decoupled"] is False
+    # adamw is adam with decoupled decay, step for step
+    runs = []
+    for name, opts in (("adamw", {}), ("adam", dict(weight_decay=1e-2, decoupled=True))):
+        model, data = small_problem(n=8)
+        solvers.get(name)(lr=0.05, batch_size=3, **opts).fit(model, data, steps=3, quiet=True)
+        runs.append(model.get_flat())
+    np.testing.assert_array_equal(*runs)
+    model, data = small_problem()
+    with pytest.raises(SolverError, match="decouples its weight decay"):
+        solvers.get("adamw")(decoupled=False).fit(model, data, steps=1, quiet=True)
+
+
+def test_schedule_free_trains_at_y_and_reports_x_with_its_warm_up():
+    model, data = small_problem()
+    X, Y, N = data.x_train, data.one_hot("train"), len(data.x_train)
+    ridge, steps, warmup = 0.05, 8, 0.3
+    probe = model.copy()
+
+    def grad(theta):
+        probe.set_flat(np.array(theta))
+        return list(probe.loss_and_grad(X, Y, ridge)[1] / N)
+
+    opts = dict(lr=0.1, b1=0.8, r=0.5, weight_decay=0.02)
+    hp = dict(optim.OPTIMIZERS["adamw-schedulefree"].defaults, learning_rate=0.1, b1=0.8, r=0.5,
+              weight_decay=0.02, warmup_steps=2)  # round(0.3 x 8 full-batch updates) = 2
+    ref_y, ref_x = ref_schedulefree(grad, lambda t: 0.1, hp, x0=list(model.get_flat()), steps=steps, both=True)
+    seen, callback = record_params()
+    s = solvers.get("adamw-schedulefree")(ridge=ridge, dtype="float64", batch_size=None, warmup=warmup, **opts).fit(
+        model, data, steps=steps, quiet=True, callbacks=[callback])
+    np.testing.assert_allclose(np.array(seen), np.array(ref_x)[1:], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(optim.train_params(s._opt_state), ref_y[-1], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(ref_x[-1], ref_y[-1], rtol=1e-6)
+    np.testing.assert_array_equal(model.get_flat(), optim.eval_params(s._opt_state))
+    for k, theta in enumerate(ref_x):  # the records are the objective at x
+        probe.set_flat(np.array(theta))
+        expected = (float(np.sum((probe.forward(X) - Y) ** 2)) + ridge * float(np.dot(theta, theta))) / N
+        assert s.history_[k]["loss"] == pytest.approx(expected, rel=1e-12)
+    assert rates(s) == pytest.approx([0.05, 0.1] + [0.1] * (steps - 2), rel=1e-15)
+
+
+def test_schedule_free_interim_records_are_at_x_and_do_not_disturb_training():
+    def fit(record_every):
+        model, data = small_problem(n=8)
+        s = solvers.get("adamw-schedulefree")(lr=0.05, batch_size=3, dtype="float64")
+        s.record_every = record_every
+        return s.fit(model, data, steps=3, quiet=True), model
+
+    plain, m1 = fit(10.0)
+    busy, m2 = fit(0.0)  # an interim record after every batch
+    np.testing.assert_array_equal(m1.get_flat(), m2.get_flat())
+    partial = [r for r in busy.history_.records if r.get("partial")]
+    full = [r for r in busy.history_.records if not r.get("partial")]
+    assert len(partial) == 9 and len(full) == 4
+    # the interim record after an epoch's last batch is at the same point as the epoch's record: x
+    for step in (1, 2, 3):
+        last = [r for r in partial if r["step"] == step][-1]
+        assert last["loss"] == pytest.approx(full[step]["loss"], rel=1e-12)
+
+
+def test_schedule_free_options_and_refusals():
+    model, data = small_problem()
+    with pytest.raises(SolverError, match="needs no schedule"):
+        solvers.get("adamw-schedulefree")(schedule="cosine").fit(model.copy(), data, steps=2, quiet=True)
+    with pytest.raises(SolverError, match="adamw-schedulefree'.s warm-up .* needs a horizon: pass steps=.*"
+                                          "schedule_steps"):
+        solvers.get("adamw-schedulefree")(warmup=0.1).fit(model.copy(), data, time_limit=1.0, quiet=True)
+    # no warm-up needs no horizon: a fit with only a time limit runs
+    s = solvers.get("adamw-schedulefree")().fit(model.copy(), data, time_limit=0.2, quiet=True)
+    assert len(s.history_) >= 1
+    with pytest.raises(SolverError, match="decouples"):
+        solvers.get("adamw-schedulefree")(decoupled=False).fit(model.copy(), data, steps=1, quiet=True)
+    assert "interpolation" in solvers.get("adamw-schedulefree").OPTIONS["b1"].help
