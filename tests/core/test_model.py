@@ -258,3 +258,42 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_saved_models_carry_a_format_version_and_refuse_what_they_cannot_vouch_for(tmp_path):
+    # the file format is versioned; unknown, missing and non-finite arrays are refused at load, and a
+    # non-finite model is refused at save (nothing is written then)
+    from symnet.core.errors import CorruptFileError, ModelError
+    from symnet.core.model.saving import FORMAT_KEY, FORMAT_VERSION, load_model, save_model
+
+    m = models.get("mlp", input_dim=2, hidden=2, seed=0)
+    path = save_model(m, tmp_path / "a")
+    arrays = dict(np.load(path))
+    assert int(arrays[FORMAT_KEY]) == FORMAT_VERSION
+    np.testing.assert_array_equal(load_model(path).get_flat(), m.get_flat())
+
+    def rewrite(**changes):
+        new = {**arrays, **changes}
+        np.savez(path, **{k: v for k, v in new.items() if v is not None})
+
+    rewrite(extra=np.zeros(3))
+    with pytest.raises(CorruptFileError, match="does not name \\(extra\\)"):
+        load_model(path)
+    rewrite(**{FORMAT_KEY: np.array(FORMAT_VERSION + 1)})
+    with pytest.raises(CorruptFileError, match="upgrade symnet"):
+        load_model(path)
+    name = next(k for k in arrays if k != FORMAT_KEY)
+    rewrite(**{name: np.full_like(arrays[name], np.nan)})
+    with pytest.raises(CorruptFileError, match="not finite"):
+        load_model(path)
+    rewrite(**{name: None})
+    with pytest.raises(CorruptFileError, match="lack"):
+        load_model(path)
+    # a file written before versions existed (no version array) still loads
+    np.savez(path, **{k: v for k, v in arrays.items() if k != FORMAT_KEY})
+    np.testing.assert_array_equal(load_model(path).get_flat(), m.get_flat())
+    # a diverged model is never saved, and the file already there is kept
+    m.layers[0].params["weight"][...] = np.inf
+    with pytest.raises(ModelError, match="not finite"):
+        save_model(m, path)
+    assert np.all(np.isfinite(load_model(path).get_flat()))

@@ -3,6 +3,11 @@
 A saved model is a pair of files: ``model.npz`` (one array per parameter) and
 ``model.json`` (the spec that :func:`~symnet.core.model.sequential.model_from_spec`
 rebuilds). A run's ``checkpoint.npz`` holds both in one archive.
+
+The weights archive carries its format version (``symnet_format``, :data:`FORMAT_VERSION`);
+files written before versions existed load as version 0. Loading refuses what it could
+only guess at: a newer format, arrays the spec does not name, missing arrays, and
+non-finite weights (a diverged run's model is never saved either).
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from symnet.core.files import atomic_save_npz, atomic_write_json, read_json, rea
 from symnet.core.layers import LAYER_TYPES
 from symnet.core.model.sequential import model_from_spec
 
+#: The version of the weights archive this symnet writes (the ``symnet_format`` array of ``model.npz``).
+FORMAT_VERSION = 1
+#: The name of the version array inside ``model.npz``.
+FORMAT_KEY = "symnet_format"
+
+
+def _non_finite(arrays: dict) -> list[str]:
+    """Names of the arrays holding NaN or infinity."""
+    return [name for name, value in arrays.items()
+            if np.issubdtype(np.asarray(value).dtype, np.number) and not np.all(np.isfinite(value))]
+
 
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save weights to ``<path>`` (``.npz``) and the spec beside it (``.json``).
@@ -27,13 +43,36 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
     Raises:
         ModelError: the model has a layer that :func:`load_model` could not rebuild (a layer class of
-            one's own that is not registered with :func:`symnet.core.layers.register_layer`).
+            one's own that is not registered with :func:`symnet.core.layers.register_layer`), or
+            weights that are not finite (nothing is written then).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from symnet.core.model import presets
+        >>> m = presets.get("mlp", input_dim=2, hidden=2)
+        >>> folder = tempfile.mkdtemp()
+        >>> path = save_model(m, folder)
+        >>> np.array_equal(load_model(path).get_flat(), m.get_flat())
+        True
+        >>> m.layers[0].params["weight"][0, 0] = np.nan
+        >>> save_model(m, folder)
+        Traceback (most recent call last):
+        ...
+        symnet.core.errors.ModelError: the model's weights are not finite (NaN or infinity in linear0.weight): the run diverged, so the model was not saved; retrain (a lower learning rate for gradient solvers) or load an earlier checkpoint
     """
     check_loadable(model)
     path = Path(path)
     if path.suffix != ".npz":
         path = path / "model.npz"
     arrays = {name: np.asarray(value) for name, value in model.parameters()}
+    bad = _non_finite(arrays)
+    if bad:
+        raise ModelError(f"the model's weights are not finite (NaN or infinity in {', '.join(bad[:3])}): the run "
+                         "diverged, so the model was not saved; retrain (a lower learning rate for gradient "
+                         "solvers) or load an earlier checkpoint")
+    if FORMAT_KEY in arrays:
+        raise ModelError(f"a parameter may not be named {FORMAT_KEY!r}: symnet keeps the file format's version there")
+    arrays[FORMAT_KEY] = np.array(FORMAT_VERSION)
     atomic_save_npz(path, **arrays)
     atomic_write_json(path.with_suffix(".json"), model.spec())
     return path
@@ -92,6 +131,9 @@ def _model_from_checkpoint(arrays: dict, path: Path):
     if params.shape != (model.num_params,):
         raise CorruptFileError(f"checkpoint {path} holds {params.size} parameters, its spec says "
                                f"{model.num_params}; the file is damaged")
+    if not np.all(np.isfinite(params)):
+        raise CorruptFileError(f"checkpoint {path} holds non-finite parameters (NaN or infinity): the run had "
+                               "diverged when it was written; start again, or from an earlier saved model")
     model.set_flat(params)
     return model
 
@@ -107,10 +149,23 @@ def _rebuild(spec, arrays: dict, path: Path):
                                "re-save it with symnet") from None
     if not arrays:
         return model
+    arrays = dict(arrays)
+    version = int(arrays.pop(FORMAT_KEY, 0))
+    if version > FORMAT_VERSION:
+        raise CorruptFileError(f"model weights {path} are in format {version}, newer than this symnet reads "
+                               f"({FORMAT_VERSION}); upgrade symnet to load them")
     expected = dict(model.parameters())
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise CorruptFileError(f"model weights {path} lack {missing[:3]}; the .npz and .json do not belong together")
+    unknown = sorted(set(arrays) - set(expected))
+    if unknown:
+        raise CorruptFileError(f"model weights {path} hold arrays the spec does not name ({', '.join(unknown[:3])}); "
+                               "the .npz and .json do not belong together, or the file was edited")
+    bad = _non_finite({name: arrays[name] for name in expected})
+    if bad:
+        raise CorruptFileError(f"model weights {path} are not finite (NaN or infinity in {', '.join(bad[:3])}): "
+                               "the model diverged before it was saved; retrain it")
     for name, value in expected.items():
         if arrays[name].shape != value.shape:
             raise CorruptFileError(
