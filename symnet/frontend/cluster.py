@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Iterator
 
 from symnet.core.errors import ClusterError
 
-#: Seconds to wait for a scheduler given by address, and for the workers of a new local cluster.
+#: Seconds to wait for the workers of a new local cluster.
 CONNECT_TIMEOUT = 30.0
+#: Seconds to wait for a scheduler given by address before giving up with one line.
+SCHEDULER_TIMEOUT = 20.0
 
 
 def _distributed():
@@ -81,15 +84,41 @@ def local_cluster(workers: int, *, threads: int | None = None, dashboard: str | 
                 os.environ[key] = value
 
 
-def connect(address: str):
-    """A ``Client`` of the scheduler at ``address`` (``tcp://host:8786``), or a ClusterError (the caller closes it)."""
+def connect(address: str, *, timeout: float | None = None):
+    """A ``Client`` of the scheduler at ``address`` (``tcp://host:8786``), or a ClusterError (the caller closes it).
+
+    The attempt runs in a daemon thread that is abandoned after ``timeout`` seconds (default
+    :data:`SCHEDULER_TIMEOUT`): a service that is not a Dask scheduler (a web server, say) can leave
+    ``distributed.Client`` waiting forever for a handshake, or reading its reply as a frame length
+    of exabytes; either way the user gets one line, in bounded time.
+    """
     distributed = _distributed()
-    try:
-        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} ({exc}); start one with "
-                           "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N") from None
-    return client
+    timeout = SCHEDULER_TIMEOUT if timeout is None else float(timeout)
+    box: dict = {}
+
+    def attempt() -> None:
+        try:
+            # Dask's own timeout ends a refused or silent address first, with its reason; the join below is
+            # the bound for a service that never completes the handshake
+            box["client"] = distributed.Client(address, timeout=0.75 * timeout)
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes the one line below
+            box["error"] = exc
+
+    worker = threading.Thread(target=attempt, name="symnet-connect", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    advice = ("start one with `dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N")
+    if worker.is_alive():
+        raise ClusterError(f"no Dask scheduler answered at {address!r} within {timeout:g} s: is the address a "
+                           f"Dask scheduler's (port 8786 by default, not its dashboard's)? {advice}")
+    exc = box.get("error")
+    if exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt
+        kind = "" if isinstance(exc, (OSError, TimeoutError)) else " (the service there does not speak Dask's protocol)"
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r}{kind}: {type(exc).__name__}: "
+                           f"{str(exc)[:200]}; {advice}") from None
+    return box["client"]
 
 
 @contextlib.contextmanager
@@ -129,4 +158,4 @@ def scheduler_address(client) -> str | None:
     return None if client is None else client.scheduler.address
 
 
-__all__ = ["CONNECT_TIMEOUT", "connect", "local_cluster", "scheduler_address", "session"]
+__all__ = ["CONNECT_TIMEOUT", "SCHEDULER_TIMEOUT", "connect", "local_cluster", "scheduler_address", "session"]

@@ -53,12 +53,33 @@ def test_cluster_flags_errors_are_one_line(capsys, monkeypatch):
     code, _, err = run(capsys, "train", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9", "--sweeps", "1",
                        *SMALL)
     one_line_error(code, err, "not both")
-    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT", 2.0)
     code, _, err = run(capsys, "bench", "coordinate", "--scheduler", "tcp://127.0.0.1:9", "--sweeps", "1", *SMALL)
     one_line_error(code, err, "cannot reach the Dask scheduler", "tcp://127.0.0.1:9")
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the dask extra were not installed
     code, _, err = run(capsys, "compare", "--solvers", "coordinate", "--workers", "2", "--sweeps", "1", *SMALL)
     one_line_error(code, err, "pip install 'symnet[dask]'")
+
+
+def test_a_service_that_is_not_dask_fails_with_one_line(monkeypatch):
+    # a web server at the scheduler's address: distributed.Client would wait for a handshake forever (or read
+    # the reply as a frame length of exabytes); connect gives up after its timeout with one line instead
+    import http.server
+    import threading
+
+    pytest.importorskip("distributed")
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the refused handshake is expected; keep the test's output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ClusterError, match="Dask scheduler") as info:
+            cluster.connect(f"tcp://127.0.0.1:{server.server_address[1]}", timeout=2.0)
+        assert "\n" not in str(info.value)
+    finally:
+        server.shutdown()
 
 
 def test_train_on_a_local_cluster_equals_the_run_without(capsys, tmp_path):
