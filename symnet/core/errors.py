@@ -46,6 +46,10 @@ class ClusterError(SymnetError, RuntimeError):
     """
 
 
+class ResourceError(SymnetError, MemoryError):
+    """The work would need more memory than the machine has available (refused before allocating it)."""
+
+
 class SymnetWarning(UserWarning):
     """Something about a run the user did not ask about: a budget cut short, a step that could not be cut.
 

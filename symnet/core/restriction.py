@@ -50,6 +50,7 @@ from symnet.core.linalg import LocalReadout, fit_readout_on, ridge_factor
 from symnet.core.objective import sum_squares
 from symnet.core.objective import value as objective_value
 from symnet.core.roots import dense
+from symnet.core.runtime import require_memory
 from symnet.core.samples import Samples
 
 Direction = Union[str, Coord, dict, np.ndarray]
@@ -467,6 +468,12 @@ class Restriction(RestrictionBase, Samples):
     # ------------------------------------------------------------------ caches
     def refresh(self) -> None:
         """Recompute every cached activation and the residual exactly (one forward pass)."""
+        if not getattr(self, "acts", None):  # the first fill: refuse a cache that cannot fit before building it
+            shapes = self.model.shapes
+            per_sample = sum(int(np.prod(shapes[li])) for li, layer in enumerate(self.model.layers) if layer.needs_input)
+            require_memory(len(self.X) * (per_sample + int(np.prod(shapes[-1]))) * self.dtype.itemsize,
+                           f"the cached activations of {len(self.X):,} samples",
+                           "train on fewer samples (--samples), in float32, or on a Dask cluster (--workers)")
         self.acts: dict[int, np.ndarray] = {}
         self.scratch.clear()  # what fused ops derived from the old caches
         self.refresh_output_from(0)

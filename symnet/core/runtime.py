@@ -20,6 +20,8 @@ import os
 import sys
 from typing import Iterator
 
+from symnet.core.errors import ResourceError
+
 
 @functools.lru_cache(maxsize=1)
 def _controller():
@@ -90,6 +92,47 @@ def reset_peak() -> bool:
         return "VmHWM" in _proc_status_mb()
     except OSError:
         return False
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can get without swapping (``MemAvailable``), None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def require_memory(nbytes: float, what: str, fix: str, *, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, work that would need more memory than this machine has free.
+
+    Numpy hands out large zeroed arrays lazily, so an oversized model or cache is not
+    refused by the allocator: it grows page by page until the kernel kills the process
+    with no message. This turns that into one line with the estimate and the fix.
+
+    Args:
+        nbytes: the estimate of what the work needs at its peak.
+        what: what needs it, for the message ("the model's parameters").
+        fix: how to need less ("build it smaller").
+        available: bytes available (default: :func:`available_memory_bytes`; unknown: no check).
+
+    Raises:
+        ResourceError: the estimate exceeds what is available; the message names both figures.
+
+    Example:
+        >>> require_memory(2e9, "the cache", "use fewer samples", available=10**12)
+        >>> require_memory(2e12, "the cache", "use fewer samples", available=10**9)
+        Traceback (most recent call last):
+        ...
+        symnet.core.errors.ResourceError: the cache would need about 2,000 GB of memory but 1.0 GB is available; use fewer samples
+    """
+    free = available_memory_bytes() if available is None else available
+    if free is not None and nbytes > free:
+        need = f"{nbytes / 1e9:,.0f}" if nbytes >= 1e10 else f"{nbytes / 1e9:.1f}"
+        raise ResourceError(f"{what} would need about {need} GB of memory but {free / 1e9:.1f} GB is available; {fix}")
 
 
 class MemoryProbe:

@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from symnet.core.runtime import blas_threads
+from symnet.core.runtime import blas_threads, require_memory
 from symnet.core.errors import DataError, ModelError
 from symnet.core.layers import LAYER_TYPES, Layer
 from symnet.core.objective import sum_squares
@@ -64,6 +64,11 @@ class Sequential:
             raise ModelError(f"the network's output must be a vector per sample, got shape {shape}; "
                              "end with Flatten() and Linear(...)")
         self.num_outputs = shape[0]
+        # the zeroed parameter arrays are not in memory yet (numpy allocates lazily); the initialisation
+        # touches them and its random draws need as much again, so refuse here rather than be killed there
+        param_bytes = sum(value.nbytes for layer in self.layers for value in layer.params.values())
+        require_memory(3 * param_bytes, f"a network of {param_bytes // 8:,} parameters",
+                       "build it smaller (fewer channels or hidden units)")
         self.seed = seed
         if seed is not None:
             self.init(seed)
