@@ -5,7 +5,7 @@ Takes the first ``--n-train`` training and ``--n-test`` test images and labels
 of the full MNIST files, checks the sources against the canonical md5 of their
 uncompressed bytes, and writes gzipped IDX files (level 9, zero timestamp, so
 the output is byte-for-byte reproducible) plus a README with attribution into
-``symnet/datasets/data``.
+``symnet/core/datasets/data``.
 
 Usage (from the repository root):
     python tools/make_embedded_data.py --source ../shared/data/mnist
@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from symnet.datasets.idx import encode_idx, parse_idx, read_bytes, write_idx  # noqa: E402
-from symnet.datasets.loaders import FILES, _SOURCES, _find_files  # noqa: E402
+from symnet.core.datasets.idx import encode_idx, parse_idx, read_bytes, write_idx  # noqa: E402
+from symnet.core.datasets.loaders import EMBEDDED_DIR, FILES, SOURCES, find_files  # noqa: E402
 
 README = """\
 # Embedded MNIST subset
@@ -51,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "mnist",
                         help="folder with the full MNIST IDX files (default: ../shared/data/mnist)")
-    parser.add_argument("--out", type=Path, default=REPO / "symnet" / "datasets" / "data")
+    parser.add_argument("--out", type=Path, default=EMBEDDED_DIR,
+                        help="output folder (default: symnet/core/datasets/data, where load('mnist-small') reads)")
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=2_000)
     args = parser.parse_args(argv)
 
-    found = _find_files(args.source)
+    found = find_files(args.source)
     missing = [FILES[r] for r in FILES if r not in found]
     if missing:
         parser.error(f"{args.source} lacks {', '.join(missing)}; point --source at the full MNIST files")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for role, stem in FILES.items():
         raw = read_bytes(found[role])
         digest = hashlib.md5(raw).hexdigest()
-        if digest != _SOURCES["mnist"]["md5"][role]:
+        if digest != SOURCES["mnist"]["md5"][role]:
             parser.error(f"{found[role]} is not the canonical MNIST file (md5 {digest}); fix the source")
         n = args.n_train if role.startswith("train") else args.n_test
         subset = parse_idx(raw, str(found[role]))[:n]

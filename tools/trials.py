@@ -155,6 +155,7 @@ def main() -> int:
                 message = first_line(proc.stderr) or first_line(proc.stdout)
                 shown = "symnet " + " ".join(trial)
             message = message.replace(str(tmp), "TMP").replace(str(ROOT.parent), "..")
+            shown = shown.replace(str(ROOT.parent), "..")  # the docs name no machine's folders
             rows.append((area, what, shown, code, message))
             print(f"{code:>4}  {what}: {message[:150]}", flush=True)
     if args.write:

@@ -99,3 +99,26 @@ def square_jet(z0: np.ndarray, D: np.ndarray) -> np.ndarray:
     for i in range(K):
         out[i + 1:i + 1 + K] += D[i] * D
     return out
+
+
+def single_coord(direction: dict) -> Coord | None:
+    """The Coord if ``direction`` (a layer's part: name -> Coord or array) moves exactly one coordinate, else None."""
+    if len(direction) == 1:
+        (value,) = direction.values()
+        if isinstance(value, Coord):
+            return value
+    return None
+
+
+def direction_arrays(params: dict[str, np.ndarray], direction: dict) -> dict[str, np.ndarray]:
+    """A layer's part of a direction as dense per-parameter arrays (a Coord becomes a one-hot array of its shape)."""
+    out = {}
+    for key, value in direction.items():
+        if isinstance(value, Coord):
+            arr = np.zeros_like(params[value.name])
+            arr[value.index] = 1.0
+            out[value.name] = arr
+        else:
+            value = np.asarray(value)
+            out[key] = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
+    return out

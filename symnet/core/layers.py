@@ -1,25 +1,14 @@
 """Polynomial layers: forward, backward and polynomial rule side by side.
 
-Every layer is a plain class with ``__call__`` (the numeric forward),
-``parameters()`` and ``__repr__``, and three rules that the rest of symnet
-builds on:
-
-* ``forward(x)``: batched numeric forward, BLAS-backed;
-* ``backward(x, grad_out)``: the exact vector-Jacobian product, returning the
-  gradient with respect to the input and a dict of parameter gradients;
-* ``jet(x, jet_in, direction)``: the polynomial rule. Along a parameter
-  direction ``d`` every activation is a polynomial in the step ``t``; a
-  :class:`Jet` holds its ``t^1 .. t^K`` coefficients (the ``t^0`` term is the
-  cached activation) on the slice of channels the direction touches. The rule
-  maps the input jet, plus this layer's own part of ``d``, to the output jet.
-  It is exact: nothing is truncated, and the degree grows as the graph says
-  (:meth:`degree`).
-* ``symbolic(xs, ps)``: the same map on symengine expressions, for the
-  symbolic view; no data ever enters it;
-* the derivatives the exact direction solvers read from cached activations:
-  ``input_grad(x, g)`` (the input part of ``backward``), ``param_grads(x, g)``
-  (the parameter part, summed over samples) and ``per_sample_grads(x, g)``
-  (one row of parameter gradients per sample, for Jacobians).
+Each layer is a plain class (``__call__``, ``parameters()``, ``__repr__``) that
+keeps all its rules together, as in micrograd: ``forward`` (batched, BLAS-backed),
+``backward`` (the exact vector-Jacobian product), ``jet`` (the polynomial rule:
+along a parameter direction the output is an exact polynomial in the step, a
+:class:`~symnet.core.jets.Jet`; :mod:`symnet.core.jets` explains it), ``degree``,
+``symbolic`` (the same map on symengine expressions, for the symbolic view), and
+the derivatives the exact direction solvers read from cached activations
+(``input_grad``, ``param_grads``, ``per_sample_grads``, ``kronecker_factors``).
+:class:`Layer` documents each rule.
 
 Parameters live in ``self.params`` (name -> float64 array) so optimizers,
 solvers and serialisation see one flat list.
@@ -31,7 +20,7 @@ import numpy as np
 
 from symnet.core.errors import ModelError
 from symnet.core.conv import block_rows, conv2d_valid, conv_backward, conv_weight_grad, windows
-from symnet.core.jets import Coord, Jet, jet_add, series_mul, shift_up, square_jet
+from symnet.core.jets import Jet, direction_arrays, jet_add, series_mul, shift_up, single_coord, square_jet
 from symnet.core.kernels.conv import avg_pool, avg_pool_backward, col2im, im2col
 
 # Poly activation presets. The ReLU approximations on [-3, 3] are the ones used
@@ -166,20 +155,6 @@ def _input_grad_many_by_shape(layer: Layer, x: np.ndarray, grad_out: np.ndarray)
     return out.reshape((K, n) + out.shape[1:])
 
 
-def _direction_arrays(layer: Layer, direction: dict) -> dict[str, np.ndarray]:
-    """Dense per-parameter direction arrays (zeros where absent)."""
-    out = {}
-    for key, value in direction.items():
-        if isinstance(value, Coord):
-            arr = np.zeros_like(layer.params[value.name])
-            arr[value.index] = 1.0
-            out[value.name] = arr
-        else:
-            value = np.asarray(value)
-            out[key] = value if value.dtype in (np.float32, np.float64) else value.astype(np.float64)
-    return out
-
-
 # --------------------------------------------------------------------------- Linear
 class Linear(Layer):
     """``y = x W^T + b`` on inputs of shape (N, in_features).
@@ -268,7 +243,7 @@ class Linear(Layer):
             Ws = W if jet_in.channels is None else W[:, jet_in.channels]
             out = Jet(jet_in.coeffs @ Ws.T)
         if direction:
-            coord = _single_coord(direction)
+            coord = single_coord(direction)
             if coord is not None:
                 if coord.name == "weight":
                     o, i = coord.index
@@ -282,7 +257,7 @@ class Linear(Layer):
                     dW = np.zeros_like(W)
                     dW[o, i] = 1.0
             else:
-                d = _direction_arrays(self, direction)
+                d = direction_arrays(self.params, direction)
                 dW = d.get("weight")
                 first = np.zeros((len(x), self.out_features), dtype=np.result_type(x, W))
                 if dW is not None:
@@ -306,15 +281,6 @@ class Linear(Layer):
         if self.bias:
             y = y + ps["bias"]
         return y
-
-
-def _single_coord(direction: dict) -> Coord | None:
-    """The Coord if ``direction`` moves exactly one coordinate, else None."""
-    if len(direction) == 1:
-        (value,) = direction.values()
-        if isinstance(value, Coord):
-            return value
-    return None
 
 
 # --------------------------------------------------------------------------- Conv2d
@@ -486,8 +452,8 @@ class Conv2d(Layer):
     def jet(self, x, jet_in, direction):
         # (W + t dW) * (x0 + D) + t db - W * x0 = W*D + t (dW*x0 + db) + t dW*D
         W = self.params["weight"]
-        coord = _single_coord(direction) if direction else None
-        d = _direction_arrays(self, direction) if direction and coord is None else {}
+        coord = single_coord(direction) if direction else None
+        d = direction_arrays(self.params, direction) if direction and coord is None else {}
         out = None
         cross = None  # dW * D
         if jet_in is not None:

@@ -13,16 +13,7 @@ from symnet.core.datasets import loaders
 from symnet.core.datasets.idx import encode_idx
 from symnet.core.errors import CorruptFileError, DataError, DatasetNotFoundError
 
-SHARED_MNIST = [Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist",
-                Path("/work/shared/data/mnist")]
 NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-
-
-def _shared_mnist() -> Path:
-    for folder in SHARED_MNIST:
-        if (folder / "train-images-idx3-ubyte.gz").is_file():
-            return folder
-    pytest.skip("full MNIST not found beside the repository (../shared/data/mnist)")
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +158,7 @@ def test_download_verifies_md5_and_writes_to_cache(tmp_path, monkeypatch):
     served = {stem: encode_idx(a) for stem, a in zip(NAMES, arrays)}
     roles = list(loaders.FILES)
     md5 = {role: hashlib.md5(served[stem]).hexdigest() for role, stem in zip(roles, NAMES)}
-    monkeypatch.setitem(loaders._SOURCES["mnist"], "md5", md5)
+    monkeypatch.setitem(loaders.SOURCES["mnist"], "md5", md5)
     import gzip
     fetched = []
 
@@ -187,8 +178,8 @@ def test_download_verifies_md5_and_writes_to_cache(tmp_path, monkeypatch):
     assert load("mnist").meta["origin"] == "local" and len(fetched) == 4  # served from the cache now
 
     # A mirror serving other bytes is rejected and nothing is stored.
-    monkeypatch.setitem(loaders._SOURCES["fashion-mnist"], "md5", md5)
-    monkeypatch.setitem(loaders._SOURCES["fashion-mnist"], "gz_md5", {})
+    monkeypatch.setitem(loaders.SOURCES["fashion-mnist"], "md5", md5)
+    monkeypatch.setitem(loaders.SOURCES["fashion-mnist"], "gz_md5", {})
     served[NAMES[1]] = encode_idx(arrays[1][::-1].copy())
     with pytest.raises(DatasetNotFoundError, match="md5"):
         load("fashion-mnist", quiet=True)
@@ -248,8 +239,8 @@ def test_repeated_loads_share_read_only_arrays(tmp_path):
 
 # --- real data ----------------------------------------------------------------------------
 
-def test_full_mnist_from_shared_folder():
-    d = load("mnist", _shared_mnist())
+def test_full_mnist_from_shared_folder(mnist_dir):
+    d = load("mnist", mnist_dir)
     assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
     assert int(d.y_train[0]) == 5 and int(d.y_test[0]) == 7
     assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0
@@ -261,12 +252,12 @@ def test_full_mnist_from_shared_folder():
     np.testing.assert_array_equal(k, np.round(k))
 
 
-def test_embedded_subset_is_the_head_of_mnist():
+def test_embedded_subset_is_the_head_of_mnist(mnist_dir):
     small = load("mnist-small")
     assert small.name == "mnist-small" and small.meta["origin"] == "embedded"
     assert small.x_train.shape == (10000, 1, 28, 28) and small.x_test.shape == (2000, 1, 28, 28)
     assert load("embedded").x_train is small.x_train and load("default").y_test is small.y_test
-    full = load("mnist", _shared_mnist())
+    full = load("mnist", mnist_dir)
     np.testing.assert_array_equal(small.x_train, full.x_train[:10000])
     np.testing.assert_array_equal(small.y_train, full.y_train[:10000])
     np.testing.assert_array_equal(small.x_test, full.x_test[:2000])

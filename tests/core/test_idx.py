@@ -8,17 +8,6 @@ import pytest
 from symnet.core.datasets.idx import encode_idx, maybe_gunzip, parse_idx, read_bytes, read_idx, write_idx
 from symnet.core.errors import CorruptFileError, DataError
 
-SHARED_MNIST = [Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist",
-                Path("/work/shared/data/mnist")]
-
-
-def _shared_mnist() -> Path:
-    for folder in SHARED_MNIST:
-        if (folder / "train-labels-idx1-ubyte.gz").is_file():
-            return folder
-    pytest.skip("full MNIST not found beside the repository (../shared/data/mnist)")
-
-
 def _hand_built(code: int, dims: tuple[int, ...], body: bytes) -> bytes:
     """IDX bytes assembled with struct, independently of encode_idx."""
     return bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + body
@@ -119,8 +108,8 @@ def test_parse_and_gunzip_helpers():
     assert encode_idx(np.array([-1, 70000], np.int32)) == good
 
 
-def test_real_mnist_labels_header():
-    folder = _shared_mnist()
+def test_real_mnist_labels_header(mnist_dir):
+    folder = mnist_dir
     labels = read_idx(folder / "train-labels-idx1-ubyte.gz")
     assert labels.shape == (60000,) and labels.dtype == np.uint8
     assert labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

@@ -74,7 +74,7 @@ _FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 # MNIST: the canonical digests. Fashion-MNIST: Zalando publishes digests of its
 # .gz files only ("gz_md5", accepted for a download of those very files); its
 # uncompressed digests were computed from Debian's dataset-fashion-mnist package.
-_SOURCES = {
+SOURCES = {
     "mnist": {
         "title": "MNIST",
         "classes": _DIGITS,
@@ -179,7 +179,7 @@ def data_dirs(name: str = "mnist", root: str | os.PathLike | None = None) -> lis
     return unique
 
 
-def _find_files(folder: Path) -> dict[str, Path]:
+def find_files(folder: Path) -> dict[str, Path]:
     """Role -> existing file in ``folder`` (raw name preferred over ``.gz``)."""
     found = {}
     for role, stem in FILES.items():
@@ -238,9 +238,9 @@ def _read_arrays(key: tuple[tuple[str, int, int], ...], num_classes: int) -> tup
 
 def _load_folder(name: str, folder: Path, files: dict[str, Path], origin: str) -> Dataset:
     key = tuple((str(files[r].resolve()), files[r].stat().st_size, files[r].stat().st_mtime_ns) for r in FILES)
-    info = _SOURCES["mnist" if name == "mnist-small" else name]
+    info = SOURCES["mnist" if name == "mnist-small" else name]
     x_train, y_train, x_test, y_test = _read_arrays(key, len(info["classes"]))
-    if name in _SOURCES:
+    if name in SOURCES:
         _check_identity(name, folder, y_train)
     meta = {"folder": str(folder), "files": {r: str(p) for r, p in files.items()},
             "origin": origin, "classes": list(info["classes"])}
@@ -256,10 +256,10 @@ def _check_identity(name: str, folder: Path, y_train: np.ndarray) -> None:
     labels = np.asarray(y_train, dtype=np.uint8)
     idx = b"\x00\x00\x08\x01" + len(labels).to_bytes(4, "big") + labels.tobytes()
     digest = _md5(idx)
-    for other, info in _SOURCES.items():
+    for other, info in SOURCES.items():
         if other != name and digest == info["md5"]["train_labels"]:
-            raise DataError(f"the files in {folder} are {info['title']}, not {_SOURCES[name]['title']} (the two share "
-                            f"file names); point --data-dir at the {_SOURCES[name]['title']} files, or use "
+            raise DataError(f"the files in {folder} are {info['title']}, not {SOURCES[name]['title']} (the two share "
+                            f"file names); point --data-dir at the {SOURCES[name]['title']} files, or use "
                             f"--dataset {other}")
 
 
@@ -286,12 +286,12 @@ def _download(name: str, target: Path, quiet: bool | None) -> str | None:
     mirror that cannot be reached is abandoned at its first failure so an
     offline machine waits for one timeout per mirror at most.
     """
-    info = _SOURCES[name]
+    info = SOURCES[name]
     failures = []
     for mirror in info["mirrors"]:
         try:
             for role, stem in FILES.items():
-                if role in _find_files(target):
+                if role in find_files(target):
                     continue
                 url = mirror + stem + ".gz"
                 payload = _fetch(url, quiet)
@@ -350,7 +350,7 @@ def load(name: str = "mnist-small", root: str | os.PathLike | None = None, *,
     if name == "teacher-student":
         return synthetic.teacher_student()
     if name == "mnist-small":
-        files = _find_files(EMBEDDED_DIR)
+        files = find_files(EMBEDDED_DIR)
         if len(files) < len(FILES):
             raise DatasetNotFoundError(
                 f"the embedded MNIST subset is missing from {_describe(EMBEDDED_DIR, files)}; "
@@ -359,13 +359,13 @@ def load(name: str = "mnist-small", root: str | os.PathLike | None = None, *,
 
     searched = []
     for folder in data_dirs(name, root):
-        files = _find_files(folder)
+        files = find_files(folder)
         if len(files) == len(FILES):
             return _load_folder(name, folder, files, "local")
         searched.append(_describe(folder, files))
 
     target = cache_dir(name)
-    info = _SOURCES[name]
+    info = SOURCES[name]
     if root is not None:
         raise DatasetNotFoundError(
             f"{info['title']} files not found in the data folder {root}: searched {'; '.join(searched)}. Put the "
@@ -373,7 +373,7 @@ def load(name: str = "mnist-small", root: str | os.PathLike | None = None, *,
             "point --data-dir (root= in Python) at the folder that has them")
     if download:
         why = _download(name, target, quiet)
-        files = _find_files(target)
+        files = find_files(target)
         if why is None and len(files) == len(FILES):
             return _load_folder(name, target, files, "download")
         reason = f"The download failed: {why}."
