@@ -21,6 +21,7 @@ import numpy as np
 from symnet.core.errors import ModelError
 from symnet.core.conv import block_rows, conv2d_valid, conv_backward, conv_weight_grad, windows
 from symnet.core.jets import Jet, direction_arrays, jet_add, series_mul, shift_up, single_coord, square_jet
+from symnet.core.runtime import require_memory
 from symnet.core.kernels.conv import avg_pool, avg_pool_backward, col2im, im2col
 
 # Poly activation presets. The ReLU approximations on [-3, 3] are the ones used
@@ -32,6 +33,14 @@ ACTIVATIONS: dict[str, tuple[float, ...]] = {
     "relu-approx-b": (0.096, 0.5, 0.3),
     "relu-approx-c": (0.114, 0.498, 0.352, -0.0011),
 }
+
+
+def param_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed float64 parameter array, refused with one line when it cannot fit in memory (numpy would
+    raise its own MemoryError with a traceback, or hand out pages until the kernel kills the process)."""
+    require_memory(8 * float(np.prod(shape, dtype=float)), f"a weight array of shape {tuple(shape)}",
+                   "build the layer smaller (fewer channels or hidden units)")
+    return np.zeros(shape)
 
 
 class Layer:
@@ -175,7 +184,7 @@ class Linear(Layer):
         if int(in_features) < 1 or int(out_features) < 1:
             raise ModelError(f"Linear needs positive sizes, got {in_features} -> {out_features}")
         self.in_features, self.out_features, self.bias = int(in_features), int(out_features), bool(bias)
-        self.params["weight"] = np.zeros((self.out_features, self.in_features))
+        self.params["weight"] = param_zeros((self.out_features, self.in_features))
         if self.bias:
             self.params["bias"] = np.zeros(self.out_features)
 
@@ -311,7 +320,7 @@ class Conv2d(Layer):
             raise ModelError(f"Conv2d padding must be 'valid' or 'same', got {padding!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kh, self.kw, self.padding, self.bias = int(kh), int(kw), padding, bool(bias)
-        self.params["weight"] = np.zeros((self.out_channels, self.in_channels, self.kh, self.kw))
+        self.params["weight"] = param_zeros((self.out_channels, self.in_channels, self.kh, self.kw))
         if self.bias:
             self.params["bias"] = np.zeros(self.out_channels)
 
