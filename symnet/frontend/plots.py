@@ -325,6 +325,40 @@ def target_figures(result) -> Figures:
     return Figures(loss_vs_time=fig)
 
 
+def race_figures(result) -> Figures:
+    """``loss_vs_time`` and ``accuracy_vs_time`` of a :class:`symnet.frontend.race.RaceResult`: every seeded run
+    of the tuned baseline (thin) and the exact solver (thick) against the race's clock, axis labelled with it."""
+    m = result.meta
+    clock = result.clock
+    x_label = ("wall time (s, default threads; evaluation included)" if clock == "wall"
+               else "training time (s; evaluation excluded)")
+    colors = dict(zip(("baseline", "exact"), _colors(2)))
+    figs = Figures()
+    for name, y_label in (("loss_vs_time", "training data loss (squared error per sample, log scale)"),
+                          ("accuracy_vs_time", ACC_LABEL)):
+        fig = new_figure(9.5, 5.0)
+        ax = fig.add_subplot()
+        shown = set()
+        for who, x, loss, acc in result.curves():
+            y = loss if name == "loss_vs_time" else 100.0 * acc
+            keep = np.isfinite(x) & np.isfinite(y) & ((y > 0) if name == "loss_vs_time" else True)
+            text = f"{m['exact']} (exact)" if who == "exact" else f"{m['tuned']} (tuned baseline)"
+            ax.plot(x[keep], y[keep], color=colors[who], linewidth=2.2 if who == "exact" else 1.0,
+                    label=None if who in shown else text)
+            shown.add(who)
+        if name == "loss_vs_time":
+            ax.set_yscale("log")
+        ax.set_xlim(left=0)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.set_title(f"Race: {m['title']} (N = {m['n_train']:,}), seeds {', '.join(map(str, m['seeds']))}",
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        _legend_outside(ax)
+        figs[name] = fig
+    return figs
+
+
 # --------------------------------------------------------------------------- robustness
 def robustness_figures(result) -> Figures:
     """Accuracy and relative accuracy drop vs noise, one curve per model, for a robustness result.
