@@ -42,13 +42,15 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from symnet.core.files import atomic_save_npz, read_npz
+from symnet.core.files import atomic_save_npz, read_npz, to_jsonable
 from symnet.core.objective import sse
 from symnet.core.roots import dense
 
@@ -86,6 +88,7 @@ class Certificates:
         self.snapshots: dict[int, np.ndarray] = {}   # row -> parameters before its step
         self.directions: dict[int, np.ndarray] = {}  # row -> its line or displacement
         self._reservoir: list[int] = []              # the rows of this solver step that keep their parameters
+        self.chain: Chain | None = None               # the digests that tie the records to the run (Chain)
 
     def begin_step(self, step: int) -> None:
         """Records from now on belong to solver step ``step`` (the sample is drawn anew per step)."""
@@ -159,8 +162,21 @@ class Certificates:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the records atomically to ``path`` (``certificates.npz``)."""
-        return atomic_save_npz(path, **self.to_arrays())
+        """Write the records, and the chain when there is one, atomically to ``path`` (``certificates.npz``)."""
+        arrays = self.to_arrays()
+        if self.chain is not None:
+            arrays.update(self.chain.to_arrays())
+        return atomic_save_npz(path, **arrays)
+
+    def rows_digest(self, a: int, b: int) -> str:
+        """SHA-256 of records ``a .. b-1``: their step, kind, polynomial, step taken, objectives, ridge and
+        precision (not which of them keep snapshots: the sample may change until their solver step ends)."""
+        table = np.array([[r[0], r[1], r[5], r[6], r[7], r[8], r[11]] for r in self.rows[a:b]],
+                         dtype=np.float64).reshape(-1, 7)
+        spans = [self.coeffs[r[3]:r[4]] for r in self.rows[a:b]]
+        coeffs = np.array([c for span in spans for c in span], dtype=np.float64)
+        lengths = np.array([len(span) for span in spans], dtype=np.int64)
+        return _sha(table.tobytes(), lengths.tobytes(), coeffs.tobytes())
 
     @classmethod
     def from_arrays(cls, z: dict) -> "Certificates":
@@ -182,11 +198,161 @@ class Certificates:
         bounds = np.concatenate([[0], np.cumsum(z["batch_lengths"])]).astype(np.int64)
         out.batches = [np.asarray(z["batch_rows"][a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         out.step = max((row[0] for row in out.rows), default=0)
+        out.chain = Chain.from_arrays(z)
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> "Certificates":
         return cls.from_arrays(read_npz(path, "certificates"))
+
+
+# --------------------------------------------------------------------------- the chain
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))  # lengths first: no two splits of the bytes hash alike
+        h.update(part)
+    return h.hexdigest()
+
+
+def params_digest(params: np.ndarray) -> str:
+    """SHA-256 of a flat parameter vector in float64."""
+    return _sha(np.ascontiguousarray(params, dtype=np.float64).tobytes())
+
+
+def record_digest(record: dict) -> str:
+    """SHA-256 of a history record as ``history.json`` holds it (keys sorted)."""
+    return _sha(json.dumps(to_jsonable(record), sort_keys=True, separators=(",", ":")).encode())
+
+
+class Chain:
+    """Digests that tie a run together: its initial parameters, every history record, every certificate
+    record and the parameters after every step, so that a deleted, swapped or edited record, an edited
+    history or a replaced model breaks the chain.
+
+    Link ``k`` covers history record ``start + k``: it hashes the previous link (the first one: the digest
+    of the initial parameters ``params0``), the history record, the certificate records written since the
+    previous link, and the digest of the parameters at that record. The parameters themselves are kept
+    only at the start; the last link's parameter digest must be the saved model's.
+
+    Example:
+        >>> import numpy as np
+        >>> certs = Certificates(2, sample="all")
+        >>> certs.chain = Chain(np.zeros(2))
+        >>> _ = certs.chain.link({"step": 0, "loss": 1.0}, np.zeros(2), certs)
+        >>> _ = certs.chain.link({"step": 1, "loss": 0.5}, np.ones(2), certs)
+        >>> history = [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 0.5}]
+        >>> verify_chain(certs, history, np.ones(2)).violations
+        []
+        >>> history[1]["loss"] = 0.75
+        >>> verify_chain(certs, history, np.ones(2)).violations[0]
+        'history record 1 (step 1) does not match the chain: the history was edited, or records were deleted or reordered'
+    """
+
+    def __init__(self, params0: np.ndarray, start: int = 0) -> None:
+        self.start = int(start)
+        self.params0 = np.array(params0, dtype=np.float64)
+        self.links: list[str] = []
+        self.param_digests: list[str] = []
+        self.record_counts: list[int] = []
+
+    def link(self, record: dict, params: np.ndarray, certs: "Certificates") -> str:
+        """Add the link of the next history record, with the parameters after it; returns its digest."""
+        prev = self.links[-1] if self.links else params_digest(self.params0)
+        done = self.record_counts[-1] if self.record_counts else 0
+        p = params_digest(params)
+        digest = _sha(prev.encode(), record_digest(record).encode(), certs.rows_digest(done, len(certs)).encode(),
+                      p.encode())
+        self.links.append(digest)
+        self.param_digests.append(p)
+        self.record_counts.append(len(certs))
+        return digest
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"chain_start": np.asarray(self.start), "chain_params0": self.params0,
+                "chain_links": np.array(self.links, dtype="S64"), "chain_params": np.array(self.param_digests,
+                                                                                            dtype="S64"),
+                "chain_counts": np.array(self.record_counts, dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, z: dict) -> "Chain | None":
+        if "chain_links" not in z:
+            return None
+        out = cls(np.asarray(z["chain_params0"]), int(z["chain_start"]))
+        out.links = [bytes(v).decode() for v in np.asarray(z["chain_links"])]
+        out.param_digests = [bytes(v).decode() for v in np.asarray(z["chain_params"])]
+        out.record_counts = [int(v) for v in np.asarray(z["chain_counts"])]
+        return out
+
+
+@dataclass
+class ChainReport:
+    """What :func:`verify_chain` found: the history records the chain covers, and its breaks."""
+
+    first: int | None = None      # the first covered step
+    last: int | None = None       # the last covered step
+    total: int = 0                # the run's last step
+    complete: bool = False        # the chain covers the run from its initial model to its saved one
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> str:
+        if self.first is None:
+            return f"no step of {self.total}"
+        return f"steps {self.first}-{self.last} of {self.total}"
+
+
+def verify_chain(certs: "Certificates", history: Sequence[dict], final_params: np.ndarray | None, *,
+                 initial_params: np.ndarray | None = None) -> ChainReport:
+    """Recompute the chain of ``certs`` from the run's history records and check it, and its coverage.
+
+    Args:
+        certs: the run's certificates (with their chain).
+        history: the records of ``history.json``, in order.
+        final_params: the saved model's flat parameters (None: not checked).
+        initial_params: the run's initial parameters, when known independently.
+    """
+    out = ChainReport(total=int(history[-1]["step"]) if history else 0)
+    chain = certs.chain
+    if chain is None:
+        out.violations.append("the certificates carry no chain (written by an older symnet): the records cannot "
+                              "be tied to the history and the model")
+        return out
+    if initial_params is not None and params_digest(initial_params) != params_digest(chain.params0):
+        out.violations.append("the chain does not start from the run's initial parameters")
+    prev = params_digest(chain.params0)
+    done = 0
+    covered = history[chain.start:chain.start + len(chain.links)]
+    if len(covered) < len(chain.links):
+        out.violations.append(f"the chain has {len(chain.links)} links but the history only {len(covered)} records "
+                              f"from record {chain.start} on: history records were deleted")
+    for k, record in enumerate(covered):
+        count = chain.record_counts[k]
+        if count > len(certs) or count < done:
+            out.violations.append(f"link {k} names certificate records up to {count}, but there are {len(certs)}: "
+                                  "certificate records were deleted")
+            return out
+        digest = _sha(prev.encode(), record_digest(record).encode(), certs.rows_digest(done, count).encode(),
+                      chain.param_digests[k].encode())
+        if digest != chain.links[k]:
+            out.violations.append(f"history record {chain.start + k} (step {record.get('step')}) does not match the "
+                                  "chain: the history was edited, or records were deleted or reordered")
+            return out
+        if k == 0 and chain.param_digests[0] != prev:
+            out.violations.append("the chain's first record is not at its initial parameters")
+        prev, done = digest, count
+    if done != len(certs):
+        out.violations.append(f"{len(certs) - done} certificate record(s) after the chain's last link: records were "
+                              "added, or the run wrote records it did not tie to its history")
+    if covered:
+        out.first, out.last = int(covered[0]["step"]), int(covered[-1]["step"])
+    ends = chain.start + len(chain.links) == len(history)
+    out.complete = chain.start == 0 and ends and not out.violations
+    if final_params is not None and ends and chain.param_digests and \
+            params_digest(final_params) != chain.param_digests[-1]:
+        out.violations.append("the saved model is not the model the chain ends at: model.npz was replaced or edited")
+        out.complete = False
+    return out
 
 
 # --------------------------------------------------------------------------- verification
@@ -295,4 +461,5 @@ def verify_records(certs: Certificates, model, X: np.ndarray, Y: np.ndarray, *, 
     return report
 
 
-__all__ = ["BLOCK", "COORD", "FLOAT32_RTOL", "Certificates", "KIND_NAMES", "LINE", "Report", "verify_records"]
+__all__ = ["BLOCK", "COORD", "FLOAT32_RTOL", "Certificates", "Chain", "ChainReport", "KIND_NAMES", "LINE", "Report",
+           "params_digest", "record_digest", "verify_chain", "verify_records"]
