@@ -5,7 +5,12 @@ An exact direction solver (``cg`` and ``lbfgs`` in :mod:`~symnet.solvers.quasi_n
 direction ``d`` in the whole parameter space (or a block of it) and moves to
 the exact global minimiser of the objective along it with
 :meth:`Restriction.line_minimize <symnet.core.restriction.Restriction.line_minimize>`;
-the objective therefore never rises, whatever the direction.
+the objective therefore never rises, whatever the direction. The directions
+are pure :class:`~symnet.solvers.directions.base.Direction` pairs
+(:mod:`symnet.solvers.directions`) and the line search is
+:func:`~symnet.solvers.directions.base.exact_line_search`; the solvers here add
+the batching, checks, variable projection and ridge around them, and
+:class:`DirectionSolver` runs any direction.
 
 What one step is: ``iters_per_step`` iterations (default one iteration on the
 full data, one epoch of mini-batches with ``batch_size``). An iteration is one

@@ -18,7 +18,9 @@ iterations on the exact Gauss-Newton matrix. With ``search="joint"`` every
 block's direction is computed at the same point from one backward pass and a
 single exact line search moves along their sum. Iterations, mini-batches and
 checks are shared with the other exact direction solvers
-(:mod:`symnet.solvers.exact_directions`).
+(:mod:`symnet.solvers.exact_directions`); the solver runs the
+:class:`~symnet.solvers.directions.base.Direction` of :func:`gauss_newton`
+(one per block, or one joint).
 
 Most options default to ``"auto"``, resolved from the model and the data size
 by :meth:`GaussNewtonSolver.auto_options`: the configuration measured fastest

@@ -627,3 +627,20 @@ def test_steepest_descent_stops_where_its_line_search_finds_no_decrease():
     s = DirectionSolver(steepest_descent(), ridge=RIDGE).fit(model, data, steps=400, quiet=True)
     assert len(s.history_) < 401  # a rejected steepest descent step on the full data: converged, the run ends
     np.testing.assert_allclose(model.get_flat(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,opts", [(CGSolver, {"restart_every": 5}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2, "varpro": True,
+                                                           "search": "joint", "curvature": "kfac",
+                                                           "momentum": 0.5})],
+                         ids=["cg", "gn-momentum"])
+def test_resume_restores_the_direction_state(tmp_path, cls, opts):
+    data = toy_data(MODELS["poly2"], n=24)
+    straight = MODELS["poly2"].copy()
+    cls(ridge=RIDGE, **opts).fit(straight, data, steps=4, quiet=True)
+    half = cls(ridge=RIDGE, **opts)
+    half.fit(MODELS["poly2"].copy(), data, steps=2, quiet=True, checkpoint_dir=tmp_path)
+    again = MODELS["poly2"].copy()
+    s = cls(ridge=RIDGE, **opts).fit(again, data, steps=4, quiet=True, checkpoint_dir=tmp_path, resume=True)
+    assert s.states_[0]._fields == half.states_[0]._fields
+    np.testing.assert_allclose(again.get_flat(), straight.get_flat(), rtol=1e-6, atol=1e-8)
