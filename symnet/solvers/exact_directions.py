@@ -5,7 +5,12 @@ An exact direction solver (``cg`` and ``lbfgs`` in :mod:`~symnet.solvers.quasi_n
 direction ``d`` in the whole parameter space (or a block of it) and moves to
 the exact global minimiser of the objective along it with
 :meth:`Restriction.line_minimize <symnet.core.restriction.Restriction.line_minimize>`;
-the objective therefore never rises, whatever the direction.
+the objective therefore never rises, whatever the direction. The directions
+are pure :class:`~symnet.solvers.directions.base.Direction` pairs
+(:mod:`symnet.solvers.directions`) and the line search is
+:func:`~symnet.solvers.directions.base.exact_line_search`; the solvers here add
+the batching, checks, variable projection and ridge around them, and
+:class:`DirectionSolver` runs any direction.
 
 What one step is: ``iters_per_step`` iterations (default one iteration on the
 full data, one epoch of mini-batches with ``batch_size``). An iteration is one
@@ -88,7 +93,12 @@ from symnet.core.restriction import Restriction, LineResult
 from symnet.core.samples import Samples
 
 from symnet.solvers.base import Solver
+from symnet.solvers.directions.base import (Direction, FullObjective, Problem, ReadoutCache, exact_line_search,
+                                            minibatch_line_search)
 from symnet.solvers.options import Option
+
+__all__ = ["DirectionSolver", "ExactDirectionSolver", "FullObjective", "WindowedReadout", "batch_loss",
+           "exact_line_search", "minibatch_line_search"]
 
 
 # --------------------------------------------------------------------------- mini-batches
@@ -105,71 +115,6 @@ def batch_loss(model, X: np.ndarray, Y: np.ndarray, ridge: float, num_samples: i
     if num_samples < 1:
         raise SolverError(f"num_samples must be positive, got {num_samples}")
     return Restriction(model, X, Y, ridge=float(ridge) * len(X) / float(num_samples), dtype=dtype)
-
-
-class FullObjective:
-    """The full-data objective by forward passes, to guard mini-batch steps.
-
-    Args:
-        model: the model being trained (read at every :meth:`evaluate`).
-        X, Y: the full training set.
-        ridge: the ridge weight of the full objective.
-        batch_size: samples per forward chunk.
-        samples: where the forward passes run (:class:`~symnet.core.samples.Samples` of ``X``
-            and ``Y``, or their shards on a cluster); None: here, on ``X``.
-
-    Example:
-        >>> from symnet.core.model import presets as models
-        >>> m, X = models.get("mlp", input_dim=2, hidden=2, seed=0), np.eye(2)
-        >>> bool(np.isclose(FullObjective(m, X, X, ridge=0.1).value, Restriction(m, X, X, ridge=0.1).value))
-        True
-    """
-
-    def __init__(self, model, X: np.ndarray, Y: np.ndarray, ridge: float, batch_size: int = 8192,
-                 samples=None) -> None:
-        self.model, self.X, self.Y = model, X, Y
-        self.samples = Samples(model, X, Y) if samples is None else samples
-        self.ridge, self.batch_size = float(ridge), int(batch_size)
-        self.scores: np.ndarray | None = None
-        self.value = self.evaluate()
-
-    def evaluate(self) -> float:
-        """Objective at the model's current parameters (sum over samples); keeps the scores."""
-        self.scores = self.samples.scores(batch_size=self.batch_size)
-        return evaluate(self.scores, self.Y, self.model.get_flat(), self.ridge)
-
-    def accept(self, theta_before: np.ndarray) -> bool:
-        """Keep the current parameters if the full objective did not rise, else restore ``theta_before``."""
-        scores_before = self.scores
-        value = self.evaluate()
-        if np.isfinite(value) and value <= self.value:
-            self.value = value
-            return True
-        self.model.set_flat(theta_before)
-        self.scores = scores_before
-        return False
-
-
-def minibatch_line_search(loss: Restriction, direction, *, check: FullObjective | None = None,
-                          update: bool = True) -> LineResult:
-    """The exact line search on a mini-batch's :class:`Restriction` (see :func:`batch_loss`).
-
-    The batch objective never rises. With ``check``, the step is kept only if
-    the FULL objective did not rise either (one forward pass over the full
-    data); otherwise the parameters are restored and the result says
-    ``accepted=False``. The batch caches are stale after a rejected step:
-    build a fresh batch loss for the next one. ``update`` is passed to
-    :meth:`~symnet.core.restriction.Restriction.line_minimize`.
-
-    """
-    model = loss.model
-    theta_before = model.get_flat() if check is not None else None
-    res = loss.line_minimize(direction, update=update)
-    if check is None or not res.accepted:
-        return res
-    if check.accept(theta_before):
-        return res
-    return LineResult(0.0, res.before, res.before, res.scale, res.degree, False)
 
 
 class WindowedReadout:
@@ -237,9 +182,13 @@ class WindowedReadout:
 class ExactDirectionSolver(Solver):
     """Shared machinery: options, full-data or mini-batch iterations, checks, variable projection.
 
-    Subclasses fill :meth:`_iterate` (one direction and exact line search per
-    block) and, for their own state, :meth:`_setup_method`, :meth:`_reset_memory`,
-    :meth:`_memory_state`, :meth:`_load_memory` and :meth:`_extra_record`.
+    An iteration runs the directions of :meth:`_directions` in order, each
+    :class:`~symnet.solvers.directions.base.Direction`'s ``update`` followed by
+    the exact line search (:meth:`_search`, :func:`exact_line_search`) and its
+    ``observe``. Subclasses name the directions and, for their own options,
+    records and checkpointed state, fill :meth:`_setup_method`,
+    :meth:`_extra_record`, :meth:`_memory_state` and :meth:`_load_memory`
+    (the directions' states are in :attr:`states_`).
     """
 
     step_unit: ClassVar[str] = "iter"
@@ -315,7 +264,7 @@ class ExactDirectionSolver(Solver):
         self.N_ = N
         self.iteration_ = 0
         self.rejected_ = 0
-        self.factor_ = None  # Cholesky factor of the readout's Gram matrix at the last varpro solve
+        self.readout_ = ReadoutCache()  # Cholesky factor of the readout's Gram matrix at the last varpro solve
         self.first_readout_ = False
         self.best_ = None  # (full objective per sample, parameters, training scores) of the best record
         self.order_ = None
@@ -337,11 +286,25 @@ class ExactDirectionSolver(Solver):
             self._certify(self.loss_)
         elif opts["check"]:
             self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_, samples=self.samples_)
-        self._reset_memory()
         self._setup_method(model)
+        self.directions_: list[Direction] = list(self._directions(model))
+        self.states_: list = [direction.init(model) for direction in self.directions_]
 
     def _setup_method(self, model) -> None:
         pass
+
+    @abc.abstractmethod
+    def _directions(self, model) -> list[Direction]:
+        """The directions of one iteration, each followed by an exact line search."""
+
+    @property
+    def factor_(self):
+        """The Cholesky factor of the readout's Gram matrix at the last varpro solve (None: stale or none)."""
+        return self.readout_.factor
+
+    @factor_.setter
+    def factor_(self, factor) -> None:
+        self.readout_.factor = factor
 
     def _initial_loss(self):
         if self.loss_ is not None:
@@ -392,7 +355,9 @@ class ExactDirectionSolver(Solver):
         pass
 
     def _reset_memory(self) -> None:
-        pass
+        """Forget what the directions learnt along the path (the parameters were set from outside)."""
+        self.states_ = [direction.init(self.model_) if direction.reset is None else direction.reset(state)
+                        for direction, state in zip(self.directions_, self.states_)]
 
     # ------------------------------------------------------------------ iterations
     def _next_batch(self) -> np.ndarray:
@@ -406,10 +371,7 @@ class ExactDirectionSolver(Solver):
     def _search(self, loss: Restriction, d: np.ndarray, reuse: bool = True) -> LineResult:
         """The exact line search; ``reuse=False`` says a mini-batch loss is dropped after it."""
         with self._timed("search"):
-            if self.batch_ is None:
-                res = loss.line_minimize(d)
-            else:
-                res = minibatch_line_search(loss, d, check=self.full_, update=reuse)
+            res = exact_line_search(loss, d, check=self.full_, update=reuse or self.batch_ is None)
         if not res.accepted:
             self.rejected_ += 1
         return res
@@ -548,7 +510,7 @@ class ExactDirectionSolver(Solver):
                 if layer.bias:
                     parts.append(target[F] - layer.params["bias"])
                 d[block_index(model, [li])] = np.concatenate([p.ravel() for p in parts])
-                minibatch_line_search(loss, d, check=self.full_)
+                exact_line_search(loss, d, check=self.full_)
             self.window_.add(loss.acts[li], loss.Y)
 
     def _set_ridge(self, ridge: float) -> None:
@@ -615,6 +577,58 @@ class ExactDirectionSolver(Solver):
         finally:
             self.profile_[key] = self.profile_.get(key, 0.0) + time.perf_counter() - t0
 
-    @abc.abstractmethod
     def _iterate(self, loss: Restriction, full: bool) -> dict:
-        """One direction and exact line search (per block) on ``loss``; returns counts for the record."""
+        """Each direction's ``update``, exact line search and ``observe`` on ``loss``; counts for the record."""
+        problem = Problem(loss, full, self.rng_, self.N_, self.readout_)
+        updates = accepted = searches = 0
+        last = len(self.directions_) - 1
+        for i, direction in enumerate(self.directions_):
+            with self._timed("direction"):
+                d, self.states_[i] = direction.update(problem, self.states_[i])
+            if d is None:  # no descent direction: on the full data, a stationary point
+                if full:
+                    return {"updates": updates, "accepted": accepted, "searches": searches, "converged": True}
+                continue
+            # the loss's caches follow the step unless nothing reads them before the next batch
+            res = self._search(loss, d, reuse=i < last or direction.observes_loss)
+            searches += 1
+            stop = False
+            if direction.observe is not None:
+                with self._timed("direction"):
+                    self.states_[i], stop = direction.observe(problem, d, res, self.states_[i])
+            if res.accepted:
+                accepted += 1
+                updates += self.model_.num_params if direction.size is None else direction.size(self.model_)
+            if stop:
+                return {"updates": updates, "accepted": accepted, "searches": searches, "converged": True}
+        return {"updates": updates, "accepted": accepted, "searches": searches}
+
+
+class DirectionSolver(ExactDirectionSolver):
+    """Any :class:`~symnet.solvers.directions.base.Direction` with the exact line search and the shared machinery.
+
+    Args:
+        direction: the direction of every iteration.
+        **options: :attr:`ExactDirectionSolver.COMMON_OPTIONS`.
+
+    The direction's state is not in checkpoints (a resumed run starts it afresh).
+
+    Example:
+        >>> import symnet
+        >>> from symnet.solvers.directions import steepest_descent
+        >>> data = symnet.datasets.xor(8)
+        >>> model = symnet.models.mlp(2, 2, 2, seed=0)
+        >>> s = DirectionSolver(steepest_descent(), ridge=1e-3).fit(model, data, steps=5, quiet=True)
+        >>> s.history_.final["loss"] < s.history_[0]["loss"]
+        True
+    """
+
+    name = "direction"
+    OPTIONS = ExactDirectionSolver.COMMON_OPTIONS
+
+    def __init__(self, direction: Direction, **options: Any) -> None:
+        super().__init__(**options)
+        self.direction = direction
+
+    def _directions(self, model) -> list[Direction]:
+        return [self.direction]

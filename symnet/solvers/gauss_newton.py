@@ -18,7 +18,9 @@ iterations on the exact Gauss-Newton matrix. With ``search="joint"`` every
 block's direction is computed at the same point from one backward pass and a
 single exact line search moves along their sum. Iterations, mini-batches and
 checks are shared with the other exact direction solvers
-(:mod:`symnet.solvers.exact_directions`).
+(:mod:`symnet.solvers.exact_directions`); the solver runs the
+:class:`~symnet.solvers.directions.base.Direction` of :func:`gauss_newton`
+(one per block, or one joint).
 
 Most options default to ``"auto"``, resolved from the model and the data size
 by :meth:`GaussNewtonSolver.auto_options`: the configuration measured fastest
@@ -28,7 +30,7 @@ to a target loss (docs/benchmarks.md, "How the Gauss-Newton defaults were chosen
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -41,6 +43,7 @@ from symnet.core.layers import Linear
 from symnet.core.linalg import cross, gram
 from symnet.core.restriction import Restriction, LineResult
 
+from symnet.solvers.directions.base import Direction, Problem
 from symnet.solvers.exact_directions import ExactDirectionSolver
 from symnet.solvers.options import Option
 
@@ -332,6 +335,111 @@ def kfac_direction(loss: Restriction, layers, *, damping: float = 1e-3, rows=Non
     return d, info
 
 
+# --------------------------------------------------------------------------- the direction
+class GaussNewtonState(NamedTuple):
+    """State of :func:`gauss_newton`: the relative damping of each block, and the last step (momentum)."""
+
+    damping: np.ndarray
+    prev_step: np.ndarray | None = None
+
+
+def gauss_newton(blocks, *, joint: bool = False, damping: float = 1e-3, adapt_damping: bool = True,
+                 curvature: str = "gn", max_explicit: int = 2000, cg_iters: int = 30, cg_tol: float = 1e-4,
+                 curvature_samples: int | None = None, reduced: bool = False, momentum: float = 0.0) -> Direction:
+    """The damped Gauss-Newton direction of ``blocks`` (lists of layer indices), as a :class:`Direction`.
+
+    One block alone: :func:`gauss_newton_direction` or :func:`kfac_direction`
+    of it. ``joint``: every block's direction at the same point, their
+    gradients from one backward pass, summed (plus ``momentum`` times the
+    previous accepted step). ``curvature``, ``max_explicit``, ``cg_iters``,
+    ``cg_tol``, ``curvature_samples`` and ``reduced`` (Kaufman's reduced matrix
+    with the solver's variable-projection factor) are the options of
+    :class:`GaussNewtonSolver`; with ``adapt_damping`` each block's relative
+    damping follows the step the line search took (``t > 2`` divides it by 3,
+    ``t < 0.5`` or a rejected step multiplies it by 3, otherwise it shrinks by 1.5).
+
+    Example:
+        >>> from symnet.core.model import presets as models
+        >>> from symnet.core.derivatives import gradient
+        >>> from symnet.solvers.directions import Problem, exact_line_search
+        >>> m = models.get("mlp", input_dim=3, hidden=4, seed=0)
+        >>> X, Y = np.random.default_rng(0).random((30, 3)), np.eye(2)[np.arange(30) % 2]
+        >>> loss = Restriction(m, X, Y, ridge=0.1)
+        >>> gn = gauss_newton([[0, 2]], joint=True)
+        >>> d, state = gn.update(Problem(loss), gn.init(m))
+        >>> bool(gradient(loss) @ d < 0)
+        True
+        >>> state, stop = gn.observe(Problem(loss), d, exact_line_search(loss, d), state)
+        >>> state.damping.shape, stop
+        ((1,), False)
+    """
+    blocks = [sorted(block) for block in blocks]
+
+    def init(model) -> GaussNewtonState:
+        return GaussNewtonState(np.full(len(blocks), float(damping)))
+
+    def block_direction(problem: Problem, block, mu: float, half_gradient=None):
+        loss, model = problem.loss, problem.loss.model
+        n = loss.num_samples
+        rows = None
+        readout = None
+        cache = problem.readout
+        size = len(block_index(model, block))
+        if reduced and cache is not None and size <= max_explicit:
+            if problem.full and cache.factor is None:
+                cache.factor = loss.readout_factor()
+            if cache.factor is not None:
+                readout = (cache.factor, n / problem.num_samples)
+        if readout is None and curvature_samples is not None and curvature_samples < n:
+            rows = np.sort(problem.rng.choice(n, curvature_samples, replace=False))
+        kind = curvature
+        if kind == "mixed":  # explicit where it is small enough, preconditioned CG elsewhere
+            kind = "gn" if size <= max_explicit else "kfac-cg"
+        if kind != "gn" and readout is None and not _is_last_linear(model, block):
+            d, _ = kfac_direction(loss, block, damping=mu, rows=rows, rng=problem.rng, half_gradient=half_gradient,
+                                  cg_iters=cg_iters if kind == "kfac-cg" else 0, cg_tol=cg_tol)
+        else:
+            d, _ = gauss_newton_direction(loss, block, damping=mu, max_explicit=max_explicit, cg_iters=cg_iters,
+                                          cg_tol=cg_tol, curvature_rows=rows, readout=readout,
+                                          half_gradient=half_gradient)
+        if problem.full and readout is not None:
+            cache.factor = None  # the features move with this block: the factor is stale
+        return d
+
+    def update(problem: Problem, state: GaussNewtonState):
+        if not joint:
+            return block_direction(problem, blocks[0], state.damping[0]), state
+        loss, model = problem.loss, problem.loss.model
+        every = sorted({li for block in blocks for li in block})
+        g = residual_vjp(loss, layers=every)  # one backward pass for every block's gradient
+        if loss.ridge:
+            g += loss.ridge * model.get_flat()
+        d = np.zeros(model.num_params)
+        for b, block in enumerate(blocks):
+            d += block_direction(problem, block, state.damping[b], half_gradient=g[block_index(model, block)])
+        if momentum and state.prev_step is not None:
+            d += momentum * state.prev_step
+        return d, state
+
+    def observe(problem: Problem, d: np.ndarray, res: LineResult, state: GaussNewtonState):
+        mu = state.damping.copy()
+        if adapt_damping:
+            if not res.accepted or res.t < 0.5:
+                mu = np.minimum(mu * 3.0, 1e8)
+            elif res.t > 2.0:
+                mu = np.maximum(mu / 3.0, 1e-12)
+            else:
+                mu = np.maximum(mu / 1.5, 1e-12)
+        prev = (res.t * d if res.accepted else None) if momentum else state.prev_step
+        return GaussNewtonState(mu, prev), False
+
+    def size(model) -> int:
+        return sum(len(block_index(model, block)) for block in blocks)
+
+    return Direction(init=init, update=update, observe=observe, reset=lambda state: state._replace(prev_step=None),
+                     size=size)
+
+
 class GaussNewtonSolver(ExactDirectionSolver):
     """Levenberg-Marquardt / Gauss-Newton directions with exact polynomial line search.
 
@@ -524,11 +632,7 @@ class GaussNewtonSolver(ExactDirectionSolver):
 
     def _setup_method(self, model):
         opts = self.opts_
-        self.damping0_ = opts["damping"]
         self.max_explicit_ = opts["max_explicit"]
-        self.cg_iters_ = opts["cg_iters"]
-        self.cg_tol_ = opts["cg_tol"]
-        self.curvature_samples_ = opts["curvature_samples"]
         layers = param_layers(model)
         if opts["varpro"]:
             layers = [li for li in layers if li != len(model.layers) - 1]
@@ -539,102 +643,40 @@ class GaussNewtonSolver(ExactDirectionSolver):
             self.blocks_ = [[li] for li in layers]
         else:
             self.blocks_ = [layers]
-        self.damping_ = np.full(len(self.blocks_), self.damping0_)
-        self.joint_ = opts["search"] == "joint" and len(self.blocks_) > 1
-        self.momentum_ = opts["momentum"]
-        if self.momentum_ and not (self.joint_ or len(self.blocks_) == 1):
+        momentum = opts["momentum"]
+        if momentum and not (opts["search"] == "joint" or len(self.blocks_) == 1):
             raise SolverError("momentum adds the previous step to the joint direction: use search='joint' "
                               "(or blocks='all')")
-        self.prev_step_ = None
+
+    def _directions(self, model):
+        opts = self.opts_
+        settings = dict(damping=opts["damping"], adapt_damping=opts["adapt_damping"], curvature=opts["curvature"],
+                        max_explicit=opts["max_explicit"], cg_iters=opts["cg_iters"], cg_tol=opts["cg_tol"],
+                        curvature_samples=opts["curvature_samples"], reduced=opts["varpro"] and opts["reduced"])
+        if (opts["search"] == "joint" and len(self.blocks_) > 1) or opts["momentum"]:
+            return [gauss_newton(self.blocks_, joint=True, momentum=opts["momentum"], **settings)]
+        return [gauss_newton([block], **settings) for block in self.blocks_]
+
+    @property
+    def damping_(self) -> np.ndarray:
+        """The relative damping of every block, in block order."""
+        return np.concatenate([state.damping for state in self.states_])
 
     def _memory_state(self):
         out = {"damping": self.damping_}
-        if self.prev_step_ is not None:
-            out["prev_step"] = self.prev_step_
+        prev = self.states_[0].prev_step
+        if prev is not None:
+            out["prev_step"] = prev
         return out
 
     def _load_memory(self, state):
-        if "damping" in state and len(state["damping"]) == len(self.damping_):
-            self.damping_ = np.asarray(state["damping"], dtype=np.float64).copy()
-        self.prev_step_ = np.asarray(state["prev_step"]).copy() if "prev_step" in state else None
-
-    def _reset_memory(self):
-        self.prev_step_ = None
-
-    def _iterate(self, loss: Restriction, full: bool) -> dict:
-        if self.joint_ or self.momentum_:
-            return self._iterate_joint(loss, full)
-        updates = accepted = 0
-        for b, block in enumerate(self.blocks_):
-            d, info = self._block_direction(loss, b, block, full)
-            res = self._search(loss, d, reuse=b + 1 < len(self.blocks_))
-            self._adapt(b, res)
-            if res.accepted:
-                accepted += 1
-                updates += info["size"]
-        return {"updates": updates, "accepted": accepted, "searches": len(self.blocks_)}
-
-    def _iterate_joint(self, loss: Restriction, full: bool) -> dict:
-        """Every block's direction at the current point from one backward pass; one line search along the sum."""
-        model = self.model_
-        with self._timed("direction"):
-            every = sorted({li for block in self.blocks_ for li in block})
-            g = residual_vjp(loss, layers=every)
-            if loss.ridge:
-                g += loss.ridge * model.get_flat()
-        d = np.zeros(model.num_params)
-        size = 0
-        for b, block in enumerate(self.blocks_):
-            d_b, info = self._block_direction(loss, b, block, full, half_gradient=g[block_index(model, block)])
-            d += d_b
-            size += info["size"]
-        if self.momentum_ and self.prev_step_ is not None:
-            d += self.momentum_ * self.prev_step_
-        res = self._search(loss, d, reuse=False)
-        for b in range(len(self.blocks_)):
-            self._adapt(b, res)
-        if self.momentum_:
-            self.prev_step_ = res.t * d if res.accepted else None
-        return {"updates": size if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
-
-    def _block_direction(self, loss: Restriction, b: int, block, full: bool, half_gradient=None):
-        n = loss.num_samples
-        rows = None
-        readout = None
-        size = len(block_index(self.model_, block))
-        if self.opts_["varpro"] and self.opts_["reduced"] and size <= self.max_explicit_:
-            if full and self.factor_ is None:
-                self.factor_ = loss.readout_factor()
-            if self.factor_ is not None:
-                readout = (self.factor_, n / self.N_)
-        if readout is None and self.curvature_samples_ is not None and self.curvature_samples_ < n:
-            rows = np.sort(self.rng_.choice(n, self.curvature_samples_, replace=False))
-        curvature = self.opts_["curvature"]
-        if curvature == "mixed":  # explicit where it is small enough, preconditioned CG elsewhere
-            curvature = "gn" if size <= self.max_explicit_ else "kfac-cg"
-        with self._timed("direction"):
-            if curvature != "gn" and readout is None and not _is_last_linear(self.model_, block):
-                d, info = kfac_direction(loss, block, damping=self.damping_[b], rows=rows, rng=self.rng_,
-                                         half_gradient=half_gradient,
-                                         cg_iters=self.cg_iters_ if curvature == "kfac-cg" else 0,
-                                         cg_tol=self.cg_tol_)
-            else:
-                d, info = gauss_newton_direction(loss, block, damping=self.damping_[b],
-                                                 max_explicit=self.max_explicit_, cg_iters=self.cg_iters_,
-                                                 cg_tol=self.cg_tol_, curvature_rows=rows, readout=readout,
-                                                 half_gradient=half_gradient)
-        if full and readout is not None:
-            self.factor_ = None  # the features move with this block: the factor is stale
-        return d, info
-
-    def _adapt(self, b: int, res: LineResult) -> None:
-        if self.opts_["adapt_damping"]:
-            if not res.accepted or res.t < 0.5:
-                self.damping_[b] = min(self.damping_[b] * 3.0, 1e8)
-            elif res.t > 2.0:
-                self.damping_[b] = max(self.damping_[b] / 3.0, 1e-12)
-            else:
-                self.damping_[b] = max(self.damping_[b] / 1.5, 1e-12)
+        damping = self.damping_
+        if "damping" in state and len(state["damping"]) == len(damping):
+            damping = np.asarray(state["damping"], dtype=np.float64)
+        parts = np.split(damping.copy(), np.cumsum([len(st.damping) for st in self.states_])[:-1])
+        self.states_ = [st._replace(damping=part, prev_step=None) for st, part in zip(self.states_, parts)]
+        if "prev_step" in state:
+            self.states_[0] = self.states_[0]._replace(prev_step=np.asarray(state["prev_step"]).copy())
 
     def _extra_record(self):
         return {"damping": float(np.max(self.damping_))}

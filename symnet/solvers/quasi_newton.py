@@ -2,77 +2,46 @@
 
 * ``cg``: nonlinear conjugate gradient, Polak-Ribiere+ (``beta = max(0,
   g.(g - g_prev) / g_prev.g_prev)``), restarted every ``restart_every``
-  iterations and whenever ``d`` is not a descent direction.
-* ``lbfgs``: L-BFGS two-loop recursion (:func:`two_loop`) with ``memory`` pairs;
-  a pair with ``s.y <= curvature_eps * ||s|| ||y||`` is skipped (the exact line
-  search does not enforce the Wolfe curvature condition).
+  iterations and whenever ``d`` is not a descent direction
+  (:func:`~symnet.solvers.directions.cg.nonlinear_cg`).
+* ``lbfgs``: L-BFGS two-loop recursion (:func:`~symnet.solvers.directions.lbfgs.two_loop`)
+  with ``memory`` pairs; a pair with ``s.y <= curvature_eps * ||s|| ||y||`` is
+  skipped (the exact line search does not enforce the Wolfe curvature
+  condition) (:func:`~symnet.solvers.directions.lbfgs.lbfgs`).
 
 On mini-batches both form their ``(s, y)`` pairs from two gradients of the SAME
 batch (one extra backward pass). The iterations, mini-batches, checks and
 variable projection are shared with Gauss-Newton
-(:mod:`symnet.solvers.exact_directions`).
+(:mod:`symnet.solvers.exact_directions`); the directions are in
+:mod:`symnet.solvers.directions`.
 
 """
 
 from __future__ import annotations
 
-import abc
-
 import numpy as np
 
-from symnet.core.derivatives import gradient
-from symnet.core.restriction import Restriction
-
+from symnet.solvers.directions.cg import CGMemory, nonlinear_cg
+from symnet.solvers.directions.gradient import GradientState
+from symnet.solvers.directions.lbfgs import LBFGSMemory, lbfgs, two_loop
 from symnet.solvers.exact_directions import ExactDirectionSolver
 from symnet.solvers.options import Option
 
-
-class GradientDirectionSolver(ExactDirectionSolver):
-    """CG and L-BFGS: a direction from the gradient and a memory of past steps."""
-
-    def _iterate(self, loss: Restriction, full: bool) -> dict:
-        model = self.model_
-        with self._timed("direction"):
-            g = gradient(loss)
-        theta = model.get_flat()
-        if full and self._prev is not None:
-            theta_prev, g_prev = self._prev
-            self._remember(theta - theta_prev, g - g_prev, g_prev, g)
-        d = self._direction(g)
-        slope = float(g @ d)
-        restarted = False
-        if not (np.isfinite(slope) and slope < 0.0):
-            self._reset_memory()
-            d, slope, restarted = -g, -float(g @ g), True
-        if slope == 0.0:
-            return {"updates": 0, "accepted": 0, "searches": 0, "converged": full}
-        res = self._search(loss, d)
-        if full:
-            self._prev = (theta, g) if res.accepted else None
-            if not res.accepted:
-                if restarted or self._is_gradient(d, g):
-                    return {"updates": 0, "accepted": 0, "searches": 1, "converged": True}
-                self._reset_memory()
-        elif res.accepted:
-            with self._timed("direction"):
-                g_new = gradient(loss)  # the same batch at the new point: a consistent secant pair
-            self._remember(model.get_flat() - theta, g_new - g, g, g_new)
-        return {"updates": model.num_params if res.accepted else 0, "accepted": int(res.accepted), "searches": 1}
-
-    @staticmethod
-    def _is_gradient(d, g) -> bool:
-        return bool(np.allclose(d, -g, rtol=1e-14, atol=0.0))
-
-    @abc.abstractmethod
-    def _direction(self, g: np.ndarray) -> np.ndarray:
-        """The search direction from the current gradient and the method's memory."""
-
-    @abc.abstractmethod
-    def _remember(self, s, y, g_old, g_new) -> None:
-        """Update the method's memory with the step ``s`` and gradient change ``y``."""
+__all__ = ["CGSolver", "LBFGSSolver", "two_loop"]
 
 
-class CGSolver(GradientDirectionSolver):
+def _secant_state(state: GradientState) -> dict:
+    """The start of the next full-data secant pair, for checkpoints."""
+    return {} if state.g_prev is None else {"theta_prev": state.theta_prev, "g_prev": state.g_prev}
+
+
+def _load_secant(state: dict) -> dict:
+    if "g_prev" not in state:
+        return {}
+    return {"theta_prev": np.asarray(state["theta_prev"]), "g_prev": np.asarray(state["g_prev"])}
+
+
+class CGSolver(ExactDirectionSolver):
     """Nonlinear conjugate gradient (Polak-Ribiere+) with exact polynomial line search.
 
     Options:
@@ -97,79 +66,27 @@ class CGSolver(GradientDirectionSolver):
                                        help="restart with steepest descent after this many iterations "
                                             "(None: the number of parameters)")}
 
-    def _setup_method(self, model):
-        r = self.opts_["restart_every"]
-        self.restart_every_ = model.num_params if r is None else r
-
-    def _reset_memory(self):
-        self._prev = None
-        self.d_prev_ = None
-        self.beta_ = 0.0
-        self.since_restart_ = 0
-
-    def _direction(self, g):
-        if self.d_prev_ is None or self.since_restart_ >= self.restart_every_:
-            self.since_restart_ = 0
-            d = -g
-        else:
-            d = -g + self.beta_ * self.d_prev_
-        self.since_restart_ += 1
-        self.d_prev_ = d
-        return d
-
-    def _remember(self, s, y, g_old, g_new):
-        denom = float(g_old @ g_old)
-        beta = float(g_new @ y) / denom if denom > 0 else 0.0
-        self.beta_ = max(0.0, beta)  # PR+: a negative beta restarts
+    def _directions(self, model):
+        return [nonlinear_cg(self.opts_["restart_every"])]
 
     def _memory_state(self):
-        out = {"beta": self.beta_, "since_restart": self.since_restart_}
-        if self.d_prev_ is not None:
-            out["d_prev"] = self.d_prev_
-        if self._prev is not None:
-            out["theta_prev"], out["g_prev"] = self._prev
-        return out
+        state = self.states_[0]
+        mem = state.memory
+        out = {"beta": mem.beta, "since_restart": mem.since_restart}
+        if mem.d_prev is not None:
+            out["d_prev"] = mem.d_prev
+        return {**out, **_secant_state(state)}
 
     def _load_memory(self, state):
-        self.beta_ = float(state.get("beta", 0.0))
-        self.since_restart_ = int(state.get("since_restart", 0))
-        self.d_prev_ = np.asarray(state["d_prev"]) if "d_prev" in state else None
-        self._prev = (np.asarray(state["theta_prev"]), np.asarray(state["g_prev"])) if "g_prev" in state else None
+        mem = CGMemory(np.asarray(state["d_prev"]) if "d_prev" in state else None, float(state.get("beta", 0.0)),
+                       int(state.get("since_restart", 0)))
+        self.states_[0] = GradientState(mem, **_load_secant(state))
 
     def _extra_record(self):
-        return {"beta": self.beta_}
+        return {"beta": self.states_[0].memory.beta}
 
 
-def two_loop(g: np.ndarray, S: list[np.ndarray], Y: list[np.ndarray]) -> np.ndarray:
-    """L-BFGS two-loop recursion: ``H g`` for the inverse-Hessian approximation of the pairs.
-
-    ``H_0 = gamma I`` with ``gamma = s.y / y.y`` of the newest pair (1 without
-    pairs); the pairs are oldest first.
-
-    Example:
-        >>> import numpy as np
-        >>> A = np.array([[2.0, 0.0], [0.0, 5.0]])
-        >>> S = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
-        >>> Y = [A @ s for s in S]
-        >>> two_loop(np.array([2.0, 5.0]), S, Y).round(12).tolist()   # exact inverse on the span
-        [1.0, 1.0]
-    """
-    q = np.array(g, dtype=np.float64)
-    m = len(S)
-    alphas = np.empty(m)
-    rhos = np.array([1.0 / float(y @ s) for s, y in zip(S, Y)])
-    for i in range(m - 1, -1, -1):
-        alphas[i] = rhos[i] * float(S[i] @ q)
-        q -= alphas[i] * Y[i]
-    gamma = float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1]) if m else 1.0
-    r = gamma * q
-    for i in range(m):
-        beta = rhos[i] * float(Y[i] @ r)
-        r += (alphas[i] - beta) * S[i]
-    return r
-
-
-class LBFGSSolver(GradientDirectionSolver):
+class LBFGSSolver(ExactDirectionSolver):
     """L-BFGS (two-loop recursion) with exact polynomial line search.
 
     Options:
@@ -194,43 +111,22 @@ class LBFGSSolver(GradientDirectionSolver):
                "curvature_eps": Option(1e-10, "float", low=0.0,
                                        help="skip a pair with s.y <= curvature_eps ||s|| ||y||")}
 
-    def _setup_method(self, model):
-        self.memory_ = self.opts_["memory"]
-        self.curvature_eps_ = self.opts_["curvature_eps"]
-        self.skipped_ = 0
-
-    def _reset_memory(self):
-        self._prev = None
-        self.S_: list[np.ndarray] = []
-        self.Y_: list[np.ndarray] = []
-
-    def _direction(self, g):
-        return -two_loop(g, self.S_, self.Y_)
-
-    def _remember(self, s, y, g_old, g_new):
-        sy = float(s @ y)
-        if not (np.isfinite(sy) and sy > self.curvature_eps_ * float(np.linalg.norm(s) * np.linalg.norm(y))):
-            self.skipped_ += 1
-            return
-        self.S_.append(s)
-        self.Y_.append(y)
-        if len(self.S_) > self.memory_:
-            self.S_.pop(0)
-            self.Y_.pop(0)
+    def _directions(self, model):
+        return [lbfgs(self.opts_["memory"], self.opts_["curvature_eps"])]
 
     def _memory_state(self):
-        out = {"skipped": self.skipped_}
-        if self.S_:
-            out["S"], out["Y"] = np.stack(self.S_), np.stack(self.Y_)
-        if self._prev is not None:
-            out["theta_prev"], out["g_prev"] = self._prev
-        return out
+        state = self.states_[0]
+        mem = state.memory
+        out = {"skipped": mem.skipped}
+        if mem.S:
+            out["S"], out["Y"] = np.stack(mem.S), np.stack(mem.Y)
+        return {**out, **_secant_state(state)}
 
     def _load_memory(self, state):
-        self.skipped_ = int(state.get("skipped", 0))
-        self.S_ = list(np.asarray(state["S"])) if "S" in state else []
-        self.Y_ = list(np.asarray(state["Y"])) if "Y" in state else []
-        self._prev = (np.asarray(state["theta_prev"]), np.asarray(state["g_prev"])) if "g_prev" in state else None
+        mem = LBFGSMemory(tuple(np.asarray(state["S"])) if "S" in state else (),
+                          tuple(np.asarray(state["Y"])) if "Y" in state else (), int(state.get("skipped", 0)))
+        self.states_[0] = GradientState(mem, **_load_secant(state))
 
     def _extra_record(self):
-        return {"pairs": len(self.S_), "skipped_pairs": self.skipped_}
+        mem = self.states_[0].memory
+        return {"pairs": len(mem.S), "skipped_pairs": mem.skipped}

@@ -1,5 +1,7 @@
 """CG, L-BFGS and Gauss-Newton: no ascent anywhere, exact directions, stochastic variants, options."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,8 @@ from symnet.core.derivatives import block_index
 from symnet.core.derivatives import gradient
 from symnet.solvers.gauss_newton import GaussNewtonSolver, gauss_newton_direction, kfac_direction
 from symnet.solvers.quasi_newton import CGSolver, LBFGSSolver, two_loop
+from symnet.solvers.directions import Direction, cg_memory, gradient_direction, steepest_descent
+from symnet.solvers.exact_directions import DirectionSolver
 from symnet.core.datasets import Dataset
 from symnet.core.errors import ModelError, SolverError
 from symnet.core.layers import Linear, Poly
@@ -203,15 +207,20 @@ def test_cg_direction_is_polak_ribiere_plus():
     model = MODELS["mlp-cubic"].copy()
     data = toy_data(model)
     seen = []
+    memory = cg_memory(restart_every=3)
+
+    def direct(g, mem):
+        d_prev, beta = mem.d_prev, mem.beta
+        d, mem = memory.direct(g, mem)
+        seen.append((g.copy(), None if d_prev is None else d_prev.copy(), beta, d.copy()))
+        return d, mem
 
     class Spy(CGSolver):
-        def _direction(self, g):
-            d_prev, beta = self.d_prev_, self.beta_
-            d = super()._direction(g)
-            seen.append((g.copy(), None if d_prev is None else d_prev.copy(), beta, d.copy()))
-            return d
+        def _directions(self, model):
+            return [gradient_direction(memory._replace(direct=direct))]
 
-    spy = Spy(ridge=RIDGE, restart_every=3).fit(model, data, steps=5, quiet=True)
+    Spy(ridge=RIDGE, restart_every=3).fit(model, data, steps=5, quiet=True)
+    assert len(seen) == 5
     grads = [g for g, _, _, _ in seen]
     for k, (g, d_prev, beta, d) in enumerate(seen):
         if k % 3 == 0:                       # restart: steepest descent
@@ -223,11 +232,11 @@ def test_cg_direction_is_polak_ribiere_plus():
         np.testing.assert_allclose(d, -g + want_beta * d_prev, rtol=1e-12)
     # a negative Polak-Ribiere beta restarts: g_new . (g_new - g_old) < 0
     g_old, g_new = np.array([1.0, 0.0]), np.array([0.5, 0.1])
-    spy._remember(None, g_new - g_old, g_old, g_new)
-    assert g_new @ (g_new - g_old) < 0 and spy.beta_ == 0.0
+    mem = memory.remember(memory.init(), None, g_new - g_old, g_old, g_new)
+    assert g_new @ (g_new - g_old) < 0 and mem.beta == 0.0
     g_new = np.array([2.0, 0.0])
-    spy._remember(None, g_new - g_old, g_old, g_new)
-    assert spy.beta_ == pytest.approx(2.0)
+    mem = memory.remember(mem, None, g_new - g_old, g_old, g_new)
+    assert mem.beta == pytest.approx(2.0)
 
 
 def test_varpro_keeps_the_last_layer_at_its_ridge_solution():
@@ -580,3 +589,58 @@ def test_readout_window_resumes_the_same_run_and_needs_minibatch_varpro(tmp_path
     np.testing.assert_allclose(resumed.model_.get_flat(), whole.model_.get_flat(), rtol=1e-9, atol=1e-12)
     with pytest.raises(SolverError, match="readout_window tracks the readout"):
         GaussNewtonSolver(ridge=RIDGE, varpro=True, readout_window=25).fit(model.copy(), data, steps=1, quiet=True)
+
+
+# ------------------------------------------------------------------ the direction interface
+class SignState(NamedTuple):
+    iterations: int
+
+
+def sign_direction() -> Direction:
+    """A new direction is a pure init/update pair: here the sign of the gradient, counted."""
+
+    def update(problem, state):
+        g = gradient(problem.loss)
+        return (-np.sign(g) if np.any(g) else None), SignState(state.iterations + 1)
+
+    return Direction(init=lambda model: SignState(0), update=update)
+
+
+@pytest.mark.parametrize("opts", [{}, {"batch_size": 8, "check": True}], ids=["full", "checked-batches"])
+def test_a_new_direction_plugs_into_the_generic_solver_and_never_raises_the_loss(opts):
+    model = MODELS["poly"].copy()
+    data = toy_data(model, n=30)
+    s = traced(DirectionSolver)(sign_direction(), ridge=RIDGE, **opts).fit(model, data, steps=4, quiet=True)
+    assert s.trace and s.states_[0].iterations == s.history_.final["iterations"]
+    for before, after, accepted, full_before, full_after in s.trace:
+        assert after <= before * (1 + 1e-12) + 1e-12
+        if full_before is not None:
+            assert full_after <= full_before
+    losses = s.history_.column("loss")
+    assert np.all(np.diff(losses) <= 1e-12 * losses[:-1]) and losses[-1] < losses[0]
+    # every accepted step moves every parameter (the default size of a direction)
+    assert s.history_.final["updates"] == model.num_params * sum(accepted for _, _, accepted, _, _ in s.trace)
+
+
+def test_steepest_descent_stops_where_its_line_search_finds_no_decrease():
+    model, data, want = quadratic_problem()
+    s = DirectionSolver(steepest_descent(), ridge=RIDGE).fit(model, data, steps=400, quiet=True)
+    assert len(s.history_) < 401  # a rejected steepest descent step on the full data: converged, the run ends
+    np.testing.assert_allclose(model.get_flat(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,opts", [(CGSolver, {"restart_every": 5}),
+                                      (GaussNewtonSolver, {"batch_size": 8, "iters_per_step": 2, "varpro": True,
+                                                           "search": "joint", "curvature": "kfac",
+                                                           "momentum": 0.5})],
+                         ids=["cg", "gn-momentum"])
+def test_resume_restores_the_direction_state(tmp_path, cls, opts):
+    data = toy_data(MODELS["poly2"], n=24)
+    straight = MODELS["poly2"].copy()
+    cls(ridge=RIDGE, **opts).fit(straight, data, steps=4, quiet=True)
+    half = cls(ridge=RIDGE, **opts)
+    half.fit(MODELS["poly2"].copy(), data, steps=2, quiet=True, checkpoint_dir=tmp_path)
+    again = MODELS["poly2"].copy()
+    s = cls(ridge=RIDGE, **opts).fit(again, data, steps=4, quiet=True, checkpoint_dir=tmp_path, resume=True)
+    assert s.states_[0]._fields == half.states_[0]._fields
+    np.testing.assert_allclose(again.get_flat(), straight.get_flat(), rtol=1e-6, atol=1e-8)
