@@ -1,4 +1,4 @@
-"""One run, specified once: its budget, seed, folder and bookkeeping (:class:`RunSpec`), and its clock (:class:`Deadline`).
+"""One run, specified once: budget, seed, folder, bookkeeping (:class:`RunSpec`), and its clock (:class:`Deadline`).
 
 Every entry point (``symnet train``, ``compare``, ``bench``, ``bench target``,
 :func:`symnet.fit`, the scikit-learn estimators and :meth:`Solver.fit
@@ -26,7 +26,7 @@ Example:
     >>> RunSpec(steps=-1)
     Traceback (most recent call last):
     ...
-    symnet.core.errors.SolverError: steps must be a whole number >= 0, got -1
+    symnet.core.errors.SolverError: budget 'steps' must be a whole number >= 0, got -1
     >>> clock = iter([0.0, 4.0, 11.0]).__next__
     >>> d = Deadline(10.0, clock=clock)
     >>> d.remaining(), d.passed()
@@ -127,11 +127,12 @@ class RunSpec:
             if value is not None:
                 if not is_number(value) or not math.isfinite(float(value)) or float(value) != int(value) \
                         or int(value) < 0:
-                    raise SolverError(f"{key} must be a whole number >= 0, got {value!r}")
+                    raise SolverError(f"budget {key!r} must be a whole number >= 0, got {value!r}")
                 object.__setattr__(self, key, int(value))
         if self.time is not None:
             if not is_number(self.time) or not (math.isfinite(float(self.time)) and float(self.time) > 0):
-                raise SolverError(f"time limit must be a positive number of seconds, got {self.time!r}")
+                raise SolverError(f"budget 'time' (the time limit) must be a positive number of seconds, got "
+                                  f"{self.time!r}")
             object.__setattr__(self, "time", float(self.time))
         if self.seed is not None:
             if not is_number(self.seed) or float(self.seed) != int(self.seed) or int(self.seed) < 0:
@@ -156,6 +157,8 @@ class RunSpec:
         """
         if budget is None:
             return cls(**settings)
+        if isinstance(budget, RunSpec):
+            return budget.replace(**settings)
         if is_number(budget):
             if not (math.isfinite(float(budget)) and float(budget) > 0):
                 raise SolverError(f"a budget in seconds must be a positive number, got {budget!r}")
@@ -185,7 +188,8 @@ class RunSpec:
 
         Example:
             >>> from symnet import solvers
-            >>> RunSpec(sweeps=3).steps_for(solvers.get("coordinate")), RunSpec(epochs=3).steps_for(solvers.get("coordinate"))
+            >>> coordinate = solvers.get("coordinate")
+            >>> RunSpec(sweeps=3).steps_for(coordinate), RunSpec(epochs=3).steps_for(coordinate)
             (3, None)
         """
         unit = step_unit(solver)

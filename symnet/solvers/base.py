@@ -231,7 +231,8 @@ class Solver(abc.ABC):
         return self.run(model, data, spec, callbacks=callbacks, client=client)
 
     def run(self, model, data, spec: RunSpec, *, callbacks: Iterable[Callback] = (), client=None) -> "Solver":
-        """Train ``model`` on ``data`` in place as ``spec`` says, in the shared loop (:class:`~symnet.solvers.trainer.Trainer`)."""
+        """Train ``model`` on ``data`` in place as ``spec`` says, in the loop all backends share
+        (:class:`~symnet.solvers.trainer.Trainer`)."""
         try:
             return Trainer(self, spec, callbacks=callbacks, client=client).run(model, data)
         except Exception as exc:
