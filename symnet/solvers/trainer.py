@@ -164,7 +164,7 @@ class Trainer:
                     model.set_flat(last_good)
                     solver._on_params_restored()
                     raise DivergenceError(
-                        f"solver '{solver.name}' diverged at step {history.final['step'] + 1} (loss {loss}); "
+                        f"solver '{solver.name}' diverged at step {prev['step'] + 1} (loss {loss}); "
                         "the last finite parameters were kept - lower the learning rate or raise the ridge")
                 rec = self.record(prev["step"] + 1, loss, elapsed0 + train_clock,
                                   prev["updates"] + int(info.get("updates", 0)),
