@@ -514,7 +514,7 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
              + ("" if row["status"] == "ok" else f", {row['status']}"))
 
     with cluster.session(args.workers, args.scheduler, say=_say) as client:
-        result = compare(model, data, args.solvers, budget, target_loss=args.target_loss,
+        result = compare(model, data, args.solvers, spec, target_loss=args.target_loss,
                          target_acc=args.target_acc, out=out, quiet=args.quiet, seed=seed, options=options,
                          isolate=args.isolate, overwrite=args.overwrite, callback=report, client=client)
     _say("")
