@@ -395,6 +395,6 @@ def run(entries: Sequence[Entry], model, data, budget: Mapping[str, float | int]
         yield entry, result
 
 
-__all__ = ["BUDGET_KEYS", "Entry", "GROUPS", "budget_for", "describe_budget", "describe_limits", "expand", "gradient_solvers",
-           "is_number", "model_name", "plural", "parse_budget", "parse_solvers", "resolve_steps", "run", "run_entry", "run_isolated",
-           "step_unit"]
+__all__ = ["BUDGET_KEYS", "Entry", "GROUPS", "budget_for", "describe_budget", "describe_limits", "expand",
+           "gradient_solvers", "is_number", "model_name", "plural", "parse_budget", "parse_solvers", "resolve_steps",
+           "run", "run_entry", "run_isolated", "step_unit"]
