@@ -34,7 +34,9 @@ import symnet.core.model.presets as _models
 import symnet.solvers as _solvers
 from symnet.core.errors import DataError, DivergenceError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
+from symnet.core.run import RunSpec
 from symnet.core.runtime import peak_rss_mb
+from symnet.solvers import options as options_
 from symnet.solvers.base import Solver
 
 #: Presets that need image inputs ``(C, H, W)``.
@@ -111,9 +113,8 @@ def solver_instance(solver, options: dict) -> Solver:
             raise SolverError(f"pass options to the solver's constructor or by keyword, not both "
                               f"(got a {type(solver).__name__} and {sorted(options)})")
         return solver
-    if isinstance(solver, type) and issubclass(solver, Solver):
-        return solver(**options)
-    return _solvers.get(solver)(**options)
+    cls = solver if isinstance(solver, type) and issubclass(solver, Solver) else _solvers.get(solver)
+    return cls(**options_.parse(cls.name, cls.OPTIONS, given=options))  # a bad option fails before any work
 
 
 def summarize(solver, *, wall_time: float | None = None, model_name: str | None = None) -> dict:
@@ -210,8 +211,11 @@ def write_outputs(solver, out: str | os.PathLike, *, wall_time: float | None = N
 def train(model, data, solver="coordinate", *, steps: int | None = None, time_limit: float | None = None,
           callbacks: Iterable = (), out: str | os.PathLike | None = None, resume: bool = False,
           overwrite: bool = False, quiet: bool | None = None, seed: int | None = None,
-          certificates: bool | str = False, client=None, **options: Any):
+          certificates: bool | str = False, client=None, run: RunSpec | None = None, **options: Any):
     """Like :func:`fit`, but return the fitted solver (``.model_``, ``.history_``, ``.opts_``).
+
+    ``run``: the whole run as one :class:`~symnet.core.run.RunSpec`, instead of ``steps``, ``time_limit``,
+    ``out``, ``resume``, ``overwrite``, ``quiet``, ``seed`` and ``certificates`` (giving both is an error).
 
     The solver's ``model_`` is the trained model: the one passed in, trained
     in place, or for backends that build their own (``polyreg``) that model.
@@ -226,24 +230,29 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
         (1, 'mlp')
     """
     t0 = time.perf_counter()
-    data = load_data(data, quiet=quiet)
+    given = dict(steps=steps, time=time_limit, out=out, resume=resume, overwrite=overwrite, quiet=quiet, seed=seed,
+                 certificates=certificates)
+    if run is None:
+        run = RunSpec(**given)
+    elif given != dict(steps=None, time=None, out=None, resume=False, overwrite=False, quiet=None, seed=None,
+                       certificates=False):
+        raise SolverError("give the run's settings as run=RunSpec(...) or by keyword, not both")
+    data = load_data(data, quiet=run.quiet)
     instance = solver_instance(solver, options)
     model_name = model if isinstance(model, str) else None
     if isinstance(model, str):
-        model = build_model(model, data, seed=0 if seed is None else seed)
+        model = build_model(model, data, seed=0 if run.seed is None else run.seed)
+    out = run.out
     if out is not None:
-        out = Path(out)
-        claim_out(out, resume=resume, overwrite=overwrite)
-    elif resume:
+        claim_out(out, resume=run.resume, overwrite=run.overwrite)
+    elif run.resume:
         raise SolverError("resume needs the folder of the run to continue; pass out=DIR (--out DIR)")
 
     def wall() -> float:  # the whole run's wall time: earlier sessions of a resumed run, and loading the data
-        return getattr(instance, "_wall0", 0.0) + time.perf_counter() - t0
+        return instance.wall_before_ + time.perf_counter() - t0
 
     try:
-        instance.fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks, checkpoint_dir=out,
-                     resume=resume, overwrite=overwrite, quiet=quiet, seed=seed, certificates=certificates,
-                     client=client)
+        instance.run(model, data, run, callbacks=callbacks, client=client)
     except DivergenceError:
         # The loop restored the last finite parameters; save them with the history up to there.
         if out is not None:

@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from symnet.core.history import History
 from symnet.core.files import to_jsonable
+from symnet.core.run import RunSpec
 
 from symnet.frontend import api, plots, runner
 from symnet.frontend.tables import render
@@ -108,7 +109,8 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
         model_options: preset options (``channels``, ``kernel`` ...).
         samples, test_samples: use the first N training / test samples.
         sweeps, epochs, steps: step budgets (see :func:`symnet.frontend.runner.resolve_steps`);
-            a solver none of them applies to runs its default number of steps.
+            a solver none of them applies to runs its default number of steps
+            (:func:`symnet.core.run.default_budget`).
         time_limit: seconds of training per solver.
         seed: initialisation and solver seed.
         quiet: hide progress bars.
@@ -124,13 +126,14 @@ def run(names: Sequence[str], *, dataset="mnist-small", data_dir=None, model: st
         ``status`` ...), with the histories and :meth:`Benchmark.plot`.
     """
     entries = runner.parse_solvers(list(names), options)
-    budget = runner.parse_budget({"time": time_limit, "steps": steps, "sweeps": sweeps, "epochs": epochs})
+    run = RunSpec(steps=steps, sweeps=sweeps, epochs=epochs, time=time_limit, seed=seed, quiet=quiet)
+    budget = run.budget()
     data = api.load_data(dataset, data_dir, samples=samples, test_samples=test_samples,
                          download=download, quiet=quiet)
     model_name = model or api.default_model(data)
     initial = api.build_model(model_name, data, seed=0 if seed is None else seed, **(model_options or {}))
     rows, histories = [], {}
-    for entry, result in runner.run(entries, initial, data, budget, seed=seed, quiet=quiet, callback=callback,
+    for entry, result in runner.run(entries, initial, data, budget, seed=run.seed, quiet=quiet, callback=callback,
                                     client=client):
         rows.append(result["row"])
         histories[entry.label] = History.from_dict(result["history"])

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import symnet.solvers as solvers
+from symnet.solvers import options as options_
 from symnet.core.errors import ModelError, SolverError, SymnetError, SymnetWarning
 from symnet.core.model.saving import load_model
+from symnet.core.run import DEFAULT_SECONDS, RunSpec
 from symnet.core.runtime import caused_by_interrupt
 from symnet.core.version import __version__
 
@@ -206,12 +208,21 @@ def dataset_name(args: argparse.Namespace) -> str:
     return "mnist" if args.data_dir else "mnist-small"
 
 
+def solver_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The named solver flags (``--lr`` ...) the user gave, as ``{option: value}``."""
+    return {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS if getattr(args, key) is not None}
+
+
 def solver_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The solver options the user set on the command line (and no others)."""
-    opts = {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS if getattr(args, key) is not None}
-    for key, value in args.option:
-        opts[key] = value
-    return opts
+    """The solver options the user set on the command line (and no others): named flags and ``-O`` pairs,
+    one option set to two values refused (:func:`symnet.solvers.options.merge`)."""
+    return options_.merge(solver_flags(args), args.option)
+
+
+def run_spec(args: argparse.Namespace, **settings: Any) -> RunSpec:
+    """The run the budget flags ask for (checked once, by :class:`~symnet.core.run.RunSpec`)."""
+    return RunSpec(steps=args.steps, sweeps=args.sweeps, epochs=args.epochs, time=args.time_limit, seed=args.seed,
+                   quiet=args.quiet, **settings)
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -277,16 +288,15 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-#: Training seconds of `symnet train` when no budget flag is given.
-DEFAULT_TIME_LIMIT = 75.0
-
-
 def cmd_train(args: argparse.Namespace, state: dict) -> int:
     solver_cls = solvers.get(args.solver)
-    options = solver_options(args)
-    instance = solver_cls(**options)
-    instance.check_options()  # a bad option fails now, not after loading the data
-    steps = runner.resolve_steps(instance, sweeps=args.sweeps, epochs=args.epochs, steps=args.steps)
+    # a bad option fails now, not after loading the data
+    instance = solver_cls(**options_.parse(solver_cls.name, solver_cls.OPTIONS, flags=solver_flags(args),
+                                           pairs=args.option))
+    # a first run with no budget should finish quickly (DEFAULT_SECONDS); see symnet.core.run.default_budget
+    spec = run_spec(args, resume=args.resume, overwrite=args.overwrite, certificates=args.certificates or False,
+                    no_budget="time")
+    _, seconds = spec.limits(instance, strict=True)  # a flag that does not fit the solver fails now too
     if args.resume and not args.out:
         raise SolverError("--resume needs --out DIR, the folder of the run to continue")
     if args.init and (args.model or model_options(args)):
@@ -311,17 +321,11 @@ def cmd_train(args: argparse.Namespace, state: dict) -> int:
         what = "its own model"
     _say(f"{'resuming' if args.resume else 'training'} {what} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test) with {args.solver}")
-    time_limit = args.time_limit
-    if steps is None and time_limit is None and not args.resume and not getattr(solver_cls, "ends_by_itself", False):
-        # a first run with no budget should finish quickly; later sweeps are asked for explicitly
-        # (a solver that ends by itself, e.g. polyreg's closed forms, runs to its end)
-        time_limit = DEFAULT_TIME_LIMIT
-        _say(f"no budget given: training for {DEFAULT_TIME_LIMIT:.0f} s (set --sweeps, --epochs, --steps or "
+    if spec.time is None and seconds == DEFAULT_SECONDS:
+        _say(f"no budget given: training for {DEFAULT_SECONDS:.0f} s (set --sweeps, --epochs, --steps or "
              "--time-limit to change it)")
     with cluster.session(args.workers, args.scheduler, say=_say) as client:
-        fitted = api.train(model, data, instance, steps=steps, time_limit=time_limit, out=out,
-                           resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, seed=args.seed,
-                           certificates=args.certificates or False, client=client)
+        fitted = api.train(model, data, instance, run=spec.replace(out=out), client=client)
     _say(bench.format_table([fitted.summary_], TRAIN_COLUMNS))
     written = [name for name in api.RUN_FILES if (out / name).exists()]
     _say(f"saved to {out}/ ({', '.join(written)})")
@@ -364,6 +368,7 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
     if args.sweeps is not None or args.steps is not None:
         raise SolverError("'symnet bench target' counts Adam's --epochs and the exact solvers' --time-limit; "
                           "drop --sweeps and --steps")
+    spec = run_spec(args)  # the budget flags are checked as everywhere: Adam's --epochs, the exact --time-limit
     if args.out:
         api.claim_out(Path(args.out), create=False)
     given = solver_options(args)
@@ -371,13 +376,8 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
     if ridge == "auto":
         raise SolverError("'symnet bench target' times every solver on one objective, Adam's included: give --ridge "
                           "a number (default 1.0), not auto")
-    options = {}
-    for name in args.exact:
-        accepted = solvers.get(name).defaults
-        options[name] = {k: v for k, v in given.items() if k in accepted}
-    unused = [k for k in given if not any(k in opts for opts in options.values())]
-    if unused:
-        raise SolverError(f"no exact solver ({', '.join(args.exact)}) has option {unused[0]!r}")
+    # the exact solvers' options, checked by the runner's parser like every comparison's
+    options = {e.name: e.options for e in runner.parse_solvers(args.exact, given)}
     data = api.load_data(dataset_name(args), args.data_dir, samples=args.samples, test_samples=args.test_samples,
                          download=args.download, quiet=args.quiet)
     model = api.build_model(args.model or api.default_model(data), data, seed=args.seed or 0,
@@ -390,9 +390,9 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
                  "of training" + ("" if row["status"] == "ok" else f", {row['status']}"))
 
     with cluster.session(args.workers, args.scheduler, say=None if args.json else _say) as client:
-        result = target.time_to_target(model, data, args.exact, lrs=args.lrs, epochs=args.epochs or 10,
-                                       ridge=ridge, time_limit=args.time_limit, seed=args.seed or 0, options=options,
-                                       quiet=args.quiet, callback=report, client=client)
+        result = target.time_to_target(model, data, args.exact, lrs=args.lrs, epochs=spec.epochs or 10,
+                                       ridge=ridge, time_limit=spec.time, seed=spec.seed or 0, options=options,
+                                       quiet=spec.quiet, callback=report, client=client)
     if args.out:
         api.prepare_out(Path(args.out))
         result.save(Path(args.out))
@@ -485,17 +485,13 @@ def _compare_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_compare(args: argparse.Namespace, state: dict) -> int:
-    budget = {k: v for k, v in (("time", args.time_limit), ("steps", args.steps), ("sweeps", args.sweeps),
-                                ("epochs", args.epochs)) if v is not None}
+    spec = run_spec(args)
+    budget = spec.budget()
     if not budget:
         raise SolverError("give a budget: --time-limit SECONDS (per solver) and/or --steps, --sweeps or --epochs N")
-    budget = runner.parse_budget(budget)
-    options: dict[str, Any] = {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS
-                               if getattr(args, key) is not None}
+    options = options_.merge(solver_flags(args), [(key, value) for scope, key, value in args.option if scope is None])
     for scope, key, value in args.option:
-        if scope is None:
-            options[key] = value
-        else:
+        if scope is not None:
             if scope not in args.solvers:
                 raise SolverError(f"--option {scope}.{key}: solver {scope!r} is not among --solvers "
                                   f"({', '.join(args.solvers)})")
@@ -503,7 +499,7 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
     runner.parse_solvers(args.solvers, options)  # unknown solvers and options fail before the data is loaded
     data = api.load_data(dataset_name(args), args.data_dir, samples=args.samples, test_samples=args.test_samples,
                          download=args.download, quiet=args.quiet)
-    seed = 0 if args.seed is None else args.seed
+    seed = 0 if spec.seed is None else spec.seed
     model_name = args.model or api.default_model(data)
     model = api.build_model(model_name, data, seed=seed, **model_options(args))
     out = Path(args.out) if args.out else \
@@ -518,7 +514,7 @@ def cmd_compare(args: argparse.Namespace, state: dict) -> int:
              + ("" if row["status"] == "ok" else f", {row['status']}"))
 
     with cluster.session(args.workers, args.scheduler, say=_say) as client:
-        result = compare(model, data, args.solvers, budget, target_loss=args.target_loss,
+        result = compare(model, data, args.solvers, spec, target_loss=args.target_loss,
                          target_acc=args.target_acc, out=out, quiet=args.quiet, seed=seed, options=options,
                          isolate=args.isolate, overwrite=args.overwrite, callback=report, client=client)
     _say("")

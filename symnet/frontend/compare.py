@@ -52,12 +52,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 import symnet.core.files as sio
 from symnet.core.model.saving import save_model
 from symnet.core.errors import CorruptFileError, DataError, ModelError, RunExistsError, SolverError
 from symnet.core.history import History
+from symnet.core.run import RunSpec
 from symnet.core.runtime import reset_peak
 
 from symnet.frontend import api, plots, runner
@@ -331,15 +330,14 @@ def compare(model, data, solvers: Sequence, budget: Any, *, target_loss: float |
         >>> c.rows[0]["solver"], "loss" in c.table()
         ('coordinate', True)
     """
-    budget = parse_budget(budget)
+    run = RunSpec.parse(budget, seed=seed, quiet=quiet)  # the one check of the budget and the seed
+    budget = run.budget()
     if not budget:
         raise SolverError("give a budget: seconds of training per solver, or a dict like {'time': 300}, "
                           "{'steps': 5}, {'sweeps': 3} or {'epochs': 2}")
     entries = parse_solvers(solvers, options)
     target_loss = _check_target(target_loss, "target_loss")
     target_acc = _check_target(target_acc, "target_acc", 1.0)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise SolverError(f"seed must be a whole number >= 0, got {seed!r}")
     data = api.load_data(data, quiet=quiet)
     if isinstance(model, str):
         model_name = model

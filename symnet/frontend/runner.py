@@ -2,7 +2,8 @@
 
 :func:`parse_solvers` turns names (``"gradient"`` and ``"all"`` expand to
 groups) and options into :class:`Entry` objects, checked before any data is
-loaded; :func:`parse_budget` reads the one budget model; :func:`run_entry`
+loaded; :func:`parse_budget` reads the one budget model (a
+:class:`~symnet.core.run.RunSpec`, which checks it and holds the default rule); :func:`run_entry`
 trains one entry on a copy of the initial model and returns its row, history
 and trained model, in this process or, with :func:`run_isolated`, in a fresh
 one (fair memory figures).
@@ -16,7 +17,7 @@ its own default number of steps, and its row says so.
 
 Example:
     >>> parse_budget({"sweeps": 3, "time": 60})
-    {'sweeps': 3, 'time': 60.0}
+    {'time': 60.0, 'sweeps': 3}
     >>> [e.label for e in parse_solvers("coordinate, coordinate", {"ridge": 2.0})]
     ['coordinate', 'coordinate#2']
 """
@@ -24,37 +25,25 @@ Example:
 from __future__ import annotations
 
 import builtins
-import math
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 
 import symnet.solvers as registry
 from symnet.core import errors
 from symnet.core.errors import DivergenceError, SolverError, SymnetError
 from symnet.core.objective import sse
+from symnet.core.run import BUDGET_KEYS, RunSpec, is_number, step_unit
 from symnet.core.runtime import MemoryProbe
+from symnet.solvers import options as options_
 from symnet.solvers.optim import OPTIMIZERS
 
 from symnet.frontend import api, cluster
 
 #: Pseudo-solver names that :func:`parse_solvers` expands.
 GROUPS = ("gradient", "all")
-
-#: Budget keys and what they count.
-BUDGET_KEYS = {
-    "time": "seconds of training per solver",
-    "steps": "steps of any solver",
-    "sweeps": "sweeps of solvers whose step is a sweep",
-    "epochs": "epochs of solvers whose step is an epoch",
-}
-
-_BUDGET_HELP = ("a number of seconds (e.g. 300) or a dict like {'time': 300}, {'steps': 5}, {'sweeps': 3} "
-                "or {'epochs': 2}")
-
 
 # --------------------------------------------------------------------------- solvers
 def gradient_solvers() -> list[str]:
@@ -166,7 +155,7 @@ def parse_solvers(items: str | Sequence, options: Mapping[str, Any] | None = Non
         opts = {k: v for k, v in shared.items() if k in cls.defaults}
         opts.update(per_solver.get(name, {}))
         opts.update(own)
-        cls(**opts).check_options()  # a bad option fails now, naming the solver's options
+        options_.parse(cls.name, cls.OPTIONS, given=opts)  # a bad option fails now, naming the solver's options
         label = name if not own else f"{name}[{_options_text(own)}]"
         taken = [e.label for e in entries]
         if label in taken:
@@ -179,13 +168,9 @@ def parse_solvers(items: str | Sequence, options: Mapping[str, Any] | None = Non
 
 
 # --------------------------------------------------------------------------- budget
-def is_number(value: Any) -> bool:
-    """A real number, not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 def parse_budget(budget: Any) -> dict[str, float | int]:
-    """The budget as a dict with keys from :data:`BUDGET_KEYS` (``None``: every solver's default steps).
+    """The budget as a dict with keys from :data:`BUDGET_KEYS` (``None``: every solver's default steps),
+    checked by :class:`~symnet.core.run.RunSpec`.
 
     Raises:
         SolverError: the budget is not a positive number of seconds or such a dict.
@@ -194,30 +179,7 @@ def parse_budget(budget: Any) -> dict[str, float | int]:
         >>> parse_budget(300)
         {'time': 300.0}
     """
-    if budget is None:
-        return {}
-    if is_number(budget):
-        seconds = float(budget)
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise SolverError(f"a budget in seconds must be a positive number, got {budget!r}")
-        return {"time": seconds}
-    if not isinstance(budget, Mapping):
-        raise SolverError(f"budget must be {_BUDGET_HELP}; got {budget!r}")
-    out: dict[str, float | int] = {}
-    for key, value in budget.items():
-        if key not in BUDGET_KEYS:
-            raise SolverError(f"unknown budget key {key!r}; use {', '.join(BUDGET_KEYS)} ({_BUDGET_HELP})")
-        if value is None:
-            continue
-        if key == "time":
-            if not is_number(value) or not (math.isfinite(float(value)) and float(value) > 0):
-                raise SolverError(f"budget 'time' must be a positive number of seconds, got {value!r}")
-            out[key] = float(value)
-        else:
-            if not is_number(value) or float(value) != int(value) or int(value) < 0:
-                raise SolverError(f"budget {key!r} must be a whole number >= 0, got {value!r}")
-            out[key] = int(value)
-    return out
+    return RunSpec.parse(budget).budget()
 
 
 def plural(n: int | float, unit: str) -> str:
@@ -238,42 +200,27 @@ def describe_budget(budget: Mapping[str, float | int]) -> str:
     return text + (" (whichever comes first)" if len(budget) > 1 else "")
 
 
-def step_unit(solver) -> str:
-    """What one step of ``solver`` (a class or an instance) is: ``"sweep"``, ``"epoch"``, ``"iter"`` ..."""
-    unit = getattr(solver, "step_unit", "step")
-    return unit if isinstance(unit, str) else "step"  # a class whose unit depends on its options
-
-
 def resolve_steps(solver, *, sweeps: int | None = None, epochs: int | None = None,
                   steps: int | None = None, strict: bool = True) -> int | None:
-    """The step budget for ``solver`` (a class or an instance) from ``--sweeps`` / ``--epochs`` / ``--steps``.
-
-    ``sweeps`` counts for solvers whose step is a sweep, ``epochs`` for those
-    whose step is an epoch, ``steps`` for any. With ``strict`` a flag that does
-    not match the solver's unit is an error; otherwise it is ignored (a run of
-    mixed solvers takes ``--sweeps`` for some, ``--epochs`` for others).
+    """The step budget for ``solver`` (a class or an instance) from ``--sweeps`` / ``--epochs`` / ``--steps``
+    (:meth:`RunSpec.steps_for <symnet.core.run.RunSpec.steps_for>`).
 
     Example:
         >>> from symnet import solvers
         >>> resolve_steps(solvers.get("coordinate"), sweeps=3)
         3
     """
+    return RunSpec(sweeps=sweeps, epochs=epochs, steps=steps).steps_for(solver, strict=strict)
+
+
+def describe_limits(solver, spec: RunSpec) -> str:
+    """The budget of one solver in a table row: ``'3 sweeps'``, ``'60 s'``, or its default steps."""
     unit = step_unit(solver)
-    name = getattr(solver, "name", "?")
-    given = {k: v for k, v in (("sweeps", sweeps), ("epochs", epochs), ("steps", steps)) if v is not None}
-    if strict and len(given) > 1:
-        raise SolverError(f"give one of --sweeps, --epochs, --steps, not {' and '.join('--' + k for k in given)}")
-    if steps is not None:
-        return steps
-    if sweeps is not None and unit == "sweep":
-        return sweeps
-    if epochs is not None and unit == "epoch":
-        return epochs
-    if strict and given:
-        flag = next(iter(given))
-        hint = {"sweep": "--sweeps N (or --steps N)", "epoch": "--epochs N (or --steps N)"}.get(unit, "--steps N")
-        raise SolverError(f"solver {name!r} counts its work in {unit}s, so --{flag} does not apply; use {hint}")
-    return None
+    steps = spec.steps_for(solver)
+    parts = ([plural(steps, unit)] if steps is not None else []) + ([f"{spec.time:g} s"] if spec.time else [])
+    if not parts:
+        parts.append(f"{plural(spec.limits(solver)[0], unit)} (the solver's default: no budget key applies)")
+    return " or ".join(parts)
 
 
 def budget_for(solver, budget: Mapping[str, float | int]) -> tuple[int | None, float | None, str]:
@@ -284,19 +231,8 @@ def budget_for(solver, budget: Mapping[str, float | int]) -> tuple[int | None, f
         >>> budget_for(solvers.get("coordinate")(), {"sweeps": 3, "epochs": 9})
         (3, None, '3 sweeps')
     """
-    steps = resolve_steps(solver, sweeps=budget.get("sweeps"), epochs=budget.get("epochs"),
-                          steps=budget.get("steps"), strict=False)
-    time_limit = budget.get("time")
-    unit = step_unit(solver)
-    parts = []
-    if steps is not None:
-        parts.append(plural(steps, unit))
-    if time_limit is not None:
-        parts.append(f"{time_limit:g} s")
-    if steps is None and time_limit is None:
-        steps = int(getattr(solver, "default_steps", 10))
-        parts.append(f"{plural(steps, unit)} (the solver's default: no budget key applies)")
-    return steps, time_limit, " or ".join(parts)
+    spec = RunSpec.parse(budget)
+    return (*spec.limits(solver), describe_limits(solver, spec))
 
 
 # --------------------------------------------------------------------------- running one entry
@@ -323,14 +259,15 @@ def run_entry(entry: Entry, model, data, budget: Mapping[str, float | int], *, s
     step: one diverging method must not sink the comparison).
     """
     instance = registry.get(entry.name)(**entry.options)
-    steps, time_limit, budget_desc = budget_for(instance, budget)
+    spec = RunSpec.parse(budget, seed=seed, quiet=quiet)
+    budget_desc = describe_limits(instance, spec)
+    spec = spec.for_solver(instance)
     start = model.copy() if copy else model
     status = "ok"
     with MemoryProbe() as memory:
         t0 = time.perf_counter()
         try:
-            api.train(start, data, instance, steps=steps, time_limit=time_limit, quiet=quiet, seed=seed,
-                      client=client)
+            api.train(start, data, instance, run=spec, client=client)
         except DivergenceError:
             status = f"diverged at step {instance.history_.final['step'] + 1}"
         wall = time.perf_counter() - t0
@@ -458,6 +395,6 @@ def run(entries: Sequence[Entry], model, data, budget: Mapping[str, float | int]
         yield entry, result
 
 
-__all__ = ["BUDGET_KEYS", "Entry", "GROUPS", "budget_for", "describe_budget", "expand", "gradient_solvers",
-           "is_number", "model_name", "plural", "parse_budget", "parse_solvers", "resolve_steps", "run", "run_entry", "run_isolated",
-           "step_unit"]
+__all__ = ["BUDGET_KEYS", "Entry", "GROUPS", "budget_for", "describe_budget", "describe_limits", "expand",
+           "gradient_solvers", "is_number", "model_name", "plural", "parse_budget", "parse_solvers", "resolve_steps",
+           "run", "run_entry", "run_isolated", "step_unit"]

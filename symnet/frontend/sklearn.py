@@ -57,6 +57,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from symnet.core.datasets import Dataset
 from symnet.core.model.polyreg import PolyRegModel
+from symnet.core.run import RunSpec
 from symnet.solvers.polyreg import PolyRegSolver
 
 from symnet.frontend import api
@@ -274,9 +275,8 @@ class PolyNetClassifier(_Base):
         """Train on ``X`` (flat ``(n, d)`` or images ``(n, H, W)`` / ``(n, C, H, W)``) and labels ``y``; return self."""
         X2, y_index, sample_shape = self._validate_fit(X, y)
         seed = _seed(self.random_state)
-        options = self._solver_options()
-        instance = api.solver_instance(self.solver, options)
-        instance.check_options()
+        run = RunSpec(steps=self.steps, time=self.time_limit, seed=seed, quiet=not self.verbose)
+        instance = api.solver_instance(self.solver, self._solver_options())  # checks the options
         self.input_shape_ = self._input_shape(X2.shape[1], sample_shape)
         data = self._dataset(X2, y_index, self.input_shape_)
         if isinstance(self.model, str):
@@ -290,8 +290,7 @@ class PolyNetClassifier(_Base):
             if network.num_outputs != len(self.classes_):
                 raise ValueError(f"the network has {network.num_outputs} outputs but y has {len(self.classes_)} "
                                  "classes")
-        fitted = api.train(network, data, instance, steps=self.steps, time_limit=self.time_limit,
-                           quiet=not self.verbose, seed=seed)
+        fitted = api.train(network, data, instance, run=run)
         return self._finish(fitted)
 
 
@@ -368,12 +367,12 @@ class PolyRegClassifier(_Base):
         n = len(X2)
         if ridge is None and "val_size" not in options and n // 10 < 1:
             options["val_size"] = 1  # fewer than 10 samples: hold out the last one to choose the ridge
-        instance = PolyRegSolver(**options)
-        instance.check_options()
+        instance = api.solver_instance(PolyRegSolver, options)  # checks the options
         self.input_shape_ = self._input_shape(X2.shape[1], sample_shape)
         data = self._dataset(X2, y_index, self.input_shape_)
         model = PolyRegModel(self.input_shape_, len(self.classes_), degree=self.degree, window=self.window)
-        fitted = api.train(model, data, instance, quiet=not self.verbose, seed=_seed(self.random_state))
+        run = RunSpec(seed=_seed(self.random_state), quiet=not self.verbose)
+        fitted = api.train(model, data, instance, run=run)
         self.ridge_ = float(fitted.ridge_used)
         self._finish(fitted)
         return self

@@ -1,4 +1,4 @@
-"""The one interface every backend implements, and the shared training loop.
+"""The one interface every backend implements; the loop they share is :mod:`symnet.solvers.trainer`.
 
 A backend subclasses :class:`Solver`, declares its options once in ``OPTIONS``
 (a table of :class:`~symnet.solvers.options.Option`, checked by one validator
@@ -15,20 +15,22 @@ before ``_setup`` runs) and fills four hooks:
 * ``_state()`` / ``_load_state(state)``: extra arrays and scalars a resumed
   run needs (momentum buffers, sweep counters, RNG state).
 
-:meth:`Solver.fit` runs the loop that all backends share: history, callbacks,
-time limit, progress bar, divergence guard, atomic checkpoints and resume.
-
-Time: a record's ``time`` is seconds of training: the backend's setup (caches,
-factorisations) and its steps, without the evaluation of records (test
-accuracy, a step's ``eval_seconds``), checkpoints or callbacks. The time limit
-counts the same seconds.
+:meth:`Solver.fit` (or :meth:`Solver.run` with a :class:`~symnet.core.run.RunSpec`)
+hands the backend to the loop that all backends share,
+:class:`~symnet.solvers.trainer.Trainer`: history, callbacks, time limit,
+progress bar, divergence guard, atomic checkpoints and resume. While it runs,
+the backend finds what the loop gives it in public attributes: ``deadline``
+(a :class:`~symnet.core.run.Deadline`: ``deadline.passed()``,
+``deadline.remaining()``), ``y_train`` (the training targets one-hot),
+``certificates_``, ``client_``, ``steps_budget_`` and ``time_limit_``; and it
+writes records and notices with :meth:`Solver.record_interim` (when
+:meth:`Solver.interim_due`) and :meth:`Solver.notify`.
 """
 
 from __future__ import annotations
 
 import abc
-import json
-import time
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
@@ -36,20 +38,18 @@ from typing import Any, Callable, ClassVar, Iterable
 import numpy as np
 
 import symnet.core.files as sio
-import symnet.core.progress as progress
-from symnet.core.certificates import Certificates
-from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, RunExistsError, SolverError,
-                                SymnetWarning)
-from symnet.core.history import History
+from symnet.core.errors import ModelError, SymnetWarning
 from symnet.core.layers import LAYER_TYPES
 from symnet.core.linalg import select_ridge_on
-from symnet.core.objective import accuracy, evaluate
+from symnet.core.objective import evaluate
 from symnet.core.restriction import Restriction
-from symnet.core.runtime import blas_threads, caused_by_interrupt
+from symnet.core.run import Deadline, RunSpec
+from symnet.core.runtime import caused_by_interrupt
 from symnet.core.samples import Samples
 from symnet.core.sharded import ShardedLoss, ShardedSamples
 
 from symnet.solvers.options import Option, defaults, validate
+from symnet.solvers.trainer import Trainer
 
 Callback = Callable[[dict, "Solver"], Any]
 
@@ -153,8 +153,8 @@ class Solver(abc.ABC):
         """The training objective (:mod:`symnet.core.objective`) on ``(X, Y)``, divided by the number of samples."""
         return evaluate(self.model_.forward(X), Y, self.model_.get_flat(), self.ridge_used) / max(len(X), 1)
 
-    # ---------------------------------------------------------------- the loop
-    def _require_exact_network(self, model, data) -> list:
+    # ---------------------------------------------------------------- the run
+    def require_exact_network(self, model, data) -> list:
         """Check that an exact solver can train ``model`` on ``data``; returns its layers.
 
         Exact solvers need a Sequential of symnet's layers (each has an exact polynomial
@@ -170,10 +170,12 @@ class Solver(abc.ABC):
         if tuple(data.input_shape) != tuple(model.input_shape):
             raise ModelError(f"model expects inputs {model.input_shape}, data has {data.input_shape}; "
                              "build the model for this dataset")
-        if self._Y_train.shape[1] != model.num_outputs:
-            raise ModelError(f"the model has {model.num_outputs} outputs but the data has {self._Y_train.shape[1]} "
-                             f"classes; build the model with num_classes={self._Y_train.shape[1]}")
+        if self.y_train.shape[1] != model.num_outputs:
+            raise ModelError(f"the model has {model.num_outputs} outputs but the data has {self.y_train.shape[1]} "
+                             f"classes; build the model with num_classes={self.y_train.shape[1]}")
         return layers
+
+    _require_exact_network = require_exact_network  # the name the backends use
 
     def fit(
         self,
@@ -192,7 +194,7 @@ class Solver(abc.ABC):
         certificates: bool | str = False,
         client=None,
     ) -> "Solver":
-        """Train ``model`` on ``data`` in place.
+        """Train ``model`` on ``data`` in place: :meth:`run` with a :class:`~symnet.core.run.RunSpec` of these settings.
 
         Args:
             model: a :class:`symnet.Sequential` (or any model the backend accepts).
@@ -224,196 +226,63 @@ class Solver(abc.ABC):
         Returns:
             ``self``, with ``model_``, ``history_`` and ``opts_`` set.
         """
+        spec = RunSpec(steps=steps, time=time_limit, seed=seed, out=checkpoint_dir, resume=resume,
+                       overwrite=overwrite, certificates=certificates, quiet=quiet, eval_train=eval_train)
+        return self.run(model, data, spec, callbacks=callbacks, client=client)
+
+    def run(self, model, data, spec: RunSpec, *, callbacks: Iterable[Callback] = (), client=None) -> "Solver":
+        """Train ``model`` on ``data`` in place as ``spec`` says, in the loop all backends share
+        (:class:`~symnet.solvers.trainer.Trainer`)."""
         try:
-            return self._fit(model, data, steps=steps, time_limit=time_limit, callbacks=callbacks,
-                             checkpoint_dir=checkpoint_dir, resume=resume, overwrite=overwrite, quiet=quiet,
-                             seed=seed, eval_train=eval_train, certificates=certificates, client=client)
+            return Trainer(self, spec, callbacks=callbacks, client=client).run(model, data)
         except Exception as exc:
             if caused_by_interrupt(exc):  # Ctrl-C inside a compiled kernel: a plain KeyboardInterrupt
                 raise KeyboardInterrupt from None
             raise
         finally:
-            self._release_shards()
+            self.release_shards()
 
-    def _fit(
-        self,
-        model,
-        data,
-        *,
-        steps: int | None = None,
-        time_limit: float | None = None,
-        callbacks: Iterable[Callback] = (),
-        checkpoint_dir: str | Path | None = None,
-        resume: bool = False,
-        overwrite: bool = False,
-        quiet: bool | None = None,
-        seed: int | None = None,
-        eval_train: bool = True,
-        certificates: bool | str = False,
-        client=None,
-    ) -> "Solver":
-        self.opts_ = self.check_options()
-        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
-            raise SolverError(f"steps must be a non-negative whole number, got {steps!r}")
-        if time_limit is not None:
-            try:
-                time_limit = float(time_limit)
-            except (TypeError, ValueError):
-                raise SolverError(f"time limit must be a number of seconds, got {time_limit!r}") from None
-            if not time_limit > 0:
-                raise SolverError(f"time limit must be positive, got {time_limit}")
-        if steps is None and time_limit is None:
-            steps = int(getattr(self, "default_steps", 10))
-        seed = int(self.opts_.get("seed", 0) if seed is None else seed)
-        rng = np.random.default_rng(seed)
-        t_enter = time.perf_counter()
-        data = data.validate()  # the arrays are writable: a NaN may have been written since construction
-        ckpt = Path(checkpoint_dir) / "checkpoint.npz" if checkpoint_dir is not None else None
-        self.settings_ = self.run_settings(model, data, seed)
-        stored = None
-        if resume:
-            if ckpt is None or not ckpt.exists():
-                raise SolverError(f"nothing to resume: no checkpoint at {ckpt}; run once without --resume")
-            stored = sio.read_npz(ckpt, "checkpoint")
-            self._check_settings(stored, ckpt)  # before any setup work: a mismatch fails at once
-        elif ckpt is not None and ckpt.exists() and not overwrite:
-            raise RunExistsError(f"{ckpt.parent} already holds a run (checkpoint.npz); continue it with resume "
-                                 "(--resume), replace it with overwrite (--overwrite), or pick another folder")
-        self.model_ = model
-        self.data_ = data
-        self._deadline: float | None = None
-        self._in_step: dict | None = None
-        self._wall0 = 0.0
-        self.notices_: list[str] = []
-        self.client_ = client
-        self._shards: list = []
-        if client is not None and not self.shardable:
-            self._notify("runs in this process: its work is not a sum over samples that shards split, so the Dask "
-                         "cluster is not used (it is used by coordinate, gauss-newton, lbfgs, cg and polyreg)")
-        self.certificates_ = None
-        if certificates:
-            if not self.certifiable:
-                raise SolverError(f"solver '{self.name}' takes no exact steps, so it has no certificates; they "
-                                  "apply to coordinate, cg, lbfgs, gauss-newton and symbolic-block")
-            self.certificates_ = Certificates(getattr(model, "num_params", 0),
-                                              sample="all" if certificates == "all" else "some", seed=seed)
-            if stored is not None and ckpt is not None and (ckpt.parent / "certificates.npz").exists():
-                self.certificates_ = Certificates.load(ckpt.parent / "certificates.npz")  # a resumed run goes on
-        # what the backends may plan their work around (polyreg groups its Gram chunks into the steps it has)
-        self.steps_budget_ = steps if not resume else None
-        self.time_limit_ = time_limit
-        Y_train = data.one_hot("train")
-        self._Y_train = Y_train
-        t_setup = time.perf_counter()
-        self._setup(model, data, rng)
-        # setup builds caches and factorisations the steps rely on: it is training work, and counts as such
-        setup_seconds = time.perf_counter() - t_setup
+    # ---------------------------------------------------------------- what the loop gives the backends
+    @property
+    def _deadline(self) -> float | None:
+        """The clock reading at which the time limit passes, or None: the older spelling of :attr:`deadline`
+        (``self.deadline.passed()`` says the same), kept for backends not yet moved to it."""
+        deadline = getattr(self, "deadline", None)
+        return None if deadline is None or deadline.at == math.inf else deadline.at
 
-        history = History(solver=self.name, options=self.opts_, model=getattr(model, "name", None),
-                          dataset=getattr(data, "name", None), seed=seed, step_unit=self.step_unit)
-        if self.notices_:
-            history.meta["notices"] = list(self.notices_)
-        self.history_ = history
-        if stored is not None:
-            self._restore(stored, rng)
-        else:
-            self._record(0, self._initial_loss(), 0.0, 0, 0.0, None, eval_train)
-        history.meta["setup_seconds"] = history.meta.get("setup_seconds", 0.0) + setup_seconds
-        self._t_enter = t_enter
-        done = history.final["step"]
-        elapsed0 = history.final["time"]
-        if time_limit is not None:
-            self._deadline = time.perf_counter() + max(time_limit - elapsed0 - setup_seconds, 0.0)
-        target = None if steps is None else done + 0 if resume and steps <= done else steps
-        total = None if target is None else max(target, done)
-        with progress.bar(total=total, desc=self.name, unit=self.step_unit, quiet=quiet) as pbar:
-            pbar.update(done)
-            train_clock = setup_seconds
-            stopped_by = None
-            while True:
-                if target is not None and history.final["step"] >= target:
-                    stopped_by = "steps"
-                    break
-                if self._deadline is not None and time.perf_counter() >= self._deadline and self._may_stop():
-                    stopped_by = "time"
-                    break
-                last_good = self.model_.get_flat().copy()
-                prev = history.final
-                if self.certificates_ is not None:
-                    self.certificates_.begin_step(prev["step"] + 1)
-                t0 = time.perf_counter()
-                self._in_step = {"prev": prev, "t0": t0, "clock": elapsed0 + train_clock, "excluded": 0.0,
-                                 "last": t0, "eval_train": eval_train}
-                with blas_threads(self.blas_threads):
-                    info = self._step()
-                # a step's own evaluation for its records (forward passes that train nothing) is not training
-                train_clock += time.perf_counter() - t0 - float(info.get("eval_seconds", 0.0)) - \
-                    self._in_step["excluded"]
-                self._in_step = None
-                loss = info.get("loss")
-                if loss is not None and not np.isfinite(loss):
-                    self.model_.set_flat(last_good)
-                    self._on_params_restored()
-                    raise DivergenceError(
-                        f"solver '{self.name}' diverged at step {history.final['step'] + 1} (loss {loss}); "
-                        "the last finite parameters were kept - lower the learning rate or raise the ridge")
-                rec = self._record(prev["step"] + 1, loss, elapsed0 + train_clock,
-                                   prev["updates"] + int(info.get("updates", 0)),
-                                   prev["passes"] + float(info.get("passes", 0.0)),
-                                   info, eval_train)
-                pbar.update(1)
-                postfix = {"loss": f"{rec['loss']:.4g}"}
-                if rec.get("test_acc") is not None:  # a dataset without a test split has no test accuracy
-                    postfix["test"] = f"{rec['test_acc']:.4f}"
-                pbar.set_postfix(**postfix)
-                if ckpt is not None:
-                    self._checkpoint(ckpt, rng)
-                stop = False
-                deadline = self._deadline  # a callback may move it; then its word stands
-                for cb in callbacks:
-                    if cb(rec, self) is False:
-                        stop = True
-                if stop or info.get("converged"):
-                    break
-                if time_limit is not None and self._deadline == deadline:
-                    # the limit counts training seconds: records, checkpoints and callbacks are free
-                    self._deadline = time.perf_counter() + max(time_limit - elapsed0 - train_clock, 0.0)
-        if time_limit is not None and history.final["step"] == done and (target is None or done < target):
-            self._notify(f"the time limit ({time_limit:g} s) was spent before the first step (setup took "
-                         f"{setup_seconds:.1f} s), so the model was not trained: raise --time-limit")
-        self._on_loop_end(stopped_by)
-        return self
+    @_deadline.setter
+    def _deadline(self, at: float | None) -> None:
+        if getattr(self, "deadline", None) is None:
+            self.deadline = Deadline(None)
+        self.deadline.at = math.inf if at is None else at
 
-    def _interim_due(self) -> bool:
+    @property
+    def _Y_train(self) -> np.ndarray:
+        """The training targets one-hot (:attr:`y_train`), under the name the backends use."""
+        return self.y_train
+
+    def interim_due(self) -> bool:
         """Has the current step trained for :attr:`record_every` seconds since the last record?"""
-        state = getattr(self, "_in_step", None)
-        return state is not None and time.perf_counter() - state["last"] >= self.record_every
+        trainer = getattr(self, "trainer_", None)
+        return trainer is not None and trainer.interim_due()
 
-    def _interim(self, *, passes: float, updates: int, loss: float | None = None, train_scores=None,
-                 **extra: Any) -> None:
+    def record_interim(self, *, passes: float, updates: int, loss: float | None = None, train_scores=None,
+                       **extra: Any) -> None:
         """Write an interim record inside a long step (marked ``partial=1``), so curves show the work.
 
         A backend calls it between units of its step (mini-batches, iterations,
-        layers of a sweep) when :meth:`_interim_due`. ``passes`` and ``updates``
+        layers of a sweep) when :meth:`interim_due`. ``passes`` and ``updates``
         count the step's work so far; ``loss`` (mean per sample, ridge included)
         is evaluated by a forward pass when not given. The record's evaluation
         is not training time, and the time limit is moved on by as much. The
         step's own record, at its end, follows as usual.
         """
-        state = getattr(self, "_in_step", None)
-        if state is None:
-            return
-        now = time.perf_counter()
-        clock = state["clock"] + (now - state["t0"]) - state["excluded"]
-        prev = state["prev"]
-        rec = self._record(prev["step"] + 1, loss, clock, prev["updates"] + int(updates),
-                           prev["passes"] + float(passes), {"train_scores": train_scores, **extra}, state["eval_train"])
-        rec["partial"] = 1
-        spent = time.perf_counter() - now
-        state["excluded"] += spent
-        state["last"] = time.perf_counter()
-        if self._deadline is not None:
-            self._deadline += spent
+        trainer = getattr(self, "trainer_", None)
+        if trainer is not None:
+            trainer.interim(passes=passes, updates=updates, loss=loss, train_scores=train_scores, **extra)
+
+    _interim_due = interim_due  # the names the backends use
+    _interim = record_interim
 
     def _exact_loss(self, model, X, Y, *, ridge: float, dtype=np.float64):
         """The exact loss of ``(X, Y)``: in this process, or in shards on the Dask cluster of ``fit(client=...)``."""
@@ -452,18 +321,20 @@ class Solver(abc.ABC):
         ridge, scores = select_ridge_on(readout, val, num_total=n)
         return ridge, {"validation_samples": n_val, **scores, "chosen": ridge}
 
-    def _release_shards(self) -> None:
+    def release_shards(self) -> None:
         """Free what the run's shards hold on the workers (the client itself stays open)."""
         for held in getattr(self, "_shards", ()):
             held.close()
         self._shards = []
+
+    _release_shards = release_shards
 
     def _certify(self, loss, rows=None) -> None:
         """Let ``loss`` (an :class:`~symnet.core.restriction.Restriction`) record its steps in this run's certificates."""
         loss.certificates = self.certificates_
         loss.rows = rows
 
-    def _notify(self, message: str) -> None:
+    def notify(self, message: str) -> None:
         """Tell the user something about this run they did not ask about (a budget cut short, a unit of work
         that cannot be cut): kept in ``notices_`` and the history, and issued as a :class:`SymnetWarning`."""
         self.notices_.append(message)
@@ -471,10 +342,18 @@ class Solver(abc.ABC):
             self.history_.meta.setdefault("notices", []).append(message)
         warnings.warn(f"solver '{self.name}': {message}", SymnetWarning, stacklevel=3)
 
+    _notify = notify  # the name the backends use
+
     @property
     def wall_time_(self) -> float:
         """Wall seconds of the whole run so far (earlier sessions of a resumed run included)."""
-        return self._wall0 + time.perf_counter() - self._t_enter
+        return self.trainer_.wall_time
+
+    @property
+    def wall_before_(self) -> float:
+        """Wall seconds of the earlier sessions of a resumed run (0 for a new run)."""
+        trainer = getattr(self, "trainer_", None)
+        return 0.0 if trainer is None else trainer.wall_before
 
     def run_settings(self, model, data, seed: int) -> dict:
         """Everything that defines a run, as a checkpoint records it: solver, options, seed, model, data.
@@ -490,65 +369,3 @@ class Solver(abc.ABC):
         return sio.to_jsonable({"solver": self.name, "options": self.opts_, "seed": int(seed),
                                 "model": model.spec() if hasattr(model, "spec") else type(model).__name__,
                                 "data": data.fingerprint()})
-
-    def _check_settings(self, stored: dict, path: Path) -> None:
-        """Refuse to resume a checkpoint whose run was defined by other settings; list every difference."""
-        if "run" not in stored:
-            raise CorruptFileError(f"checkpoint {path} does not record the settings of its run (written by an "
-                                   "older symnet?); start a new run instead of resuming")
-        before = json.loads(bytes(stored["run"]).decode())
-        changes = [f"{key}: {a!r} -> {b!r}" for key, a, b in _differences(before, self.settings_)]
-        if changes:
-            raise SolverError(f"cannot resume the run in {path.parent}: its settings differ from the checkpoint's "
-                              f"({'; '.join(changes[:8])}{'; ...' if len(changes) > 8 else ''}); resume with the "
-                              "same settings (only the budget may grow), or start a new run with another --out "
-                              "(or --overwrite)")
-
-    def _record(self, step, loss, elapsed, updates, passes, info, eval_train) -> dict:
-        data = self.data_
-        train_scores = None if info is None else info.get("train_scores")
-        if loss is None or (eval_train and train_scores is None):
-            train_scores = self.predict(data.x_train)
-        if loss is None:
-            loss = evaluate(train_scores, self._Y_train, self.model_.get_flat(), self.ridge_used) / \
-                max(len(data.x_train), 1)
-        train_acc = accuracy(train_scores, data.y_train) if eval_train else None
-        test_acc = accuracy(self.predict(data.x_test), data.y_test) if len(data.x_test) else None
-        extra = {k: v for k, v in (info or {}).items()
-                 if k not in ("loss", "updates", "passes", "train_scores", "converged", "eval_seconds")
-                 and np.isscalar(v)}
-        return self.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
-                                    time=float(elapsed), updates=int(updates), passes=float(passes), **extra)
-
-    # ---------------------------------------------------------------- checkpoints
-    def _checkpoint(self, path: Path, rng: np.random.Generator) -> None:
-        state = self._state()
-        arrays = {f"state.{k}": np.asarray(v) for k, v in state.items()}
-        arrays["params"] = self.model_.get_flat()
-        arrays["history"] = np.frombuffer(self.history_.to_json().encode(), dtype=np.uint8)
-        arrays["rng"] = np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8)
-        arrays["spec"] = np.frombuffer(json.dumps(self.model_.spec()).encode(), dtype=np.uint8)
-        arrays["run"] = np.frombuffer(json.dumps(self.settings_).encode(), dtype=np.uint8)
-        arrays["wall"] = np.asarray(self.wall_time_)
-        if self.certificates_ is not None:  # first: a checkpoint never refers to records that are not on disk
-            self.certificates_.save(path.parent / "certificates.npz")
-        sio.atomic_save_npz(path, **arrays)
-
-    def _restore(self, z: dict, rng: np.random.Generator) -> None:
-        self.model_.set_flat(z["params"])
-        payload = json.loads(bytes(z["history"]).decode())
-        self.history_.records = History.from_dict(payload).records
-        rng.bit_generator.state = json.loads(bytes(z["rng"]).decode())
-        self._wall0 = float(z["wall"]) if "wall" in z else 0.0
-        self._on_params_restored()
-        self._load_state({k[len("state."):]: v for k, v in z.items() if k.startswith("state.")})
-
-
-def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(dotted key, old, new)`` for every leaf where two JSON-like values differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b), key=lambda k: (k == "digest", k)):  # the digest last: least readable
-            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [(prefix[:-1], a, b)]

@@ -734,7 +734,7 @@ class ChannelDriver:
         self.model = model
         self.rng = rng
         self.X = data.x_train
-        self.Y = solver._Y_train
+        self.Y = solver.y_train
         N = len(data.x_train)
         self.N = N
         self.perm = rng.permutation(N).astype(np.int64)
@@ -824,8 +824,8 @@ class ChannelDriver:
     def interim(self, cb: ChannelBlocks, **extra) -> None:
         counts = self.counts
         c0 = time.process_time()
-        self.solver._interim(passes=counts.get("passes", 0.0), updates=counts.get("updates", 0),
-                             **{**self.info(cb), **extra})
+        self.solver.record_interim(passes=counts.get("passes", 0.0), updates=counts.get("updates", 0),
+                                   **{**self.info(cb), **extra})
         self.cpu_eval += time.process_time() - c0
         self.last_emit = self.last_tick = time.perf_counter()
 
@@ -844,16 +844,12 @@ class ChannelDriver:
         return cb
 
     def past_deadline(self) -> bool:
-        deadline = self.solver._deadline
-        return deadline is not None and time.perf_counter() >= deadline
+        return self.solver.deadline.passed()
 
     def fits(self, seconds: float) -> bool:
         """Would a block of work of ``seconds`` end before the time limit (or within 5% of it after)?"""
-        deadline = self.solver._deadline
-        if deadline is None:
-            return True
         slack = 0.05 * (self.solver.time_limit_ or 0.0)
-        return time.perf_counter() + seconds <= deadline + slack
+        return seconds <= self.solver.deadline.remaining() + slack  # always, without a limit (remaining: inf)
 
     def curvature_idx(self, cb: ChannelBlocks):
         m = self.opts["curvature_samples"]
@@ -928,8 +924,8 @@ class ChannelDriver:
         rel = (before - cb.value) / max(before, 1e-300)
         late = False
         solver = self.solver
-        if solver._deadline is not None and solver.time_limit_ is not None:
-            used = solver.time_limit_ - (solver._deadline - time.perf_counter())
+        if solver.time_limit_ is not None:
+            used = solver.time_limit_ - solver.deadline.remaining()
             late = used >= opts["full_by"] * solver.time_limit_
         if not (late or rel < opts["grow_tol"] or self.stage_count >= opts["stage_sweeps"]):
             return None
@@ -1001,10 +997,10 @@ def channel_driver(solver, model, data, rng) -> ChannelDriver | None:
         if blocks == "channel":
             raise SolverError("blocks='channel' runs in one process; drop the Dask cluster (--workers/--scheduler), "
                               "or use blocks='coordinate', whose sweeps run on the shards")
-        solver._notify("channel blocks run in one process, so on the Dask cluster the sweep is per coordinate "
+        solver.notify("channel blocks run in one process, so on the Dask cluster the sweep is per coordinate "
                        "(blocks='coordinate'), whose caches live on the shards")
         return None
-    solver._require_exact_network(model, data)
+    solver.require_exact_network(model, data)
     # numba-parallel kernels between small GEMMs: BLAS on one thread (1.4x fewer CPU seconds per channel step
     # on 2 shared cores); the Gram matrices of the readout still use every core (core.linalg.gram)
     solver.blas_threads = 1

@@ -8,6 +8,10 @@ they come from Python (``symnet.fit(..., lr=0)``), ``--lr 0`` or ``-O lr=0``:
 
     solver 'adam': option lr must be a number > 0, got 0
 
+:func:`parse` is the one way in for options a user sets: it merges named flags,
+``-O key=value`` pairs and Python keywords (:func:`merge`, which refuses one
+option set to two values) and checks them with :func:`validate`.
+
 Example:
     >>> table = {"lr": Option(1e-3, "float", low=0.0, low_open=True), "order": Option("cyclic", "choice",
     ...          choices=("cyclic", "random"))}
@@ -24,7 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -180,9 +184,84 @@ def validate(solver: str, table: Mapping[str, Option], given: Mapping[str, Any])
     return out
 
 
+def merge(flags: Mapping[str, Any] | None = None, pairs: Iterable[tuple[str, Any]] = (),
+          given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options a user set, from every way of setting one: ``given`` (Python keywords), named
+    flags (``flags``: ``{"lr": 0.1}`` from ``--lr 0.1``; None means not given) and ``-O`` pairs.
+
+    An option set twice to different values is refused, naming both settings (a later ``-O`` of the
+    same key wins over an earlier one, as on any command line).
+
+    Raises:
+        SolverError: one line naming both settings.
+
+    Example:
+        >>> merge({"lr": 0.1, "ridge": None}, [("order", "random")])
+        {'lr': 0.1, 'order': 'random'}
+        >>> merge({"lr": 0.1}, [("lr", 1e-3)])
+        Traceback (most recent call last):
+        ...
+        symnet.core.errors.SolverError: --lr 0.1 and -O lr=0.001 set option lr to different values; give it once
+    """
+    out = dict(given or {})
+    source = {key: f"{key}={value!r}" for key, value in out.items()}
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        _set(out, source, key, value, f"--{key.replace('_', '-')} {value}")
+    pairs_seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in pairs_seen:  # -O k=a -O k=b: the later one, as before
+            out[key] = value
+        else:
+            _set(out, source, key, value, f"-O {key}={value}")
+        pairs_seen[key] = value
+    return out
+
+
+def _set(out: dict, source: dict, key: str, value: Any, text: str) -> None:
+    if key in out and not _same(out[key], value):
+        raise SolverError(f"{source[key]} and {text} set option {key} to different values; give it once")
+    out[key] = value
+    source[key] = text
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return isinstance(a, bool) == isinstance(b, bool) and bool(a == b)  # True is not the number 1
+    except (TypeError, ValueError):  # arrays and other values without a plain truth value
+        return False
+
+
+def parse(solver: str, table: Mapping[str, Option], *, flags: Mapping[str, Any] | None = None,
+          pairs: Iterable[tuple[str, Any]] = (), given: Mapping[str, Any] | None = None,
+          only_known: bool = False) -> dict[str, Any]:
+    """The options a user set for ``solver``, from all their sources (:func:`merge`), each checked
+    against ``table``: the one parser of the command line, ``bench target``, the runner, the
+    scikit-learn estimators and :func:`symnet.fit`.
+
+    Only the options that were set are returned (normalised), so the solver's own defaults apply to the
+    rest; ``only_known`` drops those the solver does not have (options shared by several solvers) instead
+    of refusing them.
+
+    Raises:
+        SolverError: a conflict (:func:`merge`), an option the solver does not have, or a bad value.
+
+    Example:
+        >>> table = {"lr": Option(1e-3, "float", low=0.0, low_open=True)}
+        >>> parse("demo", table, flags={"lr": 1}, pairs=[("lr", 1)])
+        {'lr': 1.0}
+    """
+    given = merge(flags, pairs, given)
+    if only_known:
+        given = {k: v for k, v in given.items() if k in table}
+    full = validate(solver, table, given)
+    return {key: full[key] for key in given}
+
+
 def defaults(table: Mapping[str, Option]) -> dict[str, Any]:
     """``{name: default}`` of an option table."""
     return {key: option.default for key, option in table.items()}
 
 
-__all__ = ["KINDS", "Option", "check", "defaults", "describe", "validate"]
+__all__ = ["KINDS", "Option", "check", "defaults", "describe", "merge", "parse", "validate"]

@@ -61,6 +61,18 @@ def test_usage_errors_are_one_line(capsys):
     assert_one_line_error(code, err, "COMMAND")
 
 
+def test_a_flag_and_an_option_that_disagree_are_refused(capsys):
+    # -O used to win silently over --lr, in either order; now the two settings are named and refused
+    for argv in (("-O", "lr=1e-3", "--lr", "0.1"), ("--lr", "0.1", "-O", "lr=1e-3")):
+        code, _, err = run(capsys, "train", "--solver", "adam", "--dataset", "xor", *argv)
+        assert_one_line_error(code, err, "--lr 0.1", "-O lr=0.001", "different values")
+    code, _, err = run(capsys, "compare", "--solvers", "adam,sgd", "--dataset", "xor", "--steps", "1",
+                       "--lr", "0.1", "-O", "lr=0.2")
+    assert_one_line_error(code, err, "--lr 0.1", "-O lr=0.2")
+    code, _, err = run(capsys, "bench", "target", "--dataset", "xor", "--ridge", "1", "-O", "ridge=2")
+    assert_one_line_error(code, err, "--ridge 1", "-O ridge=2")
+
+
 def test_help_and_version_exit_zero(capsys):
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--sweeps" in out and "--option" in out
