@@ -144,28 +144,33 @@ class Certificates:
         return len(self.rows)
 
     # ------------------------------------------------------------------ files
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        table = np.array(self.rows, dtype=np.float64).reshape(-1, 12)
-        kept = sorted(self.snapshots)
+    def to_arrays(self, upto: int | None = None) -> dict[str, np.ndarray]:
+        """The records as arrays; ``upto``: only the first ``upto`` records (a checkpoint of an earlier moment)."""
+        rows = self.rows if upto is None else self.rows[:upto]
+        n = len(rows)
+        table = np.array(rows, dtype=np.float64).reshape(-1, 12)
+        kept = sorted(r for r in self.snapshots if r < n)
         table[kept, 10] = np.arange(len(kept))           # snapshot number of each sampled row
         lines = [r for r in kept if r in self.directions]
         table[lines, 2] = np.arange(len(lines))          # a sampled line's index: its direction's number
-        lengths = np.array([len(b) for b in self.batches], dtype=np.int64)
+        batches = self.batches[:1 + max((int(r[9]) for r in rows), default=-1)]
+        lengths = np.array([len(b) for b in batches], dtype=np.int64)
         return {
             "table": table,
-            "coeffs": np.array(self.coeffs, dtype=np.float64),
-            "batch_rows": np.concatenate(self.batches) if self.batches else np.zeros(0, np.int64),
+            "coeffs": np.array(self.coeffs[:rows[-1][4]] if rows else [], dtype=np.float64),
+            "batch_rows": np.concatenate(batches) if batches else np.zeros(0, np.int64),
             "batch_lengths": lengths,
             "snapshots": np.array([self.snapshots[r] for r in kept]).reshape(-1, self.num_params),
             "directions": np.array([self.directions[r] for r in lines]).reshape(-1, self.num_params),
             "num_params": np.asarray(self.num_params),
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write the records, and the chain when there is one, atomically to ``path`` (``certificates.npz``)."""
-        arrays = self.to_arrays()
+    def save(self, path: str | Path, *, upto: int | None = None, records: int | None = None) -> Path:
+        """Write the records (the first ``upto``) and the chain (its links over the first ``records`` history
+        records) atomically to ``path``: a checkpoint of an earlier moment than now."""
+        arrays = self.to_arrays(upto)
         if self.chain is not None:
-            arrays.update(self.chain.to_arrays())
+            arrays.update(self.chain.to_arrays(records))
         return atomic_save_npz(path, **arrays)
 
     def rows_digest(self, a: int, b: int) -> str:
@@ -268,11 +273,13 @@ class Chain:
         self.record_counts.append(len(certs))
         return digest
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
+    def to_arrays(self, records: int | None = None) -> dict[str, np.ndarray]:
+        """The chain as arrays; ``records``: only the links of the first ``records`` history records."""
+        k = len(self.links) if records is None else min(len(self.links), max(0, records - self.start))
         return {"chain_start": np.asarray(self.start), "chain_params0": self.params0,
-                "chain_links": np.array(self.links, dtype="S64"), "chain_params": np.array(self.param_digests,
-                                                                                            dtype="S64"),
-                "chain_counts": np.array(self.record_counts, dtype=np.int64)}
+                "chain_links": np.array(self.links[:k], dtype="S64"),
+                "chain_params": np.array(self.param_digests[:k], dtype="S64"),
+                "chain_counts": np.array(self.record_counts[:k], dtype=np.int64)}
 
     @classmethod
     def from_arrays(cls, z: dict) -> "Chain | None":

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -38,7 +39,7 @@ import numpy as np
 
 import symnet.core.files as sio
 import symnet.core.progress as progress
-from symnet.core.certificates import Certificates
+from symnet.core.certificates import Certificates, Chain
 from symnet.core.errors import CorruptFileError, DivergenceError, RunExistsError, SolverError
 from symnet.core.history import History
 from symnet.core.objective import accuracy, evaluate
@@ -47,6 +48,22 @@ from symnet.core.runtime import blas_threads
 
 #: Keys of a step's info dict that are not copied into its record.
 _NOT_RECORDED = ("loss", "updates", "passes", "train_scores", "converged", "eval_seconds")
+#: Training and test samples an interim record evaluates when the backend gives it no loss: a fixed,
+#: seeded subsample, so that records every few seconds cost little (a full pass over 60,000 MNIST images
+#: through poly2 takes seconds); the records at step ends and at the end use every sample.
+INTERIM_SAMPLES = 5000
+#: Seed of that subsample.
+EVAL_SEED = 20261208
+#: A checkpoint is written after the first step, then once this many wall seconds have passed since the last
+#: one (or 20 times the last one's cost, when that is longer), at the end, and when the run is interrupted or
+#: diverges (from the state kept at the last step's end). Writing it after every step rewrote the whole
+#: history each time: wall time grew with the square of the steps.
+CHECKPOINT_SECONDS = 10.0
+#: A time limit T also bounds the wall time of the session: it ends once WALL_SLACK * T + WALL_OVERHEAD wall
+#: seconds have passed since the loop began, even when records and checkpoints, which the limit does not
+#: count, outweigh the training (tiny problems).
+WALL_SLACK = 1.1
+WALL_OVERHEAD = 2.0
 
 
 class Trainer:
@@ -71,6 +88,7 @@ class Trainer:
         self.wall_before = 0.0  # wall seconds of the earlier sessions of a resumed run
         self.t_enter = clock()
         self.in_step: dict | None = None
+        self.cache: dict = {}
 
     # ---------------------------------------------------------------- the loop
     def run(self, model, data):
@@ -126,9 +144,19 @@ class Trainer:
         if solver.notices_:
             history.meta["notices"] = list(solver.notices_)
         solver.history_ = history
+        certs = solver.certificates_
         if stored is not None:
             self.restore(stored, rng)
+            if certs is not None:
+                chain = certs.chain
+                if chain is None or chain.start + len(chain.links) != len(history):
+                    # the certificates did not follow the run this far (a session without them): a new chain
+                    # from here, so verify reports which steps are covered
+                    certs.chain = Chain(model.get_flat(), start=len(history) - 1)
+                    certs.chain.link(history.final, model.get_flat(), certs)
         else:
+            if certs is not None:
+                certs.chain = Chain(model.get_flat(), start=0)
             self.record(0, solver._initial_loss(), 0.0, 0, 0.0, None)
         history.meta["setup_seconds"] = history.meta.get("setup_seconds", 0.0) + setup_seconds
         done = history.final["step"]
@@ -136,6 +164,30 @@ class Trainer:
         solver.deadline = deadline = Deadline(time_limit, clock=clock, used=elapsed0 + setup_seconds)
         target = None if steps is None else done + 0 if spec.resume and steps <= done else steps
         total = None if target is None else max(target, done)
+        wall_end = math.inf if time_limit is None else \
+            clock() + WALL_SLACK * max(time_limit - elapsed0, 0.0) + WALL_OVERHEAD
+        self.snapshot = self.written = None
+        self.write_cost = 0.0
+        try:
+            stopped_by = self.loop(model, data, rng, ckpt, deadline, target, total, done, elapsed0, setup_seconds,
+                                   wall_end)
+        except BaseException:
+            # Ctrl-C, SIGTERM, divergence, a failing step: keep what the last finished step reached
+            if ckpt is not None and self.snapshot is not None and self.snapshot is not self.written:
+                self.write_checkpoint(ckpt)
+            raise
+        if ckpt is not None and self.snapshot is not None and self.snapshot is not self.written:
+            self.write_checkpoint(ckpt)
+        if time_limit is not None and history.final["step"] == done and (target is None or done < target):
+            solver.notify(f"the time limit ({time_limit:g} s) was spent before the first step (setup took "
+                          f"{setup_seconds:.1f} s), so the model was not trained: raise --time-limit")
+        solver._on_loop_end(stopped_by)
+        return solver
+
+    def loop(self, model, data, rng, ckpt, deadline, target, total, done, elapsed0, setup_seconds, wall_end):
+        """The steps of :meth:`run`; returns what stopped them (``"steps"``, ``"time"`` or None)."""
+        solver, spec, clock, history = self.solver, self.spec, self.clock, self.solver.history_
+        time_limit = spec.time
         with progress.bar(total=total, desc=solver.name, unit=solver.step_unit, quiet=spec.quiet) as pbar:
             pbar.update(done)
             train_clock = setup_seconds
@@ -144,7 +196,7 @@ class Trainer:
                 if target is not None and history.final["step"] >= target:
                     stopped_by = "steps"
                     break
-                if time_limit is not None and deadline.passed() and solver._may_stop():
+                if time_limit is not None and (deadline.passed() or clock() >= wall_end) and solver._may_stop():
                     stopped_by = "time"
                     break
                 last_good = model.get_flat().copy()
@@ -175,7 +227,10 @@ class Trainer:
                     postfix["test"] = f"{rec['test_acc']:.4f}"
                 pbar.set_postfix(**postfix)
                 if ckpt is not None:
-                    self.checkpoint(ckpt, rng)
+                    self.snapshot = self.capture(rng)
+                    since = math.inf if self.written is None else clock() - self.written["at"]
+                    if since >= max(CHECKPOINT_SECONDS, 20.0 * self.write_cost):
+                        self.write_checkpoint(ckpt)
                 stop = False
                 at = deadline.at  # a callback may move it; then its word stands
                 for cb in self.callbacks:
@@ -186,11 +241,7 @@ class Trainer:
                 if time_limit is not None and deadline.at == at:
                     # the limit counts training seconds: records, checkpoints and callbacks are free
                     deadline.start(elapsed0 + train_clock)
-        if time_limit is not None and history.final["step"] == done and (target is None or done < target):
-            solver.notify(f"the time limit ({time_limit:g} s) was spent before the first step (setup took "
-                          f"{setup_seconds:.1f} s), so the model was not trained: raise --time-limit")
-        solver._on_loop_end(stopped_by)
-        return solver
+        return stopped_by
 
     # ---------------------------------------------------------------- records
     def interim_due(self) -> bool:
@@ -208,27 +259,61 @@ class Trainer:
         clock = state["clock"] + (now - state["t0"]) - state["excluded"]
         prev = state["prev"]
         rec = self.record(prev["step"] + 1, loss, clock, prev["updates"] + int(updates),
-                          prev["passes"] + float(passes), {"train_scores": train_scores, **extra})
+                          prev["passes"] + float(passes), {"train_scores": train_scores, **extra}, interim=True)
         rec["partial"] = 1
         spent = self.clock() - now
         state["excluded"] += spent
         state["last"] = self.clock()
         self.solver.deadline.extend_excluded(spent)
 
-    def record(self, step, loss, elapsed, updates, passes, info) -> dict:
-        """Append a record to the solver's history: the loss (evaluated when not given) and accuracies."""
+    def record(self, step, loss, elapsed, updates, passes, info, *, interim: bool = False) -> dict:
+        """Append a record to the solver's history: the loss (evaluated when not given), accuracies, both clocks.
+
+        Every record carries ``time`` (training seconds) and ``wall`` (wall seconds since the run began,
+        evaluation and checkpoints included, earlier sessions of a resumed run too), and ``data_loss``, the
+        squared error per sample without the ridge term, the one number every backend can be compared on.
+        An interim record (inside a long step) evaluates what the backend did not give it on a fixed,
+        seeded subsample of :data:`INTERIM_SAMPLES` training and test samples, and names it
+        (``eval_samples``), so that curves stay cheap; records at step ends use every sample.
+        """
         solver, data, eval_train = self.solver, self.solver.data_, self.spec.eval_train
+        x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+        Y = solver.y_train
         train_scores = None if info is None else info.get("train_scores")
+        sampled = interim and train_scores is None and (loss is None or eval_train) and \
+            len(x_train) > INTERIM_SAMPLES
+        if sampled:
+            rows, test_rows = self.eval_rows(len(x_train)), self.eval_rows(len(x_test))
+            x_train, y_train, Y = x_train[rows], y_train[rows], Y[rows]
+            x_test, y_test = x_test[test_rows], y_test[test_rows]
         if loss is None or (eval_train and train_scores is None):
-            train_scores = solver.predict(data.x_train)
+            train_scores = solver.predict(x_train)
+        theta = solver.model_.get_flat()
+        ridge = float(solver.ridge_used or 0.0)
+        penalty = ridge * float(theta @ theta) / max(len(data.x_train), 1) if ridge else 0.0
         if loss is None:
-            loss = evaluate(train_scores, solver.y_train, solver.model_.get_flat(), solver.ridge_used) / \
-                max(len(data.x_train), 1)
-        train_acc = accuracy(train_scores, data.y_train) if eval_train else None
-        test_acc = accuracy(solver.predict(data.x_test), data.y_test) if len(data.x_test) else None
+            # the sampled estimate keeps the objective's units: squared error per sample plus the full ridge term
+            loss = evaluate(train_scores, Y, theta, 0.0) / max(len(x_train), 1) + penalty
+        train_acc = accuracy(train_scores, y_train) if eval_train else None
+        test_acc = accuracy(solver.predict(x_test), y_test) if len(x_test) else None
         extra = {k: v for k, v in (info or {}).items() if k not in _NOT_RECORDED and np.isscalar(v)}
-        return solver.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
-                                      time=float(elapsed), updates=int(updates), passes=float(passes), **extra)
+        if sampled:
+            extra["eval_samples"] = INTERIM_SAMPLES
+        rec = solver.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
+                                     time=float(elapsed), updates=int(updates), passes=float(passes),
+                                     wall=float(self.wall_time), data_loss=float(loss) - penalty, **extra)
+        certs = solver.certificates_
+        if certs is not None and certs.chain is not None:
+            certs.chain.link(rec, theta, certs)
+        return rec
+
+    def eval_rows(self, n: int) -> np.ndarray:
+        """The fixed, seeded subsample of ``n`` rows that interim records evaluate (sorted, for locality)."""
+        key = ("eval_rows", n)
+        if key not in self.cache:
+            pick = np.random.default_rng([EVAL_SEED, n]).choice(n, min(n, INTERIM_SAMPLES), replace=False)
+            self.cache[key] = np.sort(pick)
+        return self.cache[key]
 
     @property
     def wall_time(self) -> float:
@@ -236,19 +321,40 @@ class Trainer:
         return self.wall_before + self.clock() - self.t_enter
 
     # ---------------------------------------------------------------- checkpoints
-    def checkpoint(self, path: Path, rng: np.random.Generator) -> None:
-        """Write the run's atomic checkpoint (certificates first, so it never refers to records not on disk)."""
+    def capture(self, rng: np.random.Generator) -> dict:
+        """What a checkpoint of this moment holds, kept in memory (copies; the history by its length), so that
+        writing it can wait: see :data:`CHECKPOINT_SECONDS`."""
         solver = self.solver
-        arrays = {f"state.{k}": np.asarray(v) for k, v in solver._state().items()}
-        arrays["params"] = solver.model_.get_flat()
-        arrays["history"] = _json_bytes(solver.history_.to_json())
-        arrays["rng"] = _json_bytes(json.dumps(rng.bit_generator.state))
+        return {"state": {k: np.array(v, copy=True) for k, v in solver._state().items()},
+                "params": solver.model_.get_flat().copy(), "records": len(solver.history_),
+                "rng": json.dumps(rng.bit_generator.state), "wall": self.wall_time,
+                "certificates": None if solver.certificates_ is None else len(solver.certificates_), "at": 0.0}
+
+    def checkpoint(self, path: Path, rng: np.random.Generator) -> None:
+        """Write the run's atomic checkpoint of this moment."""
+        self.snapshot = self.capture(rng)
+        self.write_checkpoint(path)
+
+    def write_checkpoint(self, path: Path) -> None:
+        """Write the kept snapshot as the run's atomic checkpoint (certificates first, so that it never
+        refers to records that are not on disk)."""
+        solver, snap = self.solver, self.snapshot
+        t0 = self.clock()
+        history = History(solver.history_.records[:snap["records"]], **solver.history_.meta)
+        arrays = {f"state.{k}": v for k, v in snap["state"].items()}
+        arrays["params"] = snap["params"]
+        arrays["history"] = _json_bytes(history.to_json())
+        arrays["rng"] = _json_bytes(snap["rng"])
         arrays["spec"] = _json_bytes(json.dumps(solver.model_.spec()))
         arrays["run"] = _json_bytes(json.dumps(solver.settings_))
-        arrays["wall"] = np.asarray(self.wall_time)
+        arrays["wall"] = np.asarray(snap["wall"])
         if solver.certificates_ is not None:
-            solver.certificates_.save(path.parent / "certificates.npz")
+            solver.certificates_.save(path.parent / "certificates.npz", upto=snap["certificates"],
+                                      records=snap["records"])
         sio.atomic_save_npz(path, **arrays)
+        snap["at"] = self.clock()
+        self.write_cost = snap["at"] - t0
+        self.written = snap
 
     def restore(self, z: dict, rng: np.random.Generator) -> None:
         """Continue from a checkpoint's parameters, history, RNG, wall time and backend state."""

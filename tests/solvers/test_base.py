@@ -1,66 +1,81 @@
 """The shared training loop's clock: setup counts as training, evaluation does not; interim records."""
 
-import time
-
 import numpy as np
+import pytest
 
 import symnet.solvers as solvers
 from symnet.core.model import presets as models
 from symnet.solvers.base import Solver
+from symnet.core.run import RunSpec
 from symnet.solvers.options import Option
+from symnet.solvers.trainer import Trainer
 
 from tiny_models import toy_data
 
 
+class Clock:
+    """A clock the test moves by hand: no test here bounds wall time."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
 class Sleepy(Solver):
-    """Each phase sleeps a known time: setup 0.3 s, each unit of a step 0.05 s, each evaluation 0.2 s."""
+    """Each phase takes a known time on the injected clock: setup 0.3 s, each unit of a step 0.05 s, each
+    evaluation 0.2 s (the step's own, declared as such, and every record's)."""
 
     name = "sleepy"
     step_unit = "sweep"
     record_every = 0.12
-    OPTIONS = {"units": Option(6, "int", low=1), "ridge": Option(0.0, "float", low=0.0)}
+    OPTIONS = {"units": Option(6, "int", low=1), "ridge": Option(0.0, "float", low=0.0),
+               "cheap": Option(False, "bool")}
 
     def _setup(self, model, data, rng):
-        time.sleep(0.3)
+        self.clock.t += 0.3
 
     def _step(self):
         done = 0
         for _ in range(self.opts_["units"]):
-            time.sleep(0.05)
+            self.clock.t += 0.05
             done += 1
             if self._interim_due():
                 self._interim(passes=done / self.opts_["units"], updates=done)
-        t_eval = time.perf_counter()
-        time.sleep(0.2)  # the step's own evaluation, declared as such
-        return {"loss": None, "updates": done, "passes": 1.0, "eval_seconds": time.perf_counter() - t_eval}
+        cost = 0.001 if self.opts_["cheap"] else 0.2
+        self.clock.t += cost  # the step's own evaluation, declared as such
+        return {"loss": None, "updates": done, "passes": 1.0, "eval_seconds": cost}
 
     def predict(self, X):
-        time.sleep(0.2)  # evaluating a record
+        self.clock.t += 0.001 if self.opts_["cheap"] else 0.2  # evaluating a record
         return super().predict(X)
 
 
-def test_setup_counts_as_training_and_evaluation_does_not():
+def sleepy_run(spec, **options):
     model = models.get("mlp", input_dim=2, hidden=2, num_classes=2, seed=0)
-    data = toy_data(model, n=20)
-    t0 = time.perf_counter()
-    s = Sleepy().fit(model, data, steps=2, quiet=True)
-    wall = time.perf_counter() - t0
+    s = Sleepy(**options)
+    s.clock = Clock()
+    Trainer(s, spec, clock=s.clock).run(model, toy_data(model, n=20))
+    return s
+
+
+def test_setup_counts_as_training_and_evaluation_does_not():
+    s = sleepy_run(RunSpec(steps=2, quiet=True))
     full = [r for r in s.history_ if not r.get("partial")]
     assert [r["step"] for r in full] == [0, 1, 2]
-    # training: 0.3 s of setup + 2 x 6 x 0.05 s of units; everything else (>= 2 s of sleeps) is evaluation
-    assert 0.3 + 0.6 <= full[-1]["time"] < 0.3 + 0.6 + 0.25
-    assert wall > full[-1]["time"] + 2.0
-    assert s.history_.meta["setup_seconds"] >= 0.3
+    # training: 0.3 s of setup + 2 x 6 x 0.05 s of units; everything else is evaluation
+    assert full[-1]["time"] == pytest.approx(0.3 + 0.6)
+    assert full[-1]["wall"] > full[-1]["time"] + 2.0
+    assert s.history_.meta["setup_seconds"] == pytest.approx(0.3)
 
 
 def test_interim_records_inside_a_step_carry_the_work_so_far():
-    model = models.get("mlp", input_dim=2, hidden=2, num_classes=2, seed=0)
-    data = toy_data(model, n=20)
-    s = Sleepy().fit(model, data, steps=2, quiet=True)
+    s = sleepy_run(RunSpec(steps=2, quiet=True))
     partial = [r for r in s.history_ if r.get("partial")]
     assert partial and all(r["step"] in (1, 2) for r in partial)
     times = s.history_.column("time")
-    assert np.all(np.diff(times) > 0)  # interim records interleave in training time
+    assert np.all(np.diff(times) >= -1e-12)  # interim records interleave in training time (never back)
     for r in partial:  # the step's work so far, on top of the previous complete record
         assert 0 < r["passes"] - (r["step"] - 1) <= 1
     # each interim record's loss is the objective at the parameters it was taken at (a forward pass)
@@ -68,14 +83,15 @@ def test_interim_records_inside_a_step_carry_the_work_so_far():
 
 
 def test_a_time_limit_counts_training_seconds_only():
-    model = models.get("mlp", input_dim=2, hidden=2, num_classes=2, seed=0)
-    data = toy_data(model, n=20)
-    s = Sleepy(units=2).fit(model, data, time_limit=1.0, quiet=True)
+    s = sleepy_run(RunSpec(time=1.0, quiet=True), units=2)
     final = s.history_.final
-    # 0.3 s of setup, then steps of 0.1 s of training each until the limit: about 7 steps although every
-    # step also spends 0.4 s or more evaluating
-    assert 6 <= final["step"] <= 8
-    assert 1.0 <= final["time"] < 1.2
+    # 0.3 s of setup, then steps of 0.1 s of training each: the limit of 1 s of training would allow 7 steps,
+    # but every step also spends 0.6 s evaluating, so the wall bound (the loop began at 0.7 s, after the first
+    # record; 1.1 x 1 s + 2 s later is 3.8 s) ends the run first, after the step that began at 3.5 s
+    assert (final["step"], final["time"], final["wall"]) == (5, pytest.approx(0.8), pytest.approx(4.2))
+    # with cheap records the training clock decides: 7 steps of 0.1 s after 0.3 s of setup
+    s = sleepy_run(RunSpec(time=1.0, quiet=True), units=2, cheap=True)
+    assert (s.history_.final["step"], s.history_.final["time"]) == (7, pytest.approx(1.0))
 
 
 def test_adam_writes_interim_records_within_an_epoch(monkeypatch):

@@ -43,15 +43,18 @@ class Ticking(Solver):
         loss = np.inf if self.steps_seen == self.opts_["diverge_at"] else 1.0 / self.steps_seen
         return {"loss": loss, "updates": 2, "passes": 1.0}
 
+    eval_seconds = 5.0
+
     def predict(self, X):
-        self.clock.t += 5.0  # evaluation: never training time
+        self.clock.t += self.eval_seconds  # evaluation: never training time
         return super().predict(X)
 
 
-def make(**options):
+def make(eval_seconds=5.0, **options):
     model = models.get("mlp", input_dim=2, hidden=2, num_classes=2, seed=0)
     solver = Ticking(**options)
     solver.clock = Clock()
+    solver.eval_seconds = eval_seconds
     return solver, model, toy_data(model, n=20)
 
 
@@ -67,12 +70,28 @@ def test_records_count_training_seconds_only():
 
 
 def test_the_time_limit_passes_on_the_training_clock():
-    solver, model, data = make()
+    solver, model, data = make(eval_seconds=0.01)
     Trainer(solver, RunSpec(time=3.0, quiet=True), clock=solver.clock).run(model, data)
-    # 0.5 s of setup and 1 s per step: the limit of 3 s passes after the third step, however long the
-    # evaluation of the records took
+    # 0.5 s of setup and 1 s per step: the limit of 3 s passes after the third step; the evaluation of the
+    # records is not counted
     assert solver.history_.final["step"] == 3 and solver.history_.final["time"] == 3.5
     assert solver.deadline.limit == 3.0 and solver.deadline.passed()
+    assert solver.history_.final["wall"] > solver.history_.final["time"]  # both clocks in every record
+
+
+def test_the_time_limit_also_bounds_the_wall_time():
+    # records that cost 5 s each against steps of 1 s: the training clock alone would let the session run
+    # for minutes of wall time; it ends once WALL_SLACK * T + WALL_OVERHEAD wall seconds have passed
+    from symnet.solvers.trainer import WALL_OVERHEAD, WALL_SLACK
+
+    solver, model, data = make(eval_seconds=5.0)
+    Trainer(solver, RunSpec(time=3.0, quiet=True), clock=solver.clock).run(model, data)
+    final = solver.history_.final
+    # the loop began at 10.5 s (setup, then the initial record's two evaluations); its wall bound is
+    # WALL_SLACK * 3 + WALL_OVERHEAD = 5.3 s later; step 1 (1 s of training, three records of 10 s) ends at
+    # 41.5 s, past it, so the run ends there on 1.5 s of training
+    assert WALL_SLACK * 3.0 + WALL_OVERHEAD == pytest.approx(5.3)
+    assert (final["step"], final["time"], final["wall"]) == (1, 1.5, 41.5)
 
 
 def test_no_budget_means_the_solver_default_steps():
