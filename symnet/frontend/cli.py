@@ -570,25 +570,32 @@ def _verify_parser(sub) -> argparse.ArgumentParser:
                        description="Check every certified exact step of a run (written by `symnet train "
                                    "--certificates`): the step is the global minimum of its recorded polynomial "
                                    "among the real critical points and the objective did not rise; the sampled "
-                                   "steps are re-evaluated by plain forward passes on the run's data. Exit code 1 "
-                                   "when any check fails.")
+                                   "steps are re-evaluated by plain forward passes on the run's data; and the "
+                                   "records chain from the initial model through every record of history.json to "
+                                   "the saved model. Exit code 1 when any check fails, or when the certificates "
+                                   "cover only part of the run (unless --partial).")
     p.add_argument("run", metavar="RUN", help="the run's folder")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files (as for the run)")
     p.add_argument("--limit", type=POSITIVE_INT, metavar="N", help="re-evaluate at most N sampled steps")
     p.add_argument("--rtol", type=POSITIVE, default=1e-8, metavar="X", help="relative tolerance (default 1e-8)")
+    p.add_argument("--partial", action="store_true",
+                   help="accept certificates that cover only some of the run's steps (a session resumed without "
+                        "--certificates); the coverage is printed either way")
     p.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
     p.set_defaults(handler=cmd_verify)
     return p
 
 
 def cmd_verify(args: argparse.Namespace, state: dict) -> int:
-    result = verify.verify(args.run, data_dir=args.data_dir, rtol=args.rtol, limit=args.limit, quiet=args.quiet)
-    for line in result.report.violations[:20]:
+    result = verify.verify(args.run, data_dir=args.data_dir, rtol=args.rtol, limit=args.limit, quiet=args.quiet,
+                           partial=args.partial)
+    problems = result.report.violations + (result.chain.violations if result.chain is not None else [])
+    for line in problems[:20]:
         _say(f"violation: {line}")
-    if len(result.report.violations) > 20:
-        _say(f"... and {len(result.report.violations) - 20} more")
+    if len(problems) > 20:
+        _say(f"... and {len(problems) - 20} more")
     _say(result.summary())
-    return 0 if result.report.ok else 1
+    return 0 if result.ok else 1
 
 
 @command("inspect")

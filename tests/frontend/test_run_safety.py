@@ -221,3 +221,59 @@ def test_verify_checks_a_run_and_catches_a_planted_wrong_step(capsys, tmp_path):
     one_line(code, err, "does not apply")
     code, _, err = run(capsys, "train", *XOR, "--solver", "adam", "--certificates", "--out", tmp_path / "a")
     one_line(code, err, "takes no exact steps")
+
+
+def test_verify_checks_that_the_certificates_cover_the_whole_run_and_chain_to_its_files(capsys, tmp_path):
+    # the reproductions of the issue: a resume without --certificates, edited records, an edited history,
+    # a replaced model; each fails, and a partly certified run passes only with --partial
+    import shutil
+
+    from symnet.core.certificates import Certificates
+
+    small = ["--model", "seed", "--samples", "300", "--test-samples", "50", "--quiet", "--solver", "gauss-newton"]
+    out = tmp_path / "run"
+    assert run(capsys, "train", *small, "--steps", "3", "--certificates", "--out", out)[0] == 0
+    whole = tmp_path / "whole"
+    shutil.copytree(out, whole)
+    code, text, _ = run(capsys, "verify", whole)
+    assert code == 0 and "covers the whole run (steps 0-3 of 3)" in text, text
+    assert run(capsys, "train", *small, "--steps", "6", "--out", out, "--resume")[0] == 0
+    code, text, _ = run(capsys, "verify", out)
+    assert code == 1 and "cover steps 0-3 of 6 only" in text and "--partial" in text, text
+    code, text, _ = run(capsys, "verify", out, "--partial")
+    assert code == 0 and "steps 0-3 of 6" in text, text
+
+    def tampered(edit):
+        folder = tmp_path / f"t{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(whole, folder)
+        edit(folder)
+        return run(capsys, "verify", folder)
+
+    def edit_history(folder, change):
+        payload = json.loads((folder / "history.json").read_text())
+        change(payload["records"])
+        (folder / "history.json").write_text(json.dumps(payload))
+
+    for change in (lambda r: r[-1].update(loss=r[-1]["loss"] * 1.5), lambda r: r[-1].update(test_acc=0.99),
+                   lambda r: r.pop(1), lambda r: r.insert(1, r.pop(2))):
+        code, text, _ = tampered(lambda f: edit_history(f, change))
+        assert code == 1 and "chain" in text, text
+
+    def swap_records(folder):
+        certs = Certificates.load(folder / "certificates.npz")
+        certs.rows[0], certs.rows[1] = certs.rows[1], certs.rows[0]
+        certs.save(folder / "certificates.npz")
+
+    def drop_record(folder):
+        certs = Certificates.load(folder / "certificates.npz")
+        certs.rows.pop()
+        certs.save(folder / "certificates.npz")
+
+    def replace_model(folder):
+        model = symnet.load(folder)
+        model.set_flat(model.get_flat() * 1.001)
+        symnet.save(model, folder / "model.npz")
+
+    for edit in (swap_records, drop_record, replace_model):
+        code, text, _ = tampered(edit)
+        assert code == 1 and "violation" in text, (edit.__name__, text)
