@@ -163,6 +163,44 @@ class MemoryProbe:
             self.growth = max(0.0, self.peak - self.before)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (see :func:`terminate_as_interrupt`): every path that keeps a
+    checkpoint and cleans up on Ctrl-C does the same for it, and the command line exits with 143."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread, so that ``kill`` ends a run the
+    way Ctrl-C does: its state kept, its children stopped, one line and exit code 143 instead of a silent
+    death. The previous handler is back afterwards; outside the main thread nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt_of(exc: BaseException | None) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or :class:`Terminated`) that ``exc`` is, or was raised while handling; else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def caused_by_interrupt(exc: BaseException | None) -> bool:
     """True for a KeyboardInterrupt, or for an error raised while one was pending.
 
@@ -180,10 +218,4 @@ def caused_by_interrupt(exc: BaseException | None) -> bool:
         ...     caused_by_interrupt(exc)
         True
     """
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return interrupt_of(exc) is not None

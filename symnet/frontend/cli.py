@@ -39,7 +39,7 @@ from symnet.solvers import options as options_
 from symnet.core.errors import ModelError, SolverError, SymnetError, SymnetWarning
 from symnet.core.model.saving import load_model
 from symnet.core.run import DEFAULT_SECONDS, RunSpec
-from symnet.core.runtime import caused_by_interrupt
+from symnet.core.runtime import Terminated, caused_by_interrupt, interrupt_of, terminate_as_interrupt
 from symnet.core.version import __version__
 
 from symnet.frontend import api, bench, cluster, reproduce, robustness, runner, target, verify
@@ -702,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         2
     """
     state: dict[str, Any] = {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), terminate_as_interrupt():
         warnings.simplefilter("always", SymnetWarning)
         shown = warnings.showwarning
 
@@ -740,13 +740,17 @@ def _main(argv: list[str] | None, state: dict) -> int:
     except (KeyboardInterrupt, Exception) as exc:
         if not caused_by_interrupt(exc):  # a bug, not the user: let its traceback show
             raise
+        terminated = isinstance(interrupt_of(exc), Terminated)
         out = state.get("out")
         if out is not None and (Path(out) / "checkpoint.npz").exists():
             where = f"; the last checkpoint is kept in {out}/checkpoint.npz (continue with --resume --out {out})"
-        else:
+        elif out is not None:
             where = "; no step had finished, so there is no checkpoint to resume from"
-        print(f"\n{PROG}: interrupted{where}", file=sys.stderr, flush=True)
-        return 130
+        else:
+            where = ""  # a command without a run folder (compare, robustness, inspect ...) keeps nothing
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"\n{PROG}: {what}{where}", file=sys.stderr, flush=True)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

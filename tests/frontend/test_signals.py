@@ -78,3 +78,18 @@ def test_an_interrupted_run_resumes(tmp_path):
     assert again.returncode == 0, stderr
     records = symnet.core.files.read_json(out / "history.json")["records"]
     assert records[-1]["step"] >= 2
+
+
+def test_sigterm_exits_143_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out, "coordinate", ["--sweeps", "50"])
+    wait_for(out / "checkpoint.npz", proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("symnet: terminated (SIGTERM); the last checkpoint is kept in"), stderr
+    assert "--resume" in last
+    assert np.all(np.isfinite(symnet.load(out).get_flat()))
