@@ -7,6 +7,7 @@ leaves a half-written model, history or checkpoint behind.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -14,11 +15,17 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+from filelock import FileLock, Timeout
 
-from symnet.core.errors import CorruptFileError
+from symnet.core.errors import CorruptFileError, RunExistsError
+
+#: The lock a run holds on its folder, and the file that names the process holding it (both hidden, and
+#: left out when symnet asks whether a folder is empty).
+LOCK_NAME = ".symnet.lock"
+WRITER_NAME = ".symnet.writer"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -111,3 +118,42 @@ def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, np.ndarra
             raise CorruptFileError(f"{what} {path} is an .npz archive symnet cannot read: damaged, or holding "
                                    "Python objects, which symnet never writes; re-create it") from None
         raise CorruptFileError(f"{what} {path} is truncated or not an .npz archive; re-create it") from None
+
+
+@contextlib.contextmanager
+def writer_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder`` as its only writer for the block: a second process that asks is refused at once.
+
+    The lock is an ``flock`` (through ``filelock``) on :data:`LOCK_NAME`, so the kernel releases it when its
+    holder dies, ``kill -9`` included: a stale lock is simply free again. :data:`WRITER_NAME` names the PID
+    of the holder, for the message the next writer gets.
+
+    Raises:
+        RunExistsError: another process holds the folder; the message names its PID.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> with writer_lock(folder):
+        ...     (Path(folder) / WRITER_NAME).read_text().strip() == str(os.getpid())
+        True
+    """
+    folder = Path(folder)
+    lock = FileLock(str(folder / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            pid = (folder / WRITER_NAME).read_text().strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise RunExistsError(f"{folder} is being written by another symnet process (PID {pid}); wait for it to "
+                             "finish, stop it, or pick another --out") from None
+    try:
+        (folder / WRITER_NAME).write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (folder / WRITER_NAME).unlink()
+        lock.release()
+

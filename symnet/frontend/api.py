@@ -185,7 +185,7 @@ def claim_out(out: Path, *, resume: bool = False, overwrite: bool = False, creat
         prepare_out(out)
     if resume or not out.exists():
         return
-    present = sorted(p.name for p in out.iterdir())
+    present = sorted(p.name for p in out.iterdir() if p.name not in (sio.LOCK_NAME, sio.WRITER_NAME))
     if not present:
         return
     if not overwrite:
@@ -243,10 +243,20 @@ def train(model, data, solver="coordinate", *, steps: int | None = None, time_li
     if isinstance(model, str):
         model = build_model(model, data, seed=0 if run.seed is None else run.seed)
     out = run.out
-    if out is not None:
+    if out is None:
+        if run.resume:
+            raise SolverError("resume needs the folder of the run to continue; pass out=DIR (--out DIR)")
+        return _train(instance, model, data, run, model_name, t0, callbacks, client)
+    claim_out(out, resume=run.resume, overwrite=run.overwrite, create=False)  # said before the folder is made
+    prepare_out(out)
+    with sio.writer_lock(out):  # one writer per run folder, from its first check to its last file
         claim_out(out, resume=run.resume, overwrite=run.overwrite)
-    elif run.resume:
-        raise SolverError("resume needs the folder of the run to continue; pass out=DIR (--out DIR)")
+        return _train(instance, model, data, run, model_name, t0, callbacks, client)
+
+
+def _train(instance, model, data, run: RunSpec, model_name, t0: float, callbacks, client):
+    """The run of :func:`train` once its folder (if any) is held."""
+    out = run.out
 
     def wall() -> float:  # the whole run's wall time: earlier sessions of a resumed run, and loading the data
         return instance.wall_before_ + time.perf_counter() - t0

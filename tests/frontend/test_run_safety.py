@@ -277,3 +277,32 @@ def test_verify_checks_that_the_certificates_cover_the_whole_run_and_chain_to_it
     for edit in (swap_records, drop_record, replace_model):
         code, text, _ = tampered(edit)
         assert code == 1 and "violation" in text, (edit.__name__, text)
+
+
+def test_one_writer_per_run_folder(capsys, tmp_path):
+    # a second process asking for a folder that another one is writing is refused at once, naming its PID;
+    # the lock dies with its holder (kill -9 included), so a stale one is simply free again
+    import subprocess
+    import sys
+
+    from symnet.core.files import LOCK_NAME, WRITER_NAME
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from symnet.core.files import writer_lock\n"
+        f"with writer_lock({str(out)!r}):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for extra in ((), ("--overwrite",)):
+            code, _, err = run(capsys, "train", *XOR, "--sweeps", "1", "--out", out, *extra)
+            one_line(code, err, f"PID {holder.pid}", "another symnet process")
+        assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, WRITER_NAME])  # nothing written
+    finally:
+        holder.kill()  # kill -9: no clean-up of its own
+        holder.wait()
+    code, _, _ = run(capsys, "train", *XOR, "--sweeps", "1", "--out", out)
+    assert code == 0 and (out / "model.npz").exists() and not (out / WRITER_NAME).exists()
