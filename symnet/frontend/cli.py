@@ -4,6 +4,7 @@ Subcommands::
 
     symnet train        train one model with one solver, save model, history and summary
     symnet bench        train the same model with several solvers and print a table (--plot DIR: figures);
+                        'symnet bench race': an exact solver against a tuned, scheduled Adam
                         'symnet bench target': exact solvers timed to a tuned Adam's training losses
     symnet compare      several solvers under one budget: table, JSON, figures, models
     symnet robustness   accuracy of saved models under Gaussian noise and black patches
@@ -42,7 +43,7 @@ from symnet.core.run import DEFAULT_SECONDS, RunSpec
 from symnet.core.runtime import Terminated, caused_by_interrupt, interrupt_of, terminate_as_interrupt
 from symnet.core.version import __version__
 
-from symnet.frontend import api, bench, cluster, reproduce, robustness, runner, target, verify
+from symnet.frontend import api, bench, cluster, race, reproduce, robustness, runner, target, verify
 from symnet.frontend.compare import compare
 from symnet.frontend.inspection import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
@@ -339,8 +340,9 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                                    "model, solver, steps, wall time, loss, accuracies and time per variable update. "
                                    "'gradient' stands for every gradient optimizer, 'all' for every solver.")
     p.add_argument("solvers", nargs="*", default=["coordinate"], metavar="SOLVER",
-                   help="solver names, 'gradient' or 'all' (default: coordinate); or 'target': the time-to-target "
-                        "benchmark, exact solvers against a tuned Adam")
+                   help="solver names, 'gradient' or 'all' (default: coordinate); or 'race': an exact solver "
+                        "against a tuned, scheduled Adam in wall time on held-out seeds; or 'target': the older "
+                        "time-to-target benchmark")
     _add_data_flags(p)
     _add_model_flags(p)
     _add_budget_flags(p)
@@ -354,6 +356,21 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                         f"{','.join(f'{v:g}' for v in target.DEFAULT_LRS)}); --epochs sets its epochs (default 10) "
                         "and --time-limit each exact solver's training seconds (default: twice tuned Adam's)")
     g.add_argument("--out", metavar="DIR", help="write table.txt, table.md, target.json and the figure into DIR")
+    g = p.add_argument_group("bench race (an exact solver against a tuned, scheduled Adam; --exact takes one "
+                             "solver, --lrs the grid's rates, --epochs the schedules' length, default 10)")
+    g.add_argument("--schedules", type=_solver_list, default=None, metavar="S,S,...",
+                   help=f"baseline schedules (default: {','.join(race.DEFAULT_SCHEDULES)})")
+    g.add_argument("--batch-sizes", type=_int_list, default=None, metavar="B,B,...",
+                   help=f"baseline batch sizes (default: {','.join(map(str, race.DEFAULT_BATCH_SIZES))})")
+    g.add_argument("--seeds", type=_int_list, default=None, metavar="S,S,...",
+                   help=f"seeds of the race; the first also tunes (default: "
+                        f"{','.join(map(str, race.DEFAULT_SEEDS))}; seed 0 is kept for choosing defaults)")
+    g.add_argument("--tune-samples", type=COUNT, default=race.TUNE_SAMPLES, metavar="N",
+                   help=f"training images of the first tuning stage (default {race.TUNE_SAMPLES:,}; 0: none)")
+    g.add_argument("--finalists", type=POSITIVE_INT, default=race.FINALISTS, metavar="K",
+                   help=f"configurations tuned again on the full data (default {race.FINALISTS})")
+    g.add_argument("--quick", action="store_true",
+                   help="a smoke run: 2,000 training and 500 test images, 2 epochs, a 2 x 2 grid, one seed")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--plot", metavar="DIR", help="also write the training curves as PNGs into DIR (loss and test "
                                                   "accuracy against training time, passes and steps)")
@@ -402,9 +419,55 @@ def cmd_bench_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_race(args: argparse.Namespace) -> int:
+    if len(args.solvers) > 1:
+        raise SolverError("'symnet bench race' takes no solver names; choose the exact solver with --exact NAME")
+    if args.sweeps is not None or args.steps is not None or args.time_limit is not None:
+        raise SolverError("'symnet bench race' gives the exact solver the baseline's own training time and counts "
+                          "the baseline in --epochs; drop --sweeps, --steps and --time-limit")
+    exact = args.exact if args.exact != list(target.DEFAULT_EXACT) else [race.DEFAULT_EXACT]
+    if len(exact) != 1:
+        raise SolverError(f"'symnet bench race' races one exact solver, got {','.join(exact)}; give --exact NAME")
+    given = solver_options(args)
+    if args.out:
+        api.claim_out(Path(args.out), create=False)
+    quick = args.quick
+    epochs = args.epochs or (2 if quick else 10)
+    lrs = args.lrs if args.lrs != list(target.DEFAULT_LRS) else list(race.QUICK_LRS if quick else race.DEFAULT_LRS)
+    schedules = args.schedules or list(race.QUICK_SCHEDULES if quick else race.DEFAULT_SCHEDULES)
+    batch_sizes = args.batch_sizes or list(race.QUICK_BATCH_SIZES if quick else race.DEFAULT_BATCH_SIZES)
+    seeds = args.seeds or list(race.DEFAULT_SEEDS[:1] if quick else race.DEFAULT_SEEDS)
+    race.baseline_grid(lrs, schedules, batch_sizes)  # a bad grid fails before the data are loaded
+    samples = args.samples or (2000 if quick else None)
+    test_samples = args.test_samples or (500 if quick else None)
+    data = api.load_data(dataset_name(args), args.data_dir, samples=samples, test_samples=test_samples,
+                         download=args.download, quiet=args.quiet)
+    model = args.model or api.default_model(data)
+    if model_options(args):
+        built = api.build_model(model, data, seed=seeds[0], **model_options(args))
+        built.name = model
+        model = built
+    tune = min(args.tune_samples, 1000) if quick else args.tune_samples
+    finalists = 1 if quick else args.finalists
+    with cluster.session(args.workers, args.scheduler, say=None if args.json else _say) as client:
+        result = race.race(model, data, exact=(exact[0], given), seeds=seeds, epochs=epochs, lrs=lrs,
+                           schedules=schedules, batch_sizes=batch_sizes, tune_samples=tune, finalists=finalists,
+                           quiet=args.quiet, callback=None if args.json else (lambda line: _say(f"  {line}")),
+                           client=client)
+    if args.out:
+        api.prepare_out(Path(args.out))
+        result.save(Path(args.out))
+    _say(result.to_json() if args.json else "\n" + str(result))
+    if args.plot:
+        _say_figures(result.plot().save(args.plot, prefix="race_"), args.plot, args.json)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, state: dict) -> int:
     if args.plot:
         api.prepare_out(Path(args.plot))  # a bad folder fails before training, not after it
+    if args.solvers[:1] == ["race"]:
+        return cmd_bench_race(args)
     if args.solvers[:1] == ["target"]:
         return cmd_bench_target(args)
     with cluster.session(args.workers, args.scheduler, say=None if args.json else _say) as client:
@@ -439,6 +502,17 @@ def _scoped_option(text: str) -> tuple[str | None, str, Any]:
     if not sep or not name.isidentifier() or (dot and not scope.strip()):
         raise argparse.ArgumentTypeError(f"expected SOLVER.KEY=VALUE or KEY=VALUE (e.g. adam.lr=1e-3), got {text!r}")
     return (scope.strip() or None), name, parse_value(value)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas (e.g. 1,2,3), got {text!r}") \
+            from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 0 separated by commas, got {text!r}")
+    return values
 
 
 def _number_list(text: str) -> list[float]:

@@ -54,6 +54,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import symnet.core.files as sio
+import symnet.core.progress as progress
 from symnet.core.errors import SolverError
 from symnet.core.history import History
 
@@ -72,6 +73,12 @@ DEFAULT_SEEDS = (1, 2, 3)
 TUNE_SAMPLES = 10_000
 #: Configurations carried from the first tuning stage to the full training set.
 FINALISTS = 3
+#: The exact solver raced by default.
+DEFAULT_EXACT = "gauss-newton"
+#: The grid of ``--quick`` (a smoke run).
+QUICK_LRS = (1e-3, 5e-3)
+QUICK_SCHEDULES = ("constant", "warmup-cosine")
+QUICK_BATCH_SIZES = (128,)
 #: AlgoPerf's winning margin over its baseline: the exact solver must reach the baseline's end loss within
 #: this share of the baseline's wall time.
 TARGET_RATIO = 0.78
@@ -230,7 +237,7 @@ def _first_epoch_seconds(history: History, clock: str) -> float | None:
     return None
 
 
-def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple = "gauss-newton",
+def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple = DEFAULT_EXACT,
          seeds: Sequence[int] = DEFAULT_SEEDS, epochs: int = 10, lrs: Sequence[float] = DEFAULT_LRS,
          schedules: Sequence[str] = DEFAULT_SCHEDULES, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
          tune_samples: int = TUNE_SAMPLES, finalists: int = FINALISTS, isolate: bool = True,
@@ -247,7 +254,7 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
         tune_samples: training images of the first tuning stage (0: skip it, every configuration on full data).
         finalists: configurations carried to the second stage.
         isolate: each run in a fresh process (fair clocks and memory; the default).
-        quiet: hide the per-run progress bars.
+        quiet: hide the progress bars (the race's own, with its ETA, and each run's).
         callback: called with a line of text as each run finishes (the CLI's progress).
         client: a Dask ``Client`` for every run.
 
@@ -264,7 +271,32 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
     runner.parse_solvers([(exact_name, exact_opts)])  # a bad name or option fails before any data is loaded
     data = api.load_data(data, quiet=quiet)
     say = callback or (lambda text: None)
+    tuning: list[dict] = []
+    tune_seed = seeds[0]
+    n_train = len(data.x_train)
+    staged = bool(tune_samples and tune_samples < n_train and len(grid) > finalists)
+    # the race's work in sample-epochs (an exact run costs about what its baseline does), for the bar's ETA
+    full = n_train * epochs
+    plan = (len(grid) * int(tune_samples) * epochs if staged else 0) + \
+        (min(len(grid), int(finalists)) if staged else len(grid)) * full + (2 * len(seeds) - 1) * full
+    inner = True if quiet is None and not progress.is_quiet(None) else quiet  # one bar at a time: the race's
+    with progress.bar(total=plan, desc="race", unit="sample-epoch", quiet=quiet) as bar:
+
+        def done(units: float, text: str) -> None:
+            bar.update(units)
+            say(text)
+
+        result = _race(model, data, grid, staged, tune_seed, seeds, epochs, int(tune_samples), finalists,
+                       exact_name, exact_opts, tuning=tuning, done=done, full=full, quiet=inner, isolate=isolate,
+                       client=client)
+    return result
+
+
+def _race(model, data, grid, staged, tune_seed, seeds, epochs, tune_samples, finalists, exact_name, exact_opts, *,
+          tuning, done, full, quiet, isolate, client) -> RaceResult:
+    """The stages of :func:`race` once its arguments are checked and its progress bar is up."""
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    n_train = len(data.x_train)
 
     def start(seed: int):
         return api.build_model(model, data, seed=seed) if isinstance(model, str) else model.copy()
@@ -276,13 +308,10 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
                                     isolate=isolate, client=client)
         return result
 
-    tuning: list[dict] = []
-    tune_seed = seeds[0]
     # stage 1: every configuration on the first tune_samples images (skipped when that is the whole set)
-    n_train = len(data.x_train)
     candidates = grid
-    if tune_samples and tune_samples < n_train and len(grid) > finalists:
-        small = data.subset(int(tune_samples), min(len(data.x_test), 1000))
+    if staged:
+        small = data.subset(tune_samples, min(len(data.x_test), 1000))
         initial = start(tune_seed)
         scored = []
         for label, name, opts in grid:
@@ -292,7 +321,7 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
             tuning.append({"stage": 1, "label": label, "data_loss": end, "samples": len(small.x_train),
                            "train_seconds": h.final["time"]})
             scored.append((math.inf if end is None or not math.isfinite(end) else end, label, name, opts))
-            say(f"tune 1/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
+            done(len(small.x_train) * epochs, f"tune 1/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
         scored.sort(key=lambda item: item[0])
         candidates = [(label, name, opts) for _, label, name, opts in scored[:max(1, int(finalists))]]
     # stage 2: the finalists on the full training set, at the tuning seed; the winner's run is seed 1's baseline
@@ -305,7 +334,7 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
         tuning.append({"stage": 2, "label": label, "data_loss": end, "samples": n_train,
                        "train_seconds": h.final["time"]})
         finals.append((math.inf if end is None or not math.isfinite(end) else end, label, name, opts, h))
-        say(f"tune 2/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
+        done(full, f"tune 2/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
     best = min(finals, key=lambda item: item[0])
     if not math.isfinite(best[0]):
         raise SolverError("the baseline diverged in every configuration; give smaller learning rates (--lrs)")
@@ -331,7 +360,7 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
                 result = run_one(exact_name, exact_name, exact_opts, initial, data, {"time": float(ref.final["time"])},
                                  seed)
             runs[who] = History.from_dict(result["history"])
-            say(f"seed {seed} {who}: loss {fmt_or_dash(data_loss(runs[who].final), '{:.5f}')}")
+            done(full, f"seed {seed} {who}: loss {fmt_or_dash(data_loss(runs[who].final), '{:.5f}')}")
         histories[f"{seed}/{tuned_label}"] = runs["baseline"]
         histories[f"{seed}/{exact_name}"] = runs["exact"]
         rows.append(_seed_row(seed, runs["baseline"], runs["exact"]))
@@ -344,8 +373,8 @@ def race(model: str | Any = "poly2", data: Any = "mnist", *, exact: str | tuple 
     meta = {
         "model": model if isinstance(model, str) else runner.model_name(model), "dataset": data.name,
         "n_train": n_train, "n_test": len(data.x_test), "epochs": epochs, "seeds": seeds,
-        "grid": {"lrs": list(lrs), "schedules": list(schedules), "batch_sizes": list(batch_sizes)},
-        "tune_samples": tune_samples, "finalists": finalists, "tuned": tuned_label,
+        "grid": [label for label, _, _ in grid],
+        "tune_samples": tune_samples if staged else 0, "finalists": finalists, "tuned": tuned_label,
         "tuned_solver": tuned_name, "tuned_options": tuned_opts, "exact": exact_name, "exact_options": exact_opts,
         "threads": os.cpu_count(), "isolate": isolate,
         "title": f"{model if isinstance(model, str) else runner.model_name(model)} on {data.name}",
