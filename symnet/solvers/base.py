@@ -42,7 +42,7 @@ from symnet.core.errors import (CorruptFileError, DivergenceError, ModelError, R
                                 SymnetWarning)
 from symnet.core.history import History
 from symnet.core.layers import LAYER_TYPES
-from symnet.core.linalg import select_ridge_on
+from symnet.core.linalg import Ridge, parse_ridge, select_ridge_on
 from symnet.core.objective import accuracy, evaluate
 from symnet.core.restriction import Restriction
 from symnet.core.runtime import blas_threads, caused_by_interrupt
@@ -146,8 +146,8 @@ class Solver(abc.ABC):
 
     @property
     def ridge_used(self) -> float:
-        """The ridge of the objective being minimised (the option, or the value a backend chose)."""
-        return float(self.opts_.get("ridge", 0.0) or 0.0)
+        """The ridge of the objective being minimised: :attr:`ridge_` (0.0 while it is not chosen yet)."""
+        return float(getattr(self, "ridge_", None) or 0.0)
 
     def objective(self, X: np.ndarray, Y: np.ndarray) -> float:
         """The training objective (:mod:`symnet.core.objective`) on ``(X, Y)``, divided by the number of samples."""
@@ -253,6 +253,8 @@ class Solver(abc.ABC):
         client=None,
     ) -> "Solver":
         self.opts_ = self.check_options()
+        #: the ridge weight in use: the option's number, or (auto) None until the backend chooses it
+        self.ridge_ = parse_ridge(self.opts_.get("ridge", 0.0)).value
         if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
             raise SolverError(f"steps must be a non-negative whole number, got {steps!r}")
         if time_limit is not None:
@@ -444,12 +446,13 @@ class Solver(abc.ABC):
         selection being what ``ridge_selection_`` reports, or None when there
         are too few samples to hold any out.
         """
+        policy = Ridge(seed=int(seed))
         n = readout.num_samples
-        n_val = min(5000, n // 10)
+        n_val = policy.held_out_count(n)
         if n_val < 1:
             return None
-        val = np.sort(np.random.default_rng([int(seed), 1]).choice(n, n_val, replace=False))
-        ridge, scores = select_ridge_on(readout, val, num_total=n)
+        ridge, scores = select_ridge_on(readout, policy.held_out_rows(n, n_val), candidates=policy.candidates,
+                                        num_total=n)
         return ridge, {"validation_samples": n_val, **scores, "chosen": ridge}
 
     def _release_shards(self) -> None:

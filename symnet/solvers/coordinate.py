@@ -124,8 +124,8 @@ class CoordinateSolver(Solver):
         auto = opts["ridge"] == "auto"
         self.rng_ = rng
         self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=1.0 if auto else opts["ridge"])
-        if auto:
-            opts["ridge"] = self.loss_.ridge = self._auto_ridge(model)
+        if auto:  # the choice is a result (ridge_), the option stays "auto"
+            self.ridge_ = self.loss_.ridge = self._auto_ridge(model)
         self._certify(self.loss_)
         names = [layer.name for layer in layers]
         wanted = opts["layers"]
@@ -191,7 +191,7 @@ class CoordinateSolver(Solver):
             return self.channels_.load_state(state)
         self.sweeps_ = int(state.get("sweeps", 0))
         if "ridge" in state:  # the weight the run chose when it started, whatever the parameters now
-            self.opts_["ridge"] = self.loss_.ridge = float(state["ridge"])
+            self.ridge_ = self.loss_.ridge = float(state["ridge"])
 
     # ------------------------------------------------------------------ one sweep
     def _step(self) -> dict:

@@ -287,9 +287,8 @@ class ExactDirectionSolver(Solver):
         if self.auto_ridge_:
             # provisional (the step-0 record's objective) until the validated choice, which needs a last
             # Linear layer to score; without one the provisional weight stays
-            opts["ridge"] = self.PROVISIONAL_RIDGE
+            self.ridge_ = self.PROVISIONAL_RIDGE
             self.auto_ridge_ = isinstance(layers[-1], Linear)
-        self.ridge_ = opts["ridge"]
         batch = opts["batch_size"]
         self.batch_ = None if batch is None or batch >= N else batch
         self.batch_growth_ = opts["batch_growth"]
@@ -552,8 +551,7 @@ class ExactDirectionSolver(Solver):
             self.window_.add(loss.acts[li], loss.Y)
 
     def _set_ridge(self, ridge: float) -> None:
-        self.ridge_ = ridge
-        self.opts_["ridge"] = ridge
+        self.ridge_ = ridge  # a result: the option stays as given
         if self.loss_ is not None:
             self.loss_.ridge = ridge
         if self.full_ is not None:
