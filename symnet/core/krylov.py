@@ -41,7 +41,7 @@ def conjugate_gradient(matvec: Callable, b: np.ndarray, *, x0: np.ndarray | None
                        watch: np.ndarray | None = None, deadline: float | None = None,
                        callback: Callable | None = None, refine: Callable | None = None,
                        scores: bool = False) -> tuple[np.ndarray, CGResult]:
-    """Preconditioned CG on ``A x = b`` in float64; for a block ``b`` (p, k) one CG per column, all sharing each product.
+    """Preconditioned CG on ``A x = b`` in float64; a block ``b`` (p, k) runs one CG per column sharing each product.
 
     Args:
         matvec: ``matvec(P) -> A P`` (``P`` shaped as ``b``); with ``scores``, ``(A P, scores)`` where

@@ -254,6 +254,9 @@ def ridge_readout_on(readout, ridge: float, *, factor=None, gram_dtype=np.float6
 RIDGE_CANDIDATES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 #: The most samples held out to choose a ridge when the size is not given.
 VAL_MAX = 5000
+#: The weight of an automatic ridge before it is chosen (the step-0 record) or when it cannot be (too few
+#: samples to hold out, no last Linear layer to score).
+PROVISIONAL_RIDGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -679,7 +682,7 @@ class LocalReadout:
         return held_out_scores(H, Y, solutions, bias=self.bias)
 
 
-__all__ = ["BLOCK_ROWS", "RIDGE_CANDIDATES", "VAL_MAX", "CGResult", "LocalReadout", "Ridge", "best_candidate",
+__all__ = ["BLOCK_ROWS", "PROVISIONAL_RIDGE", "RIDGE_CANDIDATES", "VAL_MAX", "CGResult", "LocalReadout", "Ridge", "best_candidate",
            "choose_readout_ridge", "conjugate_gradient", "parse_ridge", "readout_scorer", "resolve_ridge", "cross",
            "fit_readout", "fit_readout_on", "gram",
            "held_out_scores", "normal_products", "ridge_dual", "ridge_factor", "ridge_path", "ridge_readout",

@@ -438,7 +438,7 @@ class Solver(abc.ABC):
         """The ridge weight whose last-layer readout generalises best to held-out training samples.
 
         A random tenth of the training samples (at most 5,000; the split seeded by
-        ``seed``) is held out, the last layer is solved by ridge on the rest of
+        ``seed``: :class:`~symnet.core.linalg.Ridge`) is held out, the last layer is solved by ridge on the rest of
         ``readout``'s features (a :class:`~symnet.core.linalg.LocalReadout` or its
         sharded form) for each candidate and scored on the held-out samples
         (:func:`~symnet.core.linalg.select_ridge_on`). Training then uses every

@@ -99,7 +99,8 @@ from symnet.core.derivatives import conv_chain
 from symnet.core.errors import SolverError
 from symnet.core.kernels.terms import sse_coeffs
 from symnet.core.layers import Conv2d
-from symnet.core.linalg import choose_readout_ridge, cross, fit_readout, gram, parse_ridge, ridge_factor, ridge_solve
+from symnet.core.linalg import (PROVISIONAL_RIDGE, choose_readout_ridge, cross, fit_readout, gram, parse_ridge,
+                                ridge_factor, ridge_solve)
 from symnet.core.roots import dense
 from symnet.core.restriction import step_scale
 
@@ -136,9 +137,6 @@ CHANNEL_OPTIONS = {
                                 help="channel blocks: samples of each Gauss-Newton matrix (None: all current "
                                      "samples; the gradient and the line search always use all)"),
 }
-
-#: The ridge of the step-0 record with ``ridge="auto"`` (before the validated choice).
-PROVISIONAL_RIDGE = 1.0
 
 
 def channel_chain(model):

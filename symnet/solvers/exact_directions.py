@@ -82,7 +82,7 @@ from symnet.core.certificates import BLOCK, FLOAT32_RTOL
 from symnet.core.derivatives import block_index
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import cross, fit_readout_on, gram, ridge_factor, ridge_solve
+from symnet.core.linalg import PROVISIONAL_RIDGE, cross, fit_readout_on, gram, ridge_factor, ridge_solve
 from symnet.core.objective import evaluate
 from symnet.core.restriction import Restriction, LineResult
 from symnet.core.samples import Samples
@@ -275,7 +275,7 @@ class ExactDirectionSolver(Solver):
     }
     #: The ridge of the step-0 record when ``ridge="auto"`` (before the validated choice), and of
     #: models without a last Linear layer to score the choice on.
-    PROVISIONAL_RIDGE: ClassVar[float] = 1.0
+    PROVISIONAL_RIDGE: ClassVar[float] = PROVISIONAL_RIDGE
 
     # ------------------------------------------------------------------ setup
     def _setup(self, model, data, rng):

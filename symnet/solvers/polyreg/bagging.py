@@ -81,7 +81,7 @@ class BaggingMethod:
         idx = self._draw_subset(self._rng)
         info: dict[str, Any] = {}
         k = self._batches_done
-        if o["ridge"] is None:
+        if self._ridge_auto:
             # One running average per candidate ridge; the model is the one whose average
             # scores best on the validation split so far (averaging cuts the variance of the
             # single fits, so the best penalty for the average is below the best for one fit).

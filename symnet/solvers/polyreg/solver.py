@@ -17,7 +17,7 @@ import numpy as np
 
 from symnet.core.errors import SolverError
 from symnet.core.kernels import monomials as MK
-from symnet.core.linalg import Ridge, resolve_ridge
+from symnet.core.linalg import Ridge, parse_ridge, resolve_ridge
 from symnet.core.model.polyreg import PolyRegModel
 from symnet.core.objective import accuracy, sse
 from symnet.solvers.base import Solver
@@ -67,7 +67,7 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
             solve is confirmed on walked float64 products. Tolerances below 1e-6
             keep float64 values (9 bytes). None: keep them when cg's memory
             estimate with them fits ``memory_gb``.
-        ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None``
+        ridge (None): the penalty ``lam`` of ``SSE + lam ||W||^2``; ``None`` (or ``"auto"``)
             chooses it from ``ridge_grid`` on a validation split.
         ridge_grid: candidate penalties when ``ridge`` is None (default: the
             decades from 0.1 to 1000; on MNIST the best lies near 30).
@@ -129,7 +129,8 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         "window": Option(3, "window", none=True, help="window side, (height, width), or None (every product)"),
         "method": Option("auto", "choice", choices=("auto", "exact", "cg", "bagging"),
                          help="Gram + Cholesky, matrix-free CG, bagging, or auto (exact if its Gram fits memory_gb)"),
-        "ridge": Option(None, "float", low=0.0, none=True, help="the penalty; None: chosen on a validation split"),
+        "ridge": Option(None, "float", low=0.0, none=True, auto=True,
+                        help="the penalty; None or 'auto': chosen on a validation split"),
         "ridge_grid": Option((0.1, 1.0, 10.0, 100.0, 1000.0), "floats", low=0.0,
                              help="candidate penalties when ridge is None"),
         "ridge_search": Option("walk", "choice", choices=("walk", "grid"),
@@ -176,6 +177,12 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         # auto: the larger, so that either method finishes (cg stops by itself after its steps)
         return CG_STEPS if method == "cg" else max(gram_steps, CG_STEPS) if method == "auto" else gram_steps
 
+    @property
+    def _ridge_auto(self) -> bool:
+        """Is the ridge chosen on the validation split? (``ridge`` None or "auto", as
+        :func:`~symnet.core.linalg.parse_ridge` reads it)"""
+        return parse_ridge(self.opts_["ridge"]).auto
+
     # ------------------------------------------------------------ setup
     def _setup(self, model, data, rng: np.random.Generator) -> None:
         o = self.opts_
@@ -202,15 +209,15 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         if o["method"] == "exact" and self._form == "primal" and p > MAX_EXACT_FEATURES:
             raise SolverError(f"{p:,} features are too many for method='exact' (its Gram needs "
                               f"{3 * p * p * 8 / 2**30:.0f} GB); use method='cg' (or 'auto'), 'bagging', or a smaller degree/window")
-        if o["ridge"] is None:
-            n_val = min(5000, n // 10) if o["val_size"] is None else int(o["val_size"])
+        if self._ridge_auto:
+            n_val = Ridge(val_size=o["val_size"]).held_out_count(n)  # the last n_val samples
             if n_val < 1 or n_val >= n:
                 raise SolverError(f"cannot hold out {n_val} of {n} training samples to choose the ridge; "
                                   "pass ridge=<value> or a val_size between 1 and N-1")
         else:
             n_val = 0
         self._n_val = n_val
-        self.ridge_ = None if o["ridge"] is None else float(o["ridge"])
+        self.ridge_ = parse_ridge(o["ridge"]).value
         self._solved = False
         self._shards_ = None
         self._queue: list = []
@@ -234,7 +241,7 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
             self._cg_reported = 0.0
             self._loss = math.nan
             # the stages (prepare, search, refit; no search with a given ridge) go into the steps granted
-            stages = ["prepare", "search", "refit"] if o["ridge"] is None else ["prepare", "refit"]
+            stages = ["prepare", "search", "refit"] if self._ridge_auto else ["prepare", "refit"]
             steps = min(len(stages), int(self.steps_budget_)) if self.steps_budget_ else len(stages)
             self._cg_groups = [stages[i * len(stages) // steps:(i + 1) * len(stages) // steps] for i in range(steps)]
             self._cg_groups_done = 0
@@ -301,14 +308,14 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         counts = MK.tree_nonzero_counts(rows, *model.tree, p, 1)[1]
         used = int(np.count_nonzero(counts))
         self._form = exact_form(n, used)
-        n_val = 1 if o["ridge"] is None else 0
+        n_val = 1 if self._ridge_auto else 0
         exact_gb = MF.exact_memory_bytes(used, n_val, n) / 2**30
         if o["method"] == "exact":
             return
         self._walks_dtype = MF.list_dtype(min(float(o["cg_tol"]), float(o["cg_search_tol"])))
         lists = MF.lists_memory_bytes(float(np.sum(counts)) * n / probe, self._walks_dtype)
         args = (p, used, n, self._X2.shape[1], model.num_outputs, o["precond"], min(int(o["precond_samples"]), n),
-                o["ridge"] is None, nb.get_num_threads())
+                self._ridge_auto, nb.get_num_threads())
         cg_gb = MF.cg_memory_bytes(*args) / 2**30
         with_lists_gb = MF.cg_memory_bytes(*args, lists=lists) / 2**30
         self._keep_walks = bool(o["cg_lists"]) if o["cg_lists"] is not None else with_lists_gb <= float(o["memory_gb"])
@@ -373,11 +380,11 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
             self._loss = float(state.get("loss", np.nan))
             self._cg_stage = int(state.get("cg_stage", 0))
             self._cg_best = float(state.get("cg_best", np.nan))
-            if not self._solved and self.opts_["ridge"] is None:
+            if not self._solved and self._ridge_auto:
                 self.ridge_ = None
             # the stages left all go into the next step (the budget of the first session is not known)
             done = int(state.get("cg_groups_done", 0))
-            stages = ["prepare", "search", "refit"] if self.opts_["ridge"] is None else ["prepare", "refit"]
+            stages = ["prepare", "search", "refit"] if self._ridge_auto else ["prepare", "refit"]
             self._cg_stages_done = int(state.get("cg_stages_done", 0))
             self._cg_groups = [[] for _ in range(done)] + [stages[self._cg_stages_done:]]
             self._cg_groups_done = done
