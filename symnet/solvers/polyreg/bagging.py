@@ -23,7 +23,7 @@ from symnet.core.linalg import best_candidate, ridge_path, ridge_solve
 from symnet.core.model.polyreg import scores, scores_transposed, transposed_chunk
 from symnet.core.objective import accuracy, sse
 from symnet.core.runtime import peak_rss_mb
-from symnet.solvers.polyreg.explicit import _scratch
+from symnet.solvers.polyreg.explicit import scratch
 
 
 VAL_FEATURES_MAX = 1 << 27
@@ -40,7 +40,7 @@ class BaggingMethod:
         """:func:`fit_subset` of the subset ``idx``: here, or (on a cluster) by a task that the previous
         steps started, so that the workers fit the next subsets while this one is averaged."""
         if self.client_ is None:
-            self._buffer, ft = _scratch(getattr(self, "_buffer", None), len(self.model_.table), len(idx))
+            self._buffer, ft = scratch(getattr(self, "_buffer", None), len(self.model_.table), len(idx))
             return fit_subset(self._X2[idx], self._Y_train[idx], self.model_.table, ridge, out=ft)
         if self._queue and not (np.array_equal(self._queue[0][0], idx) and self._queue[0][1] == ridge):
             self._cancel_queue()  # not the subset the queue drew (a resumed or changed run): start again

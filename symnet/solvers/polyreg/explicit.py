@@ -64,7 +64,7 @@ def kernel_matrix(X2: np.ndarray, table: np.ndarray, deadline_check=None) -> tup
     t0 = time.perf_counter()
     for s in range(0, p, KERNEL_ROWS):
         e = min(p, s + KERNEL_ROWS)
-        buffer, ft = _scratch(buffer, e - s, n)
+        buffer, ft = scratch(buffer, e - s, n)
         MK.monomial_rows(xt, np.ascontiguousarray(table[s:e]), ft)
         used += int(np.count_nonzero(np.any(ft != 0.0, axis=1)))
         Kmat = blas.dsyrk(1.0, ft.T, trans=0, beta=1.0, c=Kmat, lower=0, overwrite_c=1)  # += ft^T ft
@@ -94,7 +94,7 @@ def dual_weights(X2: np.ndarray, table: np.ndarray, alpha: np.ndarray) -> np.nda
     buffer = None
     for s in range(0, p, KERNEL_ROWS):
         e = min(p, s + KERNEL_ROWS)
-        buffer, ft = _scratch(buffer, e - s, n)
+        buffer, ft = scratch(buffer, e - s, n)
         MK.monomial_rows(xt, np.ascontiguousarray(table[s:e]), ft)
         W[s:e] = ft @ alpha
     return W
@@ -129,7 +129,7 @@ def cholesky_seconds(p: int) -> float:
     return best * (p / m) ** 3
 
 
-def _scratch(buffer: np.ndarray | None, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+def scratch(buffer: np.ndarray | None, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """A C-ordered (rows, cols) view of a reusable flat buffer (fresh pages cost more than the kernels)."""
     if buffer is None or buffer.size < rows * cols:
         buffer = np.empty(rows * cols)
@@ -172,7 +172,7 @@ class GramAccumulator:
         """Add samples ``X2`` (n, D) with targets ``Y`` (n, classes)."""
         if len(X2) == 0:
             return
-        self._buffer, ft = _scratch(getattr(self, "_buffer", None), self.p, len(X2))
+        self._buffer, ft = scratch(getattr(self, "_buffer", None), self.p, len(X2))
         MK.monomial_rows(transposed_chunk(X2, 0, len(X2)), self.table, ft)
         if self.dense:
             # ft[:dense].T is the (n, dense) design block in Fortran order: no copy into BLAS.
