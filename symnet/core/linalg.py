@@ -23,12 +23,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import blas
 
+from symnet.core.krylov import CGResult, conjugate_gradient
 from symnet.core.objective import sse as _sse
 from symnet.core.runtime import available_blas_threads, blas_threads
 
@@ -246,8 +249,185 @@ def ridge_readout_on(readout, ridge: float, *, factor=None, gram_dtype=np.float6
     return S, factor, info
 
 
-#: Ridge weights :func:`select_ridge` tries by default (half decades from 0.1 to 100).
+# --------------------------------------------------------------------------- the ridge policy
+#: Ridge weights an automatic choice tries by default (half decades from 0.1 to 100).
 RIDGE_CANDIDATES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+#: The most samples held out to choose a ridge when the size is not given.
+VAL_MAX = 5000
+#: The weight of an automatic ridge before it is chosen (the step-0 record) or when it cannot be (too few
+#: samples to hold out, no last Linear layer to score).
+PROVISIONAL_RIDGE = 1.0
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """The ridge weight of an objective: a fixed number, or chosen on held-out samples (``value`` None).
+
+    An automatic choice tries ``candidates`` on ``val_size`` held-out training
+    samples (None: :meth:`held_out_count`'s rule, a tenth, at most
+    :data:`VAL_MAX`), drawn by ``seed`` (None: the last samples), and keeps the
+    best by ``by`` (:func:`best_candidate`). :func:`parse_ridge` reads the
+    user's spellings, :func:`resolve_ridge` chooses.
+
+    Example:
+        >>> Ridge().auto, Ridge(2.0).auto, Ridge().held_out_count(200), Ridge(val_size=7).held_out_count(200)
+        (True, False, 20, 7)
+    """
+
+    value: float | None = None
+    candidates: tuple = RIDGE_CANDIDATES
+    val_size: int | None = None
+    seed: int | None = None
+    by: str = "mse"  # "mse": lowest held-out squared error; "accuracy": lowest error rate
+
+    @property
+    def auto(self) -> bool:
+        return self.value is None
+
+    def held_out_count(self, n: int) -> int:
+        """Samples held out of ``n``: ``val_size``, or a tenth of them (at most :data:`VAL_MAX`)."""
+        return min(VAL_MAX, n // 10) if self.val_size is None else int(self.val_size)
+
+    def held_out_rows(self, n: int, count: int | None = None) -> np.ndarray:
+        """The sorted held-out rows of ``n`` samples: drawn by ``seed``, or the last ``count`` without one."""
+        count = self.held_out_count(n) if count is None else int(count)
+        if self.seed is None:
+            return np.arange(n - count, n)
+        return np.sort(np.random.default_rng([int(self.seed), 1]).choice(n, count, replace=False))
+
+
+def parse_ridge(spec, **auto) -> Ridge:
+    """The :class:`Ridge` of an option value: a number fixes it; ``"auto"`` or None choose it (``auto``: how).
+
+    None means "auto" wherever a solver's ``ridge`` option allows it (polyreg's default).
+
+    Example:
+        >>> parse_ridge("auto", seed=3).seed, parse_ridge(None).auto, parse_ridge(0.5).value
+        (3, True, 0.5)
+    """
+    if spec is None or (isinstance(spec, str) and spec == "auto"):
+        return Ridge(None, **auto)
+    return Ridge(float(spec))
+
+
+def best_candidate(ridges, losses, errors, by: str = "mse") -> int:
+    """Index of the best candidate: the lowest held-out loss, then error rate (``by="accuracy"``: the other way
+    round); remaining ties go to the larger weight.
+
+    Squared error is the objective being minimised and moves smoothly with the
+    ridge; accuracy on a few thousand samples moves in steps of one sample.
+
+    Example:
+        >>> best_candidate([1.0, 10.0, 3.0], [2.0, 2.0, 1.0], [0.1, 0.2, 0.3])
+        2
+        >>> best_candidate([1.0, 10.0], [2.0, 2.0], [0.1, 0.1])  # a tie: the larger weight
+        1
+        >>> best_candidate([1.0, 10.0, 3.0], [2.0, 2.0, 1.0], [0.1, 0.2, 0.3], by="accuracy")
+        0
+    """
+    if by == "accuracy":
+        return min(range(len(ridges)), key=lambda i: (errors[i], losses[i], -ridges[i]))
+    return min(range(len(ridges)), key=lambda i: (losses[i], errors[i], -ridges[i]))
+
+
+def resolve_ridge(ridge: Ridge, score: Callable, *, search: str = "grid", refine: bool = False,
+                  stop: Callable | None = None) -> tuple[float, dict | None]:
+    """The ridge weight of ``ridge``: its value, or the candidate whose fit scores best on held-out samples.
+
+    ``score(lams)`` fits each weight of the list and returns one ``(loss,
+    error rate)`` per weight on the held-out samples (``inf`` and 1.0 for a
+    failed fit); the caller owns the fit and the split
+    (:meth:`Ridge.held_out_rows`), this the search and the choice
+    (:func:`best_candidate`). ``search="grid"`` scores every candidate (in one
+    call unless ``stop`` is given); ``"walk"`` starts mid-grid and steps towards
+    the better neighbour while the score improves (the held-out error is
+    unimodal in the ridge in practice; it saves fits). ``refine`` then also
+    tries the geometric midpoints next to the best. ``stop()``, asked before
+    every fit after the first, ends the search early (a time limit).
+
+    Returns:
+        ``(value, report)``: report None for a fixed value, else ``{"ridges", "val_sse", "val_err",
+        "chosen"}`` (the weights tried, in order), with ``"cut": True`` when ``stop`` ended it.
+
+    Example:
+        >>> sse_of = {0.1: 5.0, 1.0: 2.0, 10.0: 3.0, 100.0: 4.0}
+        >>> ridge = Ridge(candidates=(0.1, 1.0, 10.0, 100.0))
+        >>> value, report = resolve_ridge(ridge, lambda lams: [(sse_of[lam], 0.0) for lam in lams])
+        >>> value, report["ridges"], report["val_sse"]
+        (1.0, [0.1, 1.0, 10.0, 100.0], [5.0, 2.0, 3.0, 4.0])
+        >>> resolve_ridge(ridge, lambda lams: [(sse_of[lam], 0.0) for lam in lams], search="walk")[1]["ridges"]
+        [10.0, 1.0, 0.1]
+        >>> resolve_ridge(Ridge(3.0), None)
+        (3.0, None)
+    """
+    if not ridge.auto:
+        return float(ridge.value), None
+    grid = sorted(float(v) for v in ridge.candidates)
+    tried: list[float] = []
+    figures: list[tuple[float, float]] = []
+    cut: list[bool] = []
+
+    def best() -> float:
+        return tried[best_candidate(tried, [f[0] for f in figures], [f[1] for f in figures], ridge.by)]
+
+    def consider(lams: list[float]) -> None:
+        if tried and stop is not None and stop():
+            cut.append(True)
+            return
+        tried.extend(lams)
+        figures.extend((float(a), float(b)) for a, b in score(lams))
+
+    if search == "grid" and stop is None:
+        consider(grid)
+    elif search == "grid":
+        for lam in grid:
+            if not cut:
+                consider([lam])
+    else:
+        i = len(grid) // 2
+        consider([grid[i]])
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(grid) and not cut:
+                before = best()
+                consider([grid[j]])
+                if best() == before:
+                    break
+                j += step
+            if best() != grid[i]:  # improved going down: one optimum means up is worse
+                break
+    if refine and not cut:
+        i = grid.index(best())
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(grid) and grid[i] > 0 and grid[j] > 0 and not cut:
+                consider([math.sqrt(grid[i] * grid[j])])
+    chosen = best()
+    report = {"ridges": tried, "val_sse": [f[0] for f in figures], "val_err": [f[1] for f in figures],
+              "chosen": chosen}
+    if cut:
+        report["cut"] = True
+    return chosen, report
+
+
+def readout_scorer(G: np.ndarray, rhs: np.ndarray, held_out: Callable, num_val: int, *,
+                   share: float = 1.0) -> Callable:
+    """The ``score`` of :func:`resolve_ridge` for a readout: solve from one Gram matrix, score held out.
+
+    ``G`` and ``rhs`` are :func:`gram` and :func:`cross` of the fitting rows,
+    ``share`` their fraction of the samples the weight's objective sums over;
+    ``held_out(solutions) -> (sse, wrong)`` scores the solutions
+    (:func:`held_out_scores`) on the ``num_val`` held-out rows.
+    """
+    def score(lams):
+        solutions = ridge_solutions(G, rhs, candidates=lams, share=share)
+        sse_, wrong = held_out(solutions)
+        return [(float(s), 1.0 if sol is None else (float(w) / num_val if num_val else 0.0))
+                for s, w, sol in zip(sse_, wrong, solutions)]
+    return score
+
+
+def _scores_dict(report: dict) -> dict:
+    return {"ridges": report["ridges"], "val_sse": report["val_sse"], "val_err": report["val_err"]}
 
 
 def select_ridge(H: np.ndarray, Y: np.ndarray, validation: np.ndarray, *, bias: bool,
@@ -264,7 +444,7 @@ def select_ridge(H: np.ndarray, Y: np.ndarray, validation: np.ndarray, *, bias: 
     (one Cholesky each, :func:`ridge_solutions`). The algorithm is :func:`select_ridge_on`, here on features in memory.
 
     Returns:
-        ``(best weight, {"ridges", "val_sse", "val_err"})``; ties go to the larger weight.
+        ``(best weight, {"ridges", "val_sse", "val_err"})``; the best by :func:`best_candidate`.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -285,11 +465,12 @@ def select_ridge_on(readout, validation: np.ndarray, *, candidates=RIDGE_CANDIDA
     validation = np.asarray(validation, dtype=np.int64)
     G = readout.gram(gram_dtype) - readout.gram(np.float64, rows=validation)
     rhs = readout.cross() - readout.cross(rows=validation)
+
     share = (n - len(np.unique(validation))) / float(num_total)
-    solutions = ridge_solutions(G, rhs, candidates=candidates, share=share)
-    sse_, wrong = readout.held_out(solutions, validation)
-    scores = _ridge_scores(candidates, solutions, sse_, wrong, len(validation))
-    return best_ridge(scores), scores
+    scorer = readout_scorer(G, rhs, lambda solutions: readout.held_out(solutions, validation), len(validation),
+                            share=share)
+    best, report = resolve_ridge(Ridge(candidates=tuple(candidates)), scorer)
+    return best, _scores_dict(report)
 
 
 def ridge_solutions(G: np.ndarray, rhs: np.ndarray, *, candidates=RIDGE_CANDIDATES, share: float = 1.0) -> list:
@@ -308,11 +489,6 @@ def ridge_solutions(G: np.ndarray, rhs: np.ndarray, *, candidates=RIDGE_CANDIDAT
         factor = ridge_factor(G, float(lam) * share)
         solutions.append(None if factor is None else sla.cho_solve(factor, rhs, check_finite=False))
     return solutions
-
-
-def _ridge_scores(candidates, solutions, sse_, wrong, num_val: int) -> dict:
-    err = [1.0 if sol is None else (float(w) / num_val if num_val else 0.0) for sol, w in zip(solutions, wrong)]
-    return {"ridges": [float(c) for c in candidates], "val_sse": [float(v) for v in sse_], "val_err": err}
 
 
 def score_ridges(G: np.ndarray, rhs: np.ndarray, Hv: np.ndarray, Yv: np.ndarray, *, bias: bool,
@@ -334,20 +510,29 @@ def score_ridges(G: np.ndarray, rhs: np.ndarray, Hv: np.ndarray, Yv: np.ndarray,
         >>> [round(v, 9) for v in s["val_sse"]]
         [0.0, 9.0]
     """
-    solutions = ridge_solutions(G, rhs, candidates=candidates, share=share)
-    sse_, wrong = held_out_scores(Hv, Yv, solutions, bias=bias)
-    return _ridge_scores(candidates, solutions, sse_, wrong, len(Yv))
+    _, report = choose_readout_ridge(G, rhs, Hv, Yv, bias=bias, candidates=candidates, share=share)
+    return _scores_dict(report)
+
+
+def choose_readout_ridge(G: np.ndarray, rhs: np.ndarray, Hv: np.ndarray, Yv: np.ndarray, *, bias: bool,
+                         candidates=RIDGE_CANDIDATES, share: float = 1.0) -> tuple[float, dict]:
+    """:func:`resolve_ridge` of :func:`score_ridges`' problem: ``(best weight, report)``."""
+    scorer = readout_scorer(G, rhs, lambda solutions: held_out_scores(Hv, Yv, solutions, bias=bias), len(Yv),
+                            share=share)
+    return resolve_ridge(Ridge(candidates=tuple(candidates)), scorer)
 
 
 def best_ridge(scores: dict) -> float:
-    """The candidate of :func:`score_ridges` with the lowest held-out SSE; ties go to the larger weight.
+    """The candidate of :func:`score_ridges` that :func:`best_candidate` picks (the lowest held-out SSE; ties go
+    to the larger weight).
 
     Example:
         >>> best_ridge({"ridges": [1.0, 10.0], "val_sse": [2.0, 2.0]})
         10.0
     """
-    ridges, sse_ = scores["ridges"], scores["val_sse"]
-    return float(ridges[min(range(len(ridges)), key=lambda i: (sse_[i], -ridges[i]))])
+    ridges = scores["ridges"]
+    errors = scores.get("val_err", [0.0] * len(ridges))
+    return float(ridges[best_candidate(ridges, scores["val_sse"], errors)])
 
 
 def held_out_scores(A: np.ndarray, Y: np.ndarray, solutions, *, bias: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -497,7 +682,9 @@ class LocalReadout:
         return held_out_scores(H, Y, solutions, bias=self.bias)
 
 
-__all__ = ["BLOCK_ROWS", "RIDGE_CANDIDATES", "LocalReadout", "cross", "fit_readout", "fit_readout_on", "gram",
+__all__ = ["BLOCK_ROWS", "PROVISIONAL_RIDGE", "RIDGE_CANDIDATES", "VAL_MAX", "CGResult", "LocalReadout", "Ridge", "best_candidate",
+           "choose_readout_ridge", "conjugate_gradient", "parse_ridge", "readout_scorer", "resolve_ridge", "cross",
+           "fit_readout", "fit_readout_on", "gram",
            "held_out_scores", "normal_products", "ridge_dual", "ridge_factor", "ridge_path", "ridge_readout",
            "ridge_readout_on", "ridge_solutions", "ridge_solve", "score_ridges", "select_ridge",
            "select_ridge_on", "best_ridge"]

@@ -171,6 +171,8 @@ class _Base(ClassifierMixin, BaseEstimator):
         self.model_ = fitted.model_
         self.history_ = fitted.history_
         self.solver_options_ = dict(fitted.opts_)
+        if self.solver_options_.get("ridge") == "auto":  # the weight the fit chose (a result, in ridge_)
+            self.solver_options_["ridge"] = fitted.ridge_used
         self.n_iter_ = int(fitted.history_.final["step"])
         return self
 

@@ -40,7 +40,7 @@ import numpy as np
 import symnet.core.files as sio
 from symnet.core.errors import ModelError, SymnetWarning
 from symnet.core.layers import LAYER_TYPES
-from symnet.core.linalg import select_ridge_on
+from symnet.core.linalg import Ridge, select_ridge_on
 from symnet.core.objective import evaluate
 from symnet.core.restriction import Restriction
 from symnet.core.run import Deadline, RunSpec
@@ -146,8 +146,8 @@ class Solver(abc.ABC):
 
     @property
     def ridge_used(self) -> float:
-        """The ridge of the objective being minimised (the option, or the value a backend chose)."""
-        return float(self.opts_.get("ridge", 0.0) or 0.0)
+        """The ridge of the objective being minimised: :attr:`ridge_` (0.0 while it is not chosen yet)."""
+        return float(getattr(self, "ridge_", None) or 0.0)
 
     def objective(self, X: np.ndarray, Y: np.ndarray) -> float:
         """The training objective (:mod:`symnet.core.objective`) on ``(X, Y)``, divided by the number of samples."""
@@ -305,7 +305,7 @@ class Solver(abc.ABC):
         """The ridge weight whose last-layer readout generalises best to held-out training samples.
 
         A random tenth of the training samples (at most 5,000; the split seeded by
-        ``seed``) is held out, the last layer is solved by ridge on the rest of
+        ``seed``: :class:`~symnet.core.linalg.Ridge`) is held out, the last layer is solved by ridge on the rest of
         ``readout``'s features (a :class:`~symnet.core.linalg.LocalReadout` or its
         sharded form) for each candidate and scored on the held-out samples
         (:func:`~symnet.core.linalg.select_ridge_on`). Training then uses every
@@ -313,12 +313,13 @@ class Solver(abc.ABC):
         selection being what ``ridge_selection_`` reports, or None when there
         are too few samples to hold any out.
         """
+        policy = Ridge(seed=int(seed))
         n = readout.num_samples
-        n_val = min(5000, n // 10)
+        n_val = policy.held_out_count(n)
         if n_val < 1:
             return None
-        val = np.sort(np.random.default_rng([int(seed), 1]).choice(n, n_val, replace=False))
-        ridge, scores = select_ridge_on(readout, val, num_total=n)
+        ridge, scores = select_ridge_on(readout, policy.held_out_rows(n, n_val), candidates=policy.candidates,
+                                        num_total=n)
         return ridge, {"validation_samples": n_val, **scores, "chosen": ridge}
 
     def release_shards(self) -> None:

@@ -99,7 +99,8 @@ from symnet.core.derivatives import conv_chain
 from symnet.core.errors import SolverError
 from symnet.core.kernels.terms import sse_coeffs
 from symnet.core.layers import Conv2d
-from symnet.core.linalg import best_ridge, cross, fit_readout, gram, ridge_factor, ridge_solve, score_ridges
+from symnet.core.linalg import (PROVISIONAL_RIDGE, choose_readout_ridge, cross, fit_readout, gram, parse_ridge,
+                                ridge_factor, ridge_solve)
 from symnet.core.roots import dense
 from symnet.core.restriction import step_scale
 
@@ -136,9 +137,6 @@ CHANNEL_OPTIONS = {
                                 help="channel blocks: samples of each Gauss-Newton matrix (None: all current "
                                      "samples; the gradient and the line search always use all)"),
 }
-
-#: The ridge of the step-0 record with ``ridge="auto"`` (before the validated choice).
-PROVISIONAL_RIDGE = 1.0
 
 
 def channel_chain(model):
@@ -428,9 +426,10 @@ class ChannelBlocks:
                 G_fit = G - gram(Hv, bias=bias)
                 rhs_fit = rhs_fit - cross(Hv, Yv, bias=bias)
                 n_fit -= len(pos)
-            self.ridge_scores = score_ridges(G_fit, rhs_fit, Hv, Yv, bias=bias, candidates=candidates,
-                                             share=n_fit / self.M)
-            self.set_ridge(best_ridge(self.ridge_scores))
+            chosen, report = choose_readout_ridge(G_fit, rhs_fit, Hv, Yv, bias=bias, candidates=candidates,
+                                                  share=n_fit / self.M)
+            self.ridge_scores = {key: report[key] for key in ("ridges", "val_sse", "val_err")}
+            self.set_ridge(chosen)
         factor = ridge_factor(G, self.ridge)
         if factor is None:
             return 0.0
@@ -740,8 +739,8 @@ class ChannelDriver:
         self.perm = rng.permutation(N).astype(np.int64)
         #: choose the ridge on held-out samples at the stages' first readout solves
         self.choosing = opts["ridge"] == "auto" and self.train_readout
-        val = opts["val_size"]
-        val = min(5000, N // 10) if val is None else min(int(val), N // 2)
+        val = parse_ridge(opts["ridge"], val_size=opts["val_size"]).held_out_count(N)
+        val = val if opts["val_size"] is None else min(val, N // 2)
         self.val = val if self.choosing else 0
         if self.choosing and self.val < 1:
             self.choosing = False
@@ -794,7 +793,7 @@ class ChannelDriver:
     def set_ridge(self, ridge: float) -> None:
         """The ridge of the objective being minimised (and of every record's loss)."""
         self.ridge = float(ridge)
-        self.solver.opts_["ridge"] = self.ridge
+        self.solver.ridge_ = self.ridge
 
     # ------------------------------------------------------------------ records
     def _progress(self, cb: ChannelBlocks) -> None:

@@ -51,7 +51,7 @@ from symnet.core.kernels.conv import im2col
 from symnet.core.jets import Coord
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
 from symnet.core.roots import minimize
-from symnet.core.linalg import cross, gram
+from symnet.core.linalg import PROVISIONAL_RIDGE, cross, gram
 from symnet.core.restriction import Restriction
 
 from symnet.solvers.base import Solver
@@ -123,9 +123,10 @@ class CoordinateSolver(Solver):
         layers = self._require_exact_network(model, data)
         auto = opts["ridge"] == "auto"
         self.rng_ = rng
-        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=1.0 if auto else opts["ridge"])
-        if auto:
-            opts["ridge"] = self.loss_.ridge = self._auto_ridge(model)
+        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train,
+                                      ridge=PROVISIONAL_RIDGE if auto else opts["ridge"])
+        if auto:  # the choice is a result (ridge_), the option stays "auto"
+            self.ridge_ = self.loss_.ridge = self._auto_ridge(model)
         self._certify(self.loss_)
         names = [layer.name for layer in layers]
         wanted = opts["layers"]
@@ -147,10 +148,10 @@ class CoordinateSolver(Solver):
         last Linear layer or with too few samples."""
         self.ridge_selection_ = None
         if not isinstance(model.layers[-1], Linear):
-            return 1.0
+            return PROVISIONAL_RIDGE
         chosen = self._held_out_ridge(self.loss_.readout_problem(), int(self.opts_["seed"]))
         if chosen is None:
-            return 1.0
+            return PROVISIONAL_RIDGE
         self.ridge_selection_ = chosen[1]
         return chosen[0]
 
@@ -191,7 +192,7 @@ class CoordinateSolver(Solver):
             return self.channels_.load_state(state)
         self.sweeps_ = int(state.get("sweeps", 0))
         if "ridge" in state:  # the weight the run chose when it started, whatever the parameters now
-            self.opts_["ridge"] = self.loss_.ridge = float(state["ridge"])
+            self.ridge_ = self.loss_.ridge = float(state["ridge"])
 
     # ------------------------------------------------------------------ one sweep
     def _step(self) -> dict:

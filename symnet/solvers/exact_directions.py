@@ -87,7 +87,7 @@ from symnet.core.certificates import BLOCK, FLOAT32_RTOL
 from symnet.core.derivatives import block_index
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import cross, fit_readout_on, gram, ridge_factor, ridge_solve
+from symnet.core.linalg import PROVISIONAL_RIDGE, cross, fit_readout_on, gram, ridge_factor, ridge_solve
 from symnet.core.objective import evaluate
 from symnet.core.restriction import Restriction, LineResult
 from symnet.core.samples import Samples
@@ -224,7 +224,7 @@ class ExactDirectionSolver(Solver):
     }
     #: The ridge of the step-0 record when ``ridge="auto"`` (before the validated choice), and of
     #: models without a last Linear layer to score the choice on.
-    PROVISIONAL_RIDGE: ClassVar[float] = 1.0
+    PROVISIONAL_RIDGE: ClassVar[float] = PROVISIONAL_RIDGE
 
     # ------------------------------------------------------------------ setup
     def _setup(self, model, data, rng):
@@ -236,9 +236,8 @@ class ExactDirectionSolver(Solver):
         if self.auto_ridge_:
             # provisional (the step-0 record's objective) until the validated choice, which needs a last
             # Linear layer to score; without one the provisional weight stays
-            opts["ridge"] = self.PROVISIONAL_RIDGE
+            self.ridge_ = self.PROVISIONAL_RIDGE
             self.auto_ridge_ = isinstance(layers[-1], Linear)
-        self.ridge_ = opts["ridge"]
         batch = opts["batch_size"]
         self.batch_ = None if batch is None or batch >= N else batch
         self.batch_growth_ = opts["batch_growth"]
@@ -514,8 +513,7 @@ class ExactDirectionSolver(Solver):
             self.window_.add(loss.acts[li], loss.Y)
 
     def _set_ridge(self, ridge: float) -> None:
-        self.ridge_ = ridge
-        self.opts_["ridge"] = ridge
+        self.ridge_ = ridge  # a result: the option stays as given
         if self.loss_ is not None:
             self.loss_.ridge = ridge
         if self.full_ is not None:

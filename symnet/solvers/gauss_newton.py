@@ -40,7 +40,7 @@ from symnet.core.derivatives import (block_index, block_jacobian, chunk_rows, co
                                      row_blocks)
 from symnet.core.errors import SolverError
 from symnet.core.layers import Linear
-from symnet.core.linalg import cross, gram
+from symnet.core.linalg import conjugate_gradient, cross, gram
 from symnet.core.restriction import Restriction, LineResult
 
 from symnet.solvers.directions.base import Direction, Problem
@@ -208,27 +208,17 @@ def gauss_newton_direction(loss: Restriction, layers=None, *, mu: float = 0.0, d
         bb = float(b @ b)
         mu = float(damping) * (float(b @ Ab) / bb if bb > 0 else 0.0)
     shift = ridge + mu
-    x = np.zeros(P)
-    r = -b.copy()
-    p = r.copy()
-    rr = float(r @ r)
-    target = (cg_tol ** 2) * rr
-    it = 0
-    while it < cg_iters and rr > target and rr > 0:
+    paid = [Ab]
+
+    def damped(p: np.ndarray) -> np.ndarray:
         # the first search direction is -b, whose product the damping estimate already paid for
-        Ap = (-Ab if it == 0 and Ab is not None else curvature(p)) + shift * p
-        pAp = float(p @ Ap)
-        if pAp <= 0:
-            break
-        alpha = rr / pAp
-        x += alpha * p
-        r -= alpha * Ap
-        rr_new = float(r @ r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-        it += 1
-    d[idx] = x if it else -b
-    info.update(mu=mu, cg_iters=it, cg_residual=float(np.sqrt(rr / max(float(b @ b), 1e-300))))
+        Ap = -paid.pop() if paid and paid[0] is not None else curvature(p)
+        paid.clear()
+        return Ap + shift * p
+
+    x, res = conjugate_gradient(damped, -b, tol=cg_tol, max_iter=cg_iters)
+    d[idx] = x if res.iterations else -b
+    info.update(mu=mu, cg_iters=res.iterations, cg_residual=res.residual)
     return d, info
 
 
@@ -308,30 +298,9 @@ def kfac_direction(loss: Restriction, layers, *, damping: float = 1e-3, rows=Non
         return scale * jtj_product(loss, v, rows=rows, layers=layers)[idx] + (ridge + mu) * x_block
 
     # preconditioned CG on (J^T J + (ridge + mu) I) x = -b
-    x = np.zeros(P)
-    r = -b.copy()
-    z = precond(r)
-    p = z.copy()
-    rz = float(r @ z)
-    r0 = float(r @ r)
-    it = 0
-    while it < cg_iters and rz > 0:
-        Ap = curvature(p)
-        pAp = float(p @ Ap)
-        if pAp <= 0:
-            break
-        alpha = rz / pAp
-        x += alpha * p
-        r -= alpha * Ap
-        it += 1
-        if float(r @ r) <= cg_tol ** 2 * r0:
-            break
-        z = precond(r)
-        rz_new = float(r @ z)
-        p = z + (rz_new / rz) * p
-        rz = rz_new
-    d[idx] = x if it else -precond(b)
-    info.update(mu=mu, cg_iters=it, cg_residual=float(np.sqrt(float(r @ r) / max(r0, 1e-300))))
+    x, res = conjugate_gradient(curvature, -b, precond=precond, tol=cg_tol, max_iter=cg_iters)
+    d[idx] = x if res.iterations else -precond(b)
+    info.update(mu=mu, cg_iters=res.iterations, cg_residual=res.residual)
     return d, info
 
 

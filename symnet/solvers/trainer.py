@@ -42,6 +42,7 @@ import symnet.core.progress as progress
 from symnet.core.certificates import Certificates, Chain
 from symnet.core.errors import CorruptFileError, DivergenceError, RunExistsError, SolverError
 from symnet.core.history import History
+from symnet.core.linalg import parse_ridge
 from symnet.core.objective import accuracy, evaluate
 from symnet.core.run import Deadline, RunSpec
 from symnet.core.runtime import blas_threads
@@ -95,6 +96,8 @@ class Trainer:
         """Train ``model`` on ``data``; returns the solver, with ``model_``, ``history_`` and ``opts_`` set."""
         solver, spec, clock = self.solver, self.spec, self.clock
         solver.opts_ = solver.check_options()
+        #: the ridge weight in use: the option's number, or (auto) None until the backend chooses it
+        solver.ridge_ = parse_ridge(solver.opts_.get("ridge", 0.0)).value
         steps, time_limit = spec.steps, spec.time
         seed = int(solver.opts_.get("seed", 0) if spec.seed is None else spec.seed)
         rng = np.random.default_rng(seed)

@@ -363,7 +363,7 @@ def test_no_block_step_raises_its_objective(options):
     sizes = [r["samples"] for r in s.history_.records if "samples" in r]
     assert sizes == sorted(sizes) and sizes[-1] == 300  # grows to every sample
     # the last record's objective is the full objective, by a fresh forward pass at the ridge in use
-    fresh = Restriction(model, data.x_train, data.one_hot("train"), ridge=s.opts_["ridge"]).value / 300
+    fresh = Restriction(model, data.x_train, data.one_hot("train"), ridge=s.ridge_).value / 300
     assert np.isclose(fresh, s.history_.final["loss"], rtol=1e-9)
 
 
@@ -424,7 +424,7 @@ def test_ridge_auto_chooses_on_held_out_samples():
     driver = s.channels_
     choices = driver.ridge_selection
     assert [c["samples"] for c in choices] == [80, 160, 400]  # every stage; the last adds the held-out samples
-    assert s.history_.final["samples"] == 400 and s.opts_["ridge"] == choices[-1]["chosen"]
+    assert s.history_.final["samples"] == 400 and s.ridge_ == choices[-1]["chosen"]
     perm = driver.perm
     val = np.sort(perm[360:])
     for choice in choices:

@@ -228,7 +228,7 @@ def test_auto_ridge_of_the_sweep_is_chosen_on_held_out_samples_and_kept_on_resum
     expected, _ = select_ridge(np.asarray(H, dtype=np.float32), data.one_hot(), val, bias=model.layers[-1].bias)
     s = CoordinateSolver().fit(model.copy(), data, steps=1, quiet=True, checkpoint_dir=tmp_path / "run")
     sel = s.ridge_selection_
-    assert sel["validation_samples"] == 20 and sel["chosen"] == expected == s.opts_["ridge"] == s.loss_.ridge
+    assert sel["validation_samples"] == 20 and sel["chosen"] == expected == s.ridge_ == s.loss_.ridge
     # a resumed run keeps the weight its start chose, whatever the parameters it resumes from
     elsewhere = model.copy()
     elsewhere.set_flat(np.random.default_rng(1).standard_normal(model.num_params) - model.get_flat())

@@ -475,7 +475,7 @@ def test_auto_ridge_is_chosen_on_held_out_samples_and_recorded(opts):
     s = GaussNewtonSolver(**opts).fit(model, data, steps=2, quiet=True)
     sel = s.ridge_selection_
     assert sel["validation_samples"] == 20 and sel["chosen"] in sel["ridges"]
-    assert s.history_.final["ridge"] == sel["chosen"] == s.opts_["ridge"] == s.ridge_used
+    assert s.history_.final["ridge"] == sel["chosen"] == s.ridge_ == s.ridge_used
     # the reported objective uses the chosen ridge
     theta = model.get_flat()
     value = (np.sum((model.forward(data.x_train) - data.one_hot()) ** 2) + sel["chosen"] * theta @ theta) / 200

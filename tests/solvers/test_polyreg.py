@@ -13,6 +13,8 @@ from symnet.core import linalg as L
 from symnet.core.model import polyreg as M
 from symnet.core.kernels import monomials as MK
 from symnet.solvers import polyreg as P
+from symnet.solvers.polyreg import bagging as PB
+from symnet.solvers.polyreg import explicit as PE
 from symnet.core.kernels import polyreg as K
 from symnet.core.datasets import Dataset
 from symnet.core.errors import DataError, ModelError, SolverError, SymnetWarning
@@ -289,13 +291,13 @@ def test_kernel_matrix_and_dual_weights_match_the_features(rng, monkeypatch):
     X2[X2 < 0.3] = 0.0
     table = M.monomial_table((1, 5, 5), 3, 3)
     F = M.features(X2, table)
-    monkeypatch.setattr(P, "KERNEL_ROWS", 100)  # several blocks of features
+    monkeypatch.setattr(PE, "KERNEL_ROWS", 100)  # several blocks of features
     calls = []
     Kmat, used = P.kernel_matrix(X2, table, lambda done, total, sec: calls.append((done, total)))
     np.testing.assert_allclose(np.triu(Kmat), np.triu(F @ F.T), rtol=1e-12)
     assert used == np.count_nonzero(F.any(axis=0))
     assert calls[-1] == (len(table), len(table)) and [c[0] for c in calls] == sorted(c[0] for c in calls)
-    P._fill_lower(Kmat)
+    PE._fill_lower(Kmat)
     np.testing.assert_allclose(Kmat, F @ F.T, rtol=1e-12)
     alpha = rng.normal(size=(37, 3))
     np.testing.assert_allclose(P.dual_weights(X2, table, alpha), F.T @ alpha, rtol=1e-12, atol=1e-12)
@@ -399,7 +401,7 @@ def test_exact_cut_by_the_time_limit_solves_with_the_samples_it_has(rng):
 
 def test_exact_says_when_its_closing_solve_will_not_fit_the_time_limit(rng, monkeypatch):
     data = toy_data(rng)
-    monkeypatch.setattr(P, "cholesky_seconds", lambda p: 1e6)
+    monkeypatch.setattr(PE, "cholesky_seconds", lambda p: 1e6)
     model = M.PolyRegModel(data.input_shape, 3, 2, 2)
     with pytest.warns(SymnetWarning, match=r"need about 2000000 s here \(estimated\); a solve cannot be cut"):
         s = P.PolyRegSolver(method="exact").fit(model, data, time_limit=3600, quiet=True)
@@ -414,7 +416,7 @@ def test_dual_kernel_that_will_not_fit_is_announced(rng, monkeypatch):
         check(1, len(table), 3600.0)
         return real(X2, table)
 
-    monkeypatch.setattr(P, "kernel_matrix", slow)
+    monkeypatch.setattr(PE, "kernel_matrix", slow)
     with pytest.warns(SymnetWarning, match=r"kernel over 1,112 features needs about .* cannot be cut"):
         s = P.PolyRegSolver(method="exact", ridge=1.0).fit(M.PolyRegModel(data.input_shape, 3, 3, 3), data,
                                                             time_limit=600, quiet=True)
@@ -467,7 +469,7 @@ def test_bagging_at_degree_three_solves_each_subset_in_dual_form(rng, monkeypatc
         forms.append(len(G))
         return real(G, B, lam)
 
-    monkeypatch.setattr(P, "ridge_solve", spy)
+    monkeypatch.setattr(PB, "ridge_solve", spy)
     seen = []
     s = P.PolyRegSolver(method="bagging", ridge=0.5, batches=3, batch_size=30, seed=2)
     real_draw = s._draw_subset  # the subsets drawn, in order (each is fitted once, here or on a cluster)
@@ -650,7 +652,7 @@ def test_cholesky_seconds_ignores_a_slow_first_call(monkeypatch):
             time.sleep(0.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(P, "ridge_solve", slow_first)
+    monkeypatch.setattr(PE, "ridge_solve", slow_first)
     p = 4 * P.CHOLESKY_PROBE
     estimate = P.cholesky_seconds(p)
     assert len(calls) == 3 and estimate < 0.5 * 64  # the slow call alone would give at least 32 s

@@ -14,7 +14,10 @@ from symnet.core.errors import SolverError
 from symnet.core.kernels import monomials as CK
 from symnet.frontend import cli, polyreg_maps
 from symnet.solvers import polyreg as P
-from symnet.solvers import polyreg_matfree as MF
+from symnet.core.linalg import conjugate_gradient
+from symnet.solvers.polyreg import bagging as PB
+from symnet.solvers.polyreg import cg as PCG
+from symnet.solvers.polyreg import matfree as MF
 from symnet.core.kernels import polyreg_matfree as SK
 
 
@@ -136,7 +139,7 @@ def test_operator_reads_kept_walks_over_ranges_and_their_unions(rng):
     np.testing.assert_allclose(op32.normal(V)[1], F.T @ (F @ V), rtol=1e-11, atol=1e-10)
 
 
-def test_block_cg_refines_a_rounded_product_with_the_exact_one(rng):
+def test_conjugate_gradient_refines_a_rounded_product_with_the_exact_one(rng):
     F = rng.random((60, 12))
     A = F.T @ F + 0.1 * np.eye(12)
     A32 = A.astype(np.float32).astype(np.float64)  # off by ~1e-8 relative
@@ -148,13 +151,13 @@ def test_block_cg_refines_a_rounded_product_with_the_exact_one(rng):
         calls.append(1)
         return A @ P, (F @ P,)
 
-    W, res = MF.block_cg(lambda P: (A32 @ P, (F @ P,)), B, lambda R: R.copy(), tol=1e-12, refine=refine)
+    W, res = conjugate_gradient(lambda P: (A32 @ P, (F @ P,)), B, tol=1e-12, refine=refine, scores=True)
     assert res.converged and calls  # the rounded CG converged, then the exact products took over
     rel = np.linalg.norm(B - A @ W, axis=0) / np.linalg.norm(B, axis=0)
     assert np.all(rel <= 1e-12)
     np.testing.assert_allclose(W, exact, rtol=1e-9)
     np.testing.assert_allclose(res.scores[0], F @ W, rtol=1e-10)  # the scores are the exact ones too
-    W2, res2 = MF.block_cg(lambda P: (A32 @ P, ()), B, lambda R: R.copy(), tol=1e-12)
+    W2, res2 = conjugate_gradient(lambda P: A32 @ P, B, tol=1e-12)
     assert np.max(np.linalg.norm(B - A @ W2, axis=0) / np.linalg.norm(B, axis=0)) > 1e-10  # without: off
 
 
@@ -233,7 +236,7 @@ def test_search_runs_the_refit_in_the_same_passes(rng):
     table = M.monomial_table((1, 5, 5), 2, 3)
     F = M.features(X2, table)
     Y = np.eye(3)[rng.integers(0, 3, 260)]
-    fit = MF.CGFit(MF.Operator(X2, table), Y, n_val=60, precond_samples=50, rng=rng)
+    fit = PCG.CGFit(MF.Operator(X2, table), Y, n_val=60, precond_samples=50, rng=rng)
     fit.prepare()
     passes = fit.op.passes
     lam, figures, W0 = fit.choose_ridge([0.3, 3.0, 30.0], 3.0, tol=1e-8)
@@ -404,7 +407,7 @@ def test_bagging_scores_validation_matrix_free_when_too_big_to_keep(rng, monkeyp
     opts = dict(method="bagging", batches=2, batch_size=40, ridge_grid=(1e-2, 1.0), val_size=30, seed=3)
     kept = M.PolyRegModel(data.input_shape, 3, 3, 2)
     a = P.PolyRegSolver(**opts).fit(kept, data, quiet=True)
-    monkeypatch.setattr(P, "VAL_FEATURES_MAX", 0)
+    monkeypatch.setattr(PB, "VAL_FEATURES_MAX", 0)
     free = M.PolyRegModel(data.input_shape, 3, 3, 2)
     b = P.PolyRegSolver(**opts).fit(free, data, quiet=True)
     assert b._val_features is None

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from symnet.core.kernels.monomials import block_forward, sample_monomials
+from symnet.core.kernels.monomials import (WALK_ADJOINT, WALK_COUNT, WALK_FILL, block_forward, block_walk,
+                                           sample_monomials)
 
 
 @nb.njit(cache=True)
@@ -35,52 +36,9 @@ def block_adjoint(xt, m, child_ptr, child, child_pix, root, depth, s, out, lidx,
     Arguments as in :func:`symnet.core.kernels.monomials.block_forward`; s: (width, k) float64;
     out: (p, k) float64, updated in place (each row once per block).
     """
-    k = s.shape[1]
-    for t in range(m):
-        lidx[0, t] = t
-        lval[0, t] = 1.0
-    for c in range(k):
-        a = 0.0
-        for t in range(m):
-            a += s[t, c]
-        out[root, c] += a
-    acc = np.empty(k)
-    lcnt[0] = m
-    level = 0
-    stack_node[0] = root
-    stack_pos[0] = child_ptr[root]
-    while level >= 0:
-        node = stack_node[level]
-        pos = stack_pos[level]
-        if pos >= child_ptr[node + 1]:
-            level -= 1
-            continue
-        stack_pos[level] = pos + 1
-        q = child_pix[pos]
-        j = child[pos]
-        cnt = 0
-        for t in range(lcnt[level]):
-            i = lidx[level, t]
-            v = lval[level, t] * xt[q, i]
-            lidx[level + 1, cnt] = i
-            lval[level + 1, cnt] = v
-            cnt += v != 0.0
-        if cnt == 0:
-            continue
-        for c in range(k):
-            acc[c] = 0.0
-        for t in range(cnt):
-            i = lidx[level + 1, t]
-            v = lval[level + 1, t]
-            for c in range(k):
-                acc[c] += v * s[i, c]
-        for c in range(k):
-            out[j, c] += acc[c]
-        if level + 1 < depth and child_ptr[j + 1] > child_ptr[j]:
-            level += 1
-            lcnt[level] = cnt
-            stack_node[level] = j
-            stack_pos[level] = child_ptr[j]
+    block_walk(WALK_ADJOINT, xt, m, child_ptr, child, child_pix, root, depth, s, out, lidx, lval, lcnt, stack_node,
+               stack_pos, np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8),
+               np.empty(0), 0, 0)
     return (out,)
 
 
@@ -192,55 +150,12 @@ def walk_lists(xt, m, child_ptr, child, child_pix, root, depth, lidx, lval, lcnt
     Arguments as in :func:`symnet.core.kernels.monomials.block_forward`; returns ``(nodes, entries)``
     after the block (the counts when ``fill`` is False).
     """
-    r = n0
-    e = e0
-    if fill:
-        node_ids[r] = root
-        node_ptr[r] = e
-    for t in range(m):
-        lidx[0, t] = t
-        lval[0, t] = 1.0
-        if fill:
-            ent_idx[e] = t
-            ent_val[e] = 1.0
-        e += 1
-    r += 1
-    lcnt[0] = m
-    level = 0
-    stack_node[0] = root
-    stack_pos[0] = child_ptr[root]
-    while level >= 0:
-        node = stack_node[level]
-        pos = stack_pos[level]
-        if pos >= child_ptr[node + 1]:
-            level -= 1
-            continue
-        stack_pos[level] = pos + 1
-        q = child_pix[pos]
-        j = child[pos]
-        cnt = 0
-        for t in range(lcnt[level]):
-            i = lidx[level, t]
-            v = lval[level, t] * xt[q, i]
-            lidx[level + 1, cnt] = i
-            lval[level + 1, cnt] = v
-            cnt += v != 0.0
-        if cnt == 0:
-            continue
-        if fill:
-            node_ids[r] = j
-            node_ptr[r] = e
-            for t in range(cnt):
-                ent_idx[e + t] = lidx[level + 1, t]
-                ent_val[e + t] = lval[level + 1, t]
-        r += 1
-        e += cnt
-        if level + 1 < depth and child_ptr[j + 1] > child_ptr[j]:
-            level += 1
-            lcnt[level] = cnt
-            stack_node[level] = j
-            stack_pos[level] = child_ptr[j]
-    return (r, e)
+    none = np.empty((0, 1))
+    if fill:  # the mode a constant at each call: block_walk is compiled for it
+        return block_walk(WALK_FILL, xt, m, child_ptr, child, child_pix, root, depth, none, none, lidx, lval, lcnt,
+                          stack_node, stack_pos, node_ids, node_ptr, ent_idx, ent_val, n0, e0)
+    return block_walk(WALK_COUNT, xt, m, child_ptr, child, child_pix, root, depth, none, none, lidx, lval, lcnt,
+                      stack_node, stack_pos, node_ids, node_ptr, ent_idx, ent_val, n0, e0)
 
 
 @nb.njit(cache=True, parallel=True)

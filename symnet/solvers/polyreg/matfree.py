@@ -20,7 +20,7 @@ of 10,000 samples (1.5x), 2.32 against 2.85 CPU-seconds per CG iteration with
 the subsample preconditioner at m = 2,000 (1.23x), building them 0.6 of a
 pass. Products read from float32 values are accurate to ~1e-8 relative, so
 the final solve is confirmed on walked float64 products (and CG goes on with
-them while the residual is above the tolerance, ``block_cg(refine=...)``);
+them while the residual is above the tolerance, ``conjugate_gradient(refine=...)``);
 tolerances below :data:`LIST_FLOAT32_TOL` keep float64 values.
 
 Preconditioner. ``"subsample"`` (default): ``G`` is approximated by the Gram
@@ -67,8 +67,7 @@ Example:
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numba as nb
@@ -78,9 +77,10 @@ from scipy.linalg import blas
 
 from symnet.core.errors import SolverError
 from symnet.core.kernels import monomials as MK
+from symnet.core.kernels import polyreg_matfree as K
+from symnet.core.linalg import CGResult as _CGResult, conjugate_gradient
 from symnet.core.model.polyreg import PrefixTree, prefix_tree
 
-from symnet.core.kernels import polyreg_matfree as K
 
 #: Preconditioners of :func:`cg_solve`.
 PRECONDITIONERS = ("subsample", "jacobi", "none")
@@ -309,119 +309,11 @@ class IdentityPreconditioner:
 
 # --------------------------------------------------------------------------- conjugate gradients
 @dataclass
-class CGResult:
-    """What :func:`cg_solve` and :func:`block_cg` return besides the coefficients."""
+class CGResult(_CGResult):
+    """What :func:`cg_solve` returns besides the coefficients: :class:`~symnet.core.krylov.CGResult` and the scores."""
 
-    iterations: int
-    residual: float  # largest relative residual over the watched columns
-    converged: bool
     XW: np.ndarray | None = None  # X W over the fitted samples
     XW_extra: np.ndarray | None = None  # X W over the extra (scored-only) samples
-    history: list = field(default_factory=list)  # largest relative residual after each iteration
-    seconds: float = 0.0
-    stopped_by_deadline: bool = False
-    scores: tuple = ()  # the tracked scores (block_cg's ``apply`` returns their products)
-
-
-def block_cg(apply: Callable, B: np.ndarray, precond, *, tol: float = 1e-6, max_iter: int = 500,
-             W0: np.ndarray | None = None, start: tuple | None = None, watch: np.ndarray | None = None,
-             deadline: float | None = None, callback: Callable | None = None,
-             refine: Callable | None = None) -> tuple[np.ndarray, CGResult]:
-    """Preconditioned CG on ``A W = B``, one CG per column, all columns sharing each product.
-
-    Args:
-        apply: ``apply(P) -> (A P, scores)`` for a ``(p, k)`` block (one pass over the data);
-            ``scores`` is a tuple of arrays linear in ``P`` with ``k`` columns (``X P`` over some
-            samples) that :func:`block_cg` keeps up to date for ``W`` as it does ``A W``. Columns may
-            belong to different systems: each column's CG uses its own column only.
-        B: right-hand sides (p, k).
-        precond: applies ``M^-1`` to a ``(p, k)`` block.
-        tol: stop when every watched column's ``||B - A W|| / ||B||`` is at most this.
-        max_iter: cap on iterations (products).
-        W0: a start (default zero); ``start`` its ``(A W0, scores)`` (None: one product more).
-        watch: boolean mask of the columns whose residual decides convergence (default: all); the
-            others run along for as long as the watched ones do.
-        deadline: ``time.perf_counter()`` value after which to stop early.
-        callback: called as ``callback(iteration, residual)`` after each iteration.
-        refine: the exact product, when ``apply`` is a rounded one (as :func:`apply`). When CG
-            converges on ``apply``'s products, the residual and the scores are recomputed with
-            ``refine`` (one product) and, while the residual is above ``tol``, CG goes on with
-            ``refine``'s products, keeping its directions (residual replacement).
-
-    Example:
-        >>> rng = np.random.default_rng(0); F = rng.random((30, 6)); A = F.T @ F + np.eye(6); B = rng.random((6, 2))
-        >>> W, res = block_cg(lambda P: (A @ P, (F @ P,)), B, lambda R: R.copy(), tol=1e-12)
-        >>> res.converged, bool(np.allclose(W, np.linalg.solve(A, B))), bool(np.allclose(res.scores[0], F @ W))
-        (True, True, True)
-        >>> A32 = A.astype(np.float32).astype(np.float64)  # a rounded product, refined by the exact one
-        >>> W, res = block_cg(lambda P: (A32 @ P, ()), B, lambda R: R.copy(), tol=1e-12, refine=lambda P: (A @ P, ()))
-        >>> res.converged, bool(np.allclose(W, np.linalg.solve(A, B), rtol=1e-11))
-        (True, True)
-    """
-    t0 = time.perf_counter()
-    B = np.asarray(B, dtype=np.float64)
-    k = B.shape[1]
-    watch = np.ones(k, dtype=bool) if watch is None else np.asarray(watch, dtype=bool)
-    bnorm = np.linalg.norm(B, axis=0)
-    bnorm[bnorm == 0] = 1.0
-    scores: list = []
-    if W0 is not None and np.any(W0):
-        W = np.array(W0, dtype=np.float64)
-        AW, sc = apply(W) if start is None else start
-        R = B - AW
-        scores = [np.array(a, dtype=np.float64) for a in sc]
-    else:
-        W = np.zeros_like(B)
-        R = B.copy()
-
-    def residual() -> float:
-        return float(np.max(np.linalg.norm(R[:, watch], axis=0) / bnorm[watch]))
-
-    res = residual()
-    history = [res]
-    it = 0
-    stopped = False
-    P = rz = None
-    while True:
-        if res <= tol:
-            if refine is None or not np.any(W):
-                break
-            apply, refine = refine, None  # from here on, exact products (and CG restarts from W)
-            P = None
-            AW, sc = apply(W)
-            R = B - AW
-            scores = [np.array(a, dtype=np.float64) for a in sc]
-            res = residual()
-            history.append(res)
-            continue
-        if it >= max_iter:
-            break
-        if deadline is not None and time.perf_counter() >= deadline:
-            stopped = True
-            break
-        Z = precond(R)
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        if P is None:
-            P = Z.copy()
-        else:
-            P = Z + np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0) * P
-        rz = rz_new
-        Q, sc = apply(P)
-        pq = np.einsum("ij,ij->j", P, Q)
-        alpha = np.where(pq > 0, rz / np.where(pq > 0, pq, 1.0), 0.0)
-        W += alpha * P
-        R -= alpha * Q
-        if not scores:
-            scores = [np.zeros_like(a) for a in sc]
-        for acc, a in zip(scores, sc):
-            acc += alpha * a
-        it += 1
-        res = residual()
-        history.append(res)
-        if callback is not None:
-            callback(it, res)
-    return W, CGResult(iterations=it, residual=res, converged=res <= tol, history=history,
-                       seconds=time.perf_counter() - t0, stopped_by_deadline=stopped, scores=tuple(scores))
 
 
 def make_preconditioner(precond, op: "Operator", fit: tuple[int, int], diag: np.ndarray | None = None):
@@ -493,8 +385,9 @@ def cg_solve(op: Operator, B: np.ndarray, ridge: float, *, tol: float = 1e-6, ma
         finally:
             op.walk = False
 
-    W, res = block_cg(apply, B, precond, tol=tol, max_iter=max_iter, W0=W0, deadline=deadline, callback=callback,
-                      refine=walked if op.inexact else None)
+    W, res = conjugate_gradient(apply, B, precond=precond, tol=tol, max_iter=max_iter, x0=W0, deadline=deadline,
+                                callback=callback, refine=walked if op.inexact else None, scores=True)
+    res = CGResult(**vars(res))
     if res.scores:
         res.XW, XWe = res.scores
     else:  # converged at the start: W is zero
@@ -626,205 +519,3 @@ def cg_memory_bytes(p: int, p_used: int, n: int, width: int, classes: int, preco
     pre = {"subsample": (p + p_used) * m * 8 + 2 * m * m * 8, "jacobi": p * 8, "none": 0}[precond]
     bases = 2 * SEARCH_ITERATIONS * p * classes * 8 if search else 0
     return int(data + vectors + pre + bases + lists)
-
-
-# --------------------------------------------------------------------------- the fit
-class CGFit:
-    """The state of one ``method="cg"`` fit: right-hand sides, preconditioner, search and refit.
-
-    Args:
-        op: the :class:`Operator` over all training samples (training split first,
-            validation split last).
-        Y: one-hot targets (N, k).
-        n_val: samples at the end held out to choose the ridge (0: none).
-        precond: one of :data:`PRECONDITIONERS`.
-        precond_samples: ``m`` of the subsample preconditioner.
-        rng: draws the subsample.
-
-    Example:
-        >>> from symnet.core.model.polyreg import monomial_table, features
-        >>> t = monomial_table((1, 4, 4), 2, 2); rng = np.random.default_rng(0); X = rng.random((200, 16))
-        >>> Y = np.eye(2)[(X[:, 5] > 0.5).astype(int)]
-        >>> fit = CGFit(Operator(X, t), Y, n_val=50, precond="subsample", precond_samples=40, rng=rng)
-        >>> fit.prepare(); lam, figures, W0 = fit.choose_ridge([0.1, 1.0, 10.0], 1.0, tol=1e-9)
-        >>> W, res = fit.solve_all(lam * 200 / 150, W0, tol=1e-9)
-        >>> F = features(X, t); ref = np.linalg.solve(F.T @ F + lam * 200 / 150 * np.eye(len(t)), F.T @ Y)
-        >>> bool(np.allclose(W, ref)), bool(np.allclose(res.XW, F @ ref))
-        (True, True)
-    """
-
-    def __init__(self, op: Operator, Y: np.ndarray, n_val: int, precond: str = "subsample",
-                 precond_samples: int = 4000, rng: np.random.Generator | None = None,
-                 keep_walks: bool = False, walks_dtype=LIST_DTYPE) -> None:
-        if precond not in PRECONDITIONERS:
-            raise SolverError(f"precond must be one of {', '.join(PRECONDITIONERS)}, got {precond!r}")
-        self.op = op
-        self.Y = np.asarray(Y, dtype=np.float64)
-        self.n_val = int(n_val)
-        self.n_train = op.n - self.n_val
-        self.precond_name = precond
-        self.m = int(min(precond_samples, self.n_train))
-        self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.iterations: dict[float, int] = {}
-        self.val_mse: dict[float, float] = {}
-        self.projected: dict[float, float] = {}
-        self.basis_bytes = 0
-        self.prepare_time = 0.0
-        self.precond_time = 0.0
-        self.refit_basis: KrylovBasis | None = None
-        self.keep = bool(keep_walks)
-        self.walks_dtype = walks_dtype
-        self.lists_time = 0.0
-
-    def prepare(self) -> None:
-        """One pass for ``X^T Y`` and ``diag(X^T X)`` of each split; the subsample's features."""
-        t0 = time.perf_counter()
-        nt, n = self.n_train, self.op.n
-        self.B_train, self.diag_train, counts = self.op.rhs(self.Y[:nt], 0, nt)
-        if self.n_val:
-            B_val, diag_val, counts_val = self.op.rhs(self.Y[nt:], nt, n)
-            self.B_all, self.diag_all = self.B_train + B_val, self.diag_train + diag_val
-            counts = counts + counts_val
-        else:
-            self.B_all, self.diag_all = self.B_train, self.diag_train
-        self.features_used = int(np.count_nonzero(counts))
-        self.precond = self._build_precond(self.diag_train, nt)
-        if self.keep:
-            t1 = time.perf_counter()
-            self.op.keep_walks([(0, nt), (nt, n)] if self.n_val else [(0, n)], self.walks_dtype)
-            self.lists_time = time.perf_counter() - t1
-        self.prepare_time = time.perf_counter() - t0
-
-    def _build_precond(self, diag: np.ndarray, n_fit: int):
-        t0 = time.perf_counter()
-        if self.precond_name == "subsample":
-            rows = np.sort(self.rng.choice(self.n_train, size=self.m, replace=False))
-            pre = SubsamplePreconditioner(self.op.subsample_features(rows), n_fit / self.m, diag)
-        elif self.precond_name == "jacobi":
-            pre = JacobiPreconditioner(diag)
-        else:
-            pre = IdentityPreconditioner()
-        self.precond_time += time.perf_counter() - t0
-        return pre
-
-    def _precond_for(self, ridge: float):
-        t0 = time.perf_counter()
-        self.precond.set_ridge(ridge)
-        self.precond_time += time.perf_counter() - t0
-        return self.precond
-
-    def _joint_run(self, ridge: float, basis: KrylovBasis, refit: KrylovBasis | None, *, tol: float,
-                   max_iter: int, deadline: float | None, W0: np.ndarray | None = None,
-                   W0_all: np.ndarray | None = None) -> CGResult:
-        """CG on the training split at ``ridge`` (scored on the validation split) and, in the same
-        passes, on all samples at ``ridge * N / N_train`` (the refit); their directions go to
-        ``basis`` and ``refit``. Convergence is judged on the training split's columns."""
-        nt, n, k = self.n_train, self.op.n, self.Y.shape[1]
-        ridge_all = ridge * n / nt
-        both = refit is not None
-        pre = self._precond_for(ridge)  # also serves the refit's columns: G_all ~ (N / N_train) G_train
-
-        def apply(P):
-            XtP, GtP = self.op.normal(P, 0, nt)
-            if both:
-                XvP, GvP = self.op.normal(P, nt, n)
-                GP_all = GtP[:, k:] + GvP[:, k:]
-                refit.add(P[:, k:], GP_all, None)
-                Q = np.concatenate([GtP[:, :k] + ridge * P[:, :k], GP_all + ridge_all * P[:, k:]], axis=1)
-            else:
-                XvP = self.op.matvec(P, nt, n) if self.n_val else np.zeros((0, P.shape[1]))
-                Q = GtP + ridge * P
-            basis.add(P[:, :k], GtP[:, :k], XvP[:, :k] if self.n_val else None)
-            return Q, (XvP,)
-
-        B = np.concatenate([self.B_train, self.B_all], axis=1) if both else self.B_train
-        start = None
-        if W0 is not None:
-            W0 = np.concatenate([W0, W0_all], axis=1) if both else W0
-        watch = np.arange(B.shape[1]) < k
-        W, res = block_cg(apply, B, pre, tol=tol, max_iter=max_iter, W0=W0, start=start, watch=watch,
-                          deadline=deadline)
-        self.iterations[ridge] = self.iterations.get(ridge, 0) + res.iterations
-        if self.n_val and res.scores:
-            sv = res.scores[0][:, :k]
-            self.val_mse[ridge] = float(np.sum((sv - self.Y[nt:]) ** 2)) / self.n_val
-        return res
-
-    def choose_ridge(self, candidates, start: float, select_by: str = "mse", *, tol: float = 1e-4,
-                     max_iter: int = 500, deadline: float | None = None, max_solves: int = 4,
-                     refit: bool = True, verify: float = 0.05):
-        """Choose the ridge on the validation split by a short ridge path, preparing the refit on the way.
-
-        CG runs on the training split at ``start``; every candidate is then
-        solved by projection onto the directions explored (:class:`KrylovBasis`)
-        and scored on the validation split. Projections are approximate away
-        from the ridges CG ran at, so CG runs again (warm-started from the
-        projection, its directions added, the candidates re-scored) at the best
-        candidate while it has not been solved, and at an unsolved neighbour of
-        the best (in the sorted candidates) whose projected validation error is
-        within ``verify`` (relative) of the best's, lowest first, at most
-        ``max_solves`` runs in all. With ``refit``, a second CG on all samples (at each ridge scaled
-        by ``N / N_train``) shares every pass and keeps its directions too: the
-        refit then starts from their projection at the chosen ridge, close to
-        its solution, instead of from the training split's.
-
-        Returns ``(ridge, {"val_acc", "val_mse"}, W)`` with ``W`` the start of the
-        refit (all samples, ridge scaled) or, without ``refit``, the projected
-        training-split solution.
-        """
-        cands = sorted(float(v) for v in candidates)
-        nt, n = self.n_train, self.op.n
-        yv = np.argmax(self.Y[nt:], axis=1)
-        Yv = self.Y[nt:]
-        basis = KrylovBasis()
-        self.refit_basis = KrylovBasis() if refit and self.n_val else None
-        lam, W0, W0_all = float(start), None, None
-        solved: list[float] = []
-        while True:
-            self._joint_run(lam, basis, self.refit_basis, tol=tol, max_iter=max_iter, deadline=deadline, W0=W0,
-                            W0_all=W0_all)
-            solved.append(lam)
-            _, svs = basis.solve(self.B_train, cands, want_weights=False)
-            keys = []
-            for c, sv in zip(cands, svs):
-                acc = float(np.mean(np.argmax(sv, axis=1) == yv))
-                mse = float(np.sum((sv - Yv) ** 2)) / max(self.n_val, 1)
-                self.projected[c] = mse
-                keys.append(((-mse, acc) if select_by == "mse" else (acc, -mse), acc, mse))
-            i = max(range(len(cands)), key=lambda j: keys[j][0])
-            best = cands[i]
-            out_of_time = deadline is not None and time.perf_counter() >= deadline
-            near = [j for j in (i - 1, i + 1) if 0 <= j < len(cands)
-                    and keys[j][2] <= keys[i][2] * (1.0 + verify)]
-            pending = [cands[j] for j in [i] + sorted(near, key=lambda j: keys[j][2]) if cands[j] not in solved]
-            if not pending or len(solved) >= max_solves or out_of_time:
-                break
-            lam = pending[0]
-            W0 = basis.solve(self.B_train, [lam])[0][0]
-            if self.refit_basis is not None:
-                W0_all = self.refit_basis.solve(self.B_all, [lam * n / nt])[0][0]
-        self.basis_bytes = basis.nbytes + (self.refit_basis.nbytes if self.refit_basis is not None else 0)
-        if self.refit_basis is not None:
-            W = self.refit_basis.solve(self.B_all, [best * n / nt])[0][0]
-        else:
-            W = basis.solve(self.B_train, [best])[0][0]
-        return best, {"val_acc": keys[i][1], "val_mse": keys[i][2]}, W
-
-    def path(self) -> str:
-        """``ridge:iterations:validation MSE`` of each training-split solve, then the projected candidates."""
-        solved = " ".join(f"{lam:.4g}:{self.iterations[lam]}:{self.val_mse.get(lam, float('nan')):.5f}"
-                          for lam in self.iterations)
-        projected = " ".join(f"{lam:.4g}:{mse:.5f}" for lam, mse in sorted(self.projected.items()))
-        return f"cg {solved}; projected {projected}" if projected else solved
-
-    def solve_all(self, ridge: float, W0: np.ndarray | None, *, tol: float = 1e-6, max_iter: int = 500,
-                  deadline: float | None = None) -> tuple[np.ndarray, CGResult]:
-        """Fit all samples at ``ridge`` (starting from ``W0``)."""
-        self.refit_basis = None  # its memory is no longer needed
-        if self.n_val and self.precond_name == "subsample":
-            self.precond.retarget(self.op.n / self.n_train, self.diag_all)
-        elif self.n_val:
-            self.precond = self._build_precond(self.diag_all, self.op.n)
-        W, res = cg_solve(self.op, self.B_all, ridge, tol=tol, max_iter=max_iter,
-                          precond=self._precond_for(ridge), W0=W0, deadline=deadline)
-        return W, res
