@@ -205,15 +205,6 @@ class GradientSolver(Solver):
     optimizer: ClassVar[str] = "sgd"
     OPTIONS: ClassVar[dict[str, Option]] = _method_options("sgd")
 
-    # ---------------------------------------------------------------- loop entry
-    def fit(self, model, data, *, steps: int | None = None, **kwargs: Any) -> "GradientSolver":
-        # The cosine schedule's default horizon needs the number of epochs asked for.
-        if steps is None and kwargs.get("time_limit") is None:
-            self._fit_steps = int(self.default_steps)
-        else:
-            self._fit_steps = steps
-        return super().fit(model, data, steps=steps, **kwargs)
-
     # ---------------------------------------------------------------- hooks
     def _setup(self, model, data, rng: np.random.Generator) -> None:
         opts = self.opts_
@@ -257,7 +248,7 @@ class GradientSolver(Solver):
         """The schedule's horizon in updates: ``schedule_steps``, else the fit's epochs x batches per epoch."""
         horizon = self.opts_["schedule_steps"]
         if horizon is None:
-            epochs = getattr(self, "_fit_steps", None)
+            epochs = getattr(self, "step_target_", None)  # the run's epochs (the trainer's step budget)
             if not epochs:
                 raise SolverError(f"{what} needs a horizon: pass steps=... to fit "
                                   "or the option schedule_steps (in updates)")

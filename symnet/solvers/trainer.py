@@ -135,6 +135,7 @@ class Trainer:
                 solver.certificates_ = Certificates.load(ckpt.parent / "certificates.npz")  # a resumed run goes on
         # what the backends may plan their work around (polyreg groups its Gram chunks into the steps it has)
         solver.steps_budget_ = steps if not spec.resume else None
+        solver.step_target_ = steps  # the run's whole budget in steps (a schedule's horizon), resumed or not
         solver.time_limit_ = time_limit
         solver.y_train = data.one_hot("train")
         t_setup = clock()
