@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from symnet.core.errors import CorruptFileError, RunExistsError
 
-#: The lock a run holds on its folder, and the file that names the process holding it (both hidden, and
-#: left out when symnet asks whether a folder is empty).
-LOCK_NAME = ".symnet.lock"
+#: The file that names the process writing a run folder, while it does (hidden, and left out when symnet
+#: asks whether a folder is empty).
 WRITER_NAME = ".symnet.writer"
 
 
@@ -124,9 +122,10 @@ def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, np.ndarra
 def writer_lock(folder: str | os.PathLike) -> Iterator[None]:
     """Hold ``folder`` as its only writer for the block: a second process that asks is refused at once.
 
-    The lock is an ``flock`` (through ``filelock``) on :data:`LOCK_NAME`, so the kernel releases it when its
-    holder dies, ``kill -9`` included: a stale lock is simply free again. :data:`WRITER_NAME` names the PID
-    of the holder, for the message the next writer gets.
+    The lock is an ``flock`` on the folder itself, so the kernel releases it when its holder dies, ``kill -9``
+    included (a stale lock is simply free again), and it leaves no file behind. While it is held,
+    :data:`WRITER_NAME` names the holder's PID, for the message the next writer gets. Where ``flock`` does
+    not exist (Windows) the folder is not locked.
 
     Raises:
         RunExistsError: another process holds the folder; the message names its PID.
@@ -139,21 +138,27 @@ def writer_lock(folder: str | os.PathLike) -> Iterator[None]:
         True
     """
     folder = Path(folder)
-    lock = FileLock(str(folder / LOCK_NAME))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        try:
-            pid = (folder / WRITER_NAME).read_text().strip() or "unknown"
-        except OSError:
-            pid = "unknown"
-        raise RunExistsError(f"{folder} is being written by another symnet process (PID {pid}); wait for it to "
-                             "finish, stop it, or pick another --out") from None
-    try:
-        (folder / WRITER_NAME).write_text(f"{os.getpid()}\n")
+        import fcntl
+    except ImportError:  # Windows: no advisory locks on folders
         yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = (folder / WRITER_NAME).read_text().strip() or "unknown"
+            except OSError:
+                pid = "unknown"
+            raise RunExistsError(f"{folder} is being written by another symnet process (PID {pid}); wait for it "
+                                 "to finish, stop it, or pick another --out") from None
+        try:
+            (folder / WRITER_NAME).write_text(f"{os.getpid()}\n")
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                (folder / WRITER_NAME).unlink()
     finally:
-        with contextlib.suppress(OSError):
-            (folder / WRITER_NAME).unlink()
-        lock.release()
-
+        os.close(fd)  # closing the descriptor releases the lock

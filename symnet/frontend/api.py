@@ -185,7 +185,7 @@ def claim_out(out: Path, *, resume: bool = False, overwrite: bool = False, creat
         prepare_out(out)
     if resume or not out.exists():
         return
-    present = sorted(p.name for p in out.iterdir() if p.name not in (sio.LOCK_NAME, sio.WRITER_NAME))
+    present = sorted(p.name for p in out.iterdir() if p.name != sio.WRITER_NAME)
     if not present:
         return
     if not overwrite:
