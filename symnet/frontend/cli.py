@@ -39,196 +39,21 @@ import symnet.solvers as solvers
 from symnet.solvers import options as options_
 from symnet.core.errors import ModelError, SolverError, SymnetError, SymnetWarning
 from symnet.core.model.saving import load_model
-from symnet.core.run import DEFAULT_SECONDS, RunSpec
+from symnet.core.run import DEFAULT_SECONDS
 from symnet.core.runtime import Terminated, caused_by_interrupt, interrupt_of, terminate_as_interrupt
 from symnet.core.version import __version__
 
 from symnet.frontend import api, bench, cluster, race, reproduce, robustness, runner, target, verify
+from symnet.frontend.arguments import (COUNT, NONNEGATIVE, POSITIVE, POSITIVE_INT, SOLVER_FLAGS, Parser, UsageError,
+                                       add_budget_flags, add_cluster_flags, add_data_flags, add_model_flags,
+                                       add_solver_flags, dataset_name, int_list, metavar, model_options,
+                                       number_list, number_type, run_spec, scoped_option,
+                                       solver_flags, solver_list, solver_options)
 from symnet.frontend.compare import compare
 from symnet.frontend.inspection import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
 
 PROG = "symnet"
-MODEL_PRESETS = ("seed", "poly", "poly2", "mlp")
-
-
-class UsageError(Exception):
-    """A command-line argument that cannot be parsed (exit code 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, like every other symnet error."""
-
-    def error(self, message: str):  # noqa: D401 - argparse's signature
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-# --------------------------------------------------------------------------- value types
-def _number_type(kind: type, what: str, minimum: float | None = None, strict: bool = False):
-    """An argparse ``type=`` that accepts a number of ``kind`` above ``minimum`` with a clear message."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if kind is float and value != value:  # NaN
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        if minimum is not None and (value <= minimum if strict else value < minimum):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
-
-
-POSITIVE_INT = _number_type(int, "a positive whole number", 0, strict=True)
-COUNT = _number_type(int, "a whole number >= 0", 0)
-SECONDS = _number_type(float, "a positive number of seconds", 0.0, strict=True)
-NONNEGATIVE = _number_type(float, "a number >= 0", 0.0)
-POSITIVE = _number_type(float, "a positive number", 0.0, strict=True)
-
-
-def RIDGE(text: str):
-    """``--ridge``: a number >= 0, or ``auto`` (chosen on held-out training samples where the solver can)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return NONNEGATIVE(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 or auto, got {text!r}") from None
-
-
-def parse_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"1e-3"`` -> 0.001, ``"true"`` -> True, ``"none"`` -> None, else the string.
-
-    Example:
-        >>> [parse_value(s) for s in ("3", "0.5", "1e-3", "yes", "False", "none", "cyclic")]
-        [3, 0.5, 0.001, True, False, None, 'cyclic']
-    """
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. ridge=1e-4), got {text!r}")
-    return key, parse_value(value)
-
-
-# --------------------------------------------------------------------------- shared flags
-#: Flags that become solver options: (flag, option key, type, help).
-SOLVER_FLAGS = (
-    ("--ridge", "ridge", RIDGE, "ridge penalty on ||theta||^2 (auto: chosen on held-out training samples)"),
-    ("--lr", "lr", POSITIVE, "learning rate (gradient solvers)"),
-    ("--batch-size", "batch_size", POSITIVE_INT, "minibatch size (gradient solvers)"),
-    ("--order", "order", parse_value, "order in which the coordinate solver visits variables"),
-    ("--degree", "degree", POSITIVE_INT, "polynomial degree (polyreg)"),
-    ("--window", "window", parse_value, "the solver's 'window' option"),
-    ("--method", "method", parse_value, "the solver's 'method' option"),
-)
-
-#: Flags that become preset options: (flag, option key, type, help).
-MODEL_FLAGS = (
-    ("--channels", "channels", POSITIVE_INT, "filters of the first conv layer (seed, poly, poly2)"),
-    ("--channels2", "channels2", POSITIVE_INT, "filters of the second conv layer (poly2)"),
-    ("--kernel", "kernel", POSITIVE_INT, "conv kernel size"),
-    ("--activation", "activation", str, "activation polynomial: square, relu-approx-a, relu-approx-b, ..."),
-    ("--hidden", "hidden", POSITIVE_INT, "hidden units (mlp)"),
-)
-
-
-def _metavar(kind) -> str:
-    return {POSITIVE_INT: "N", COUNT: "N", NONNEGATIVE: "X", POSITIVE: "X", RIDGE: "X|auto", str: "NAME"}.get(kind, "VALUE")
-
-
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=None,
-                   help="mnist-small (ships with symnet; the default), mnist (the default with --data-dir), "
-                        "fashion-mnist, xor, teacher-student")
-    g.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's IDX files (or a <dataset>/ folder); "
-                                                     "the only place they are looked for")
-    g.add_argument("--samples", type=POSITIVE_INT, metavar="N", help="use the first N training samples")
-    g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test samples")
-    g.add_argument("--no-download", dest="download", action="store_false",
-                   help="never download; fail when the files are not found locally")
-
-
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODEL_PRESETS,
-                   help="preset network (default: poly for images, mlp for vector data)")
-    for flag, _, kind, text in MODEL_FLAGS:
-        g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
-
-
-def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("cluster (Dask; needs pip install 'symnet[dask]')")
-    g.add_argument("--workers", type=POSITIVE_INT, metavar="N",
-                   help="start a local Dask cluster of N worker processes; the exact solvers and polyreg keep the "
-                        "training samples and their caches in shards on it")
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="use the running Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
-
-
-def _add_budget_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("budget")
-    g.add_argument("--sweeps", type=COUNT, metavar="N", help="sweeps of the coordinate solver")
-    g.add_argument("--epochs", type=COUNT, metavar="N", help="epochs of a gradient solver")
-    g.add_argument("--steps", type=COUNT, metavar="N", help="steps of any solver")
-    g.add_argument("--time-limit", type=SECONDS, metavar="SECONDS", help="stop after this much training time")
-    g.add_argument("--seed", type=COUNT, metavar="N", help="seed of the initialisation and the solver (default 0)")
-
-
-def _add_solver_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("solver options (passed only when given, so each solver's defaults apply)")
-    for flag, _, kind, text in SOLVER_FLAGS:
-        g.add_argument(flag, type=kind, help=text, metavar=_metavar(kind))
-    g.add_argument("--option", "-O", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other solver option (repeatable); numbers and true/false are converted")
-
-
-def dataset_name(args: argparse.Namespace) -> str:
-    """``--dataset``, or by default full MNIST when ``--data-dir`` is given and the bundled subset otherwise."""
-    if args.dataset is not None:
-        return args.dataset
-    return "mnist" if args.data_dir else "mnist-small"
-
-
-def solver_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The named solver flags (``--lr`` ...) the user gave, as ``{option: value}``."""
-    return {key: getattr(args, key) for _, key, _, _ in SOLVER_FLAGS if getattr(args, key) is not None}
-
-
-def solver_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The solver options the user set on the command line (and no others): named flags and ``-O`` pairs,
-    one option set to two values refused (:func:`symnet.solvers.options.merge`)."""
-    return options_.merge(solver_flags(args), args.option)
-
-
-def run_spec(args: argparse.Namespace, **settings: Any) -> RunSpec:
-    """The run the budget flags ask for (checked once, by :class:`~symnet.core.run.RunSpec`)."""
-    return RunSpec(steps=args.steps, sweeps=args.sweeps, epochs=args.epochs, time=args.time_limit, seed=args.seed,
-                   quiet=args.quiet, **settings)
-
-
-def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The preset options the user set on the command line (and no others)."""
-    return {key: getattr(args, key) for _, key, _, _ in MODEL_FLAGS if getattr(args, key) is not None}
 
 
 # --------------------------------------------------------------------------- output
@@ -270,13 +95,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                        description="Train a model and save model.npz, model.json, history.json, summary.json "
                                    "and a per-step checkpoint.npz into --out.")
     p.add_argument("--solver", default="coordinate", help="solver backend (default: coordinate)")
-    _add_data_flags(p)
-    _add_model_flags(p)
+    add_data_flags(p)
+    add_model_flags(p)
     p.add_argument("--init", metavar="PATH", help="start from a saved model (model.npz or its folder) "
                                                   "instead of a fresh preset")
-    _add_budget_flags(p)
-    _add_solver_flags(p)
-    _add_cluster_flags(p)
+    add_budget_flags(p)
+    add_solver_flags(p)
+    add_cluster_flags(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<solver>-<model>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -343,26 +168,26 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                    help="solver names, 'gradient' or 'all' (default: coordinate); or 'race': an exact solver "
                         "against a tuned, scheduled Adam in wall time on held-out seeds; or 'target': the older "
                         "time-to-target benchmark")
-    _add_data_flags(p)
-    _add_model_flags(p)
-    _add_budget_flags(p)
-    _add_solver_flags(p)
-    _add_cluster_flags(p)
+    add_data_flags(p)
+    add_model_flags(p)
+    add_budget_flags(p)
+    add_solver_flags(p)
+    add_cluster_flags(p)
     g = p.add_argument_group("bench target (time to tuned Adam's training loss)")
-    g.add_argument("--exact", type=_solver_list, default=list(target.DEFAULT_EXACT), metavar="A,B,...",
+    g.add_argument("--exact", type=solver_list, default=list(target.DEFAULT_EXACT), metavar="A,B,...",
                    help=f"exact solvers to time (default: {','.join(target.DEFAULT_EXACT)}); -O options go to them")
-    g.add_argument("--lrs", type=_number_list, default=list(target.DEFAULT_LRS), metavar="LR,LR,...",
+    g.add_argument("--lrs", type=number_list, default=list(target.DEFAULT_LRS), metavar="LR,LR,...",
                    help="Adam's learning rates to tune over (default: "
                         f"{','.join(f'{v:g}' for v in target.DEFAULT_LRS)}); --epochs sets its epochs (default 10) "
                         "and --time-limit each exact solver's training seconds (default: twice tuned Adam's)")
     g.add_argument("--out", metavar="DIR", help="write table.txt, table.md, target.json and the figure into DIR")
     g = p.add_argument_group("bench race (an exact solver against a tuned, scheduled Adam; --exact takes one "
                              "solver, --lrs the grid's rates, --epochs the schedules' length, default 10)")
-    g.add_argument("--schedules", type=_solver_list, default=None, metavar="S,S,...",
+    g.add_argument("--schedules", type=solver_list, default=None, metavar="S,S,...",
                    help=f"baseline schedules (default: {','.join(race.DEFAULT_SCHEDULES)})")
-    g.add_argument("--batch-sizes", type=_int_list, default=None, metavar="B,B,...",
+    g.add_argument("--batch-sizes", type=int_list, default=None, metavar="B,B,...",
                    help=f"baseline batch sizes (default: {','.join(map(str, race.DEFAULT_BATCH_SIZES))})")
-    g.add_argument("--seeds", type=_int_list, default=None, metavar="S,S,...",
+    g.add_argument("--seeds", type=int_list, default=None, metavar="S,S,...",
                    help=f"seeds of the race; the first also tunes (default: "
                         f"{','.join(map(str, race.DEFAULT_SEEDS))}; seed 0 is kept for choosing defaults)")
     g.add_argument("--tune-samples", type=COUNT, default=race.TUNE_SAMPLES, metavar="N",
@@ -487,66 +312,27 @@ def _say_figures(written: list[Path], folder: str, json_output: bool) -> None:
     print(message, file=sys.stderr if json_output else sys.stdout, flush=True)  # keep --json output parseable
 
 
-def _solver_list(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected solver names separated by commas, got {text!r}")
-    return names
-
-
-def _scoped_option(text: str) -> tuple[str | None, str, Any]:
-    """``adam.lr=1e-3`` -> ("adam", "lr", 0.001); ``ridge=1`` -> (None, "ridge", 1)."""
-    key, sep, value = text.partition("=")
-    scope, dot, name = key.strip().rpartition(".")
-    name = name.strip().replace("-", "_")
-    if not sep or not name.isidentifier() or (dot and not scope.strip()):
-        raise argparse.ArgumentTypeError(f"expected SOLVER.KEY=VALUE or KEY=VALUE (e.g. adam.lr=1e-3), got {text!r}")
-    return (scope.strip() or None), name, parse_value(value)
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas (e.g. 1,2,3), got {text!r}") \
-            from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected whole numbers >= 0 separated by commas, got {text!r}")
-    return values
-
-
-def _number_list(text: str) -> list[float]:
-    try:
-        values = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 0,0.1,0.2), got {text!r}") \
-            from None
-    if not values or any(not (v >= 0 and v != float("inf")) for v in values):
-        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
-    return values
-
-
 @command("compare")
 def _compare_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="train the same model with several solvers; table, JSON and figures",
                        description="Train a copy of the same initial model with each solver under the same budget "
                                    "and write table.txt, table.md, comparison.json, loss and accuracy figures and "
                                    "each solver's model and history into --out.")
-    p.add_argument("--solvers", type=_solver_list, required=True, metavar="A,B,...",
+    p.add_argument("--solvers", type=solver_list, required=True, metavar="A,B,...",
                    help="solver names separated by commas, e.g. coordinate,adam,polyreg")
-    _add_data_flags(p)
-    _add_model_flags(p)
-    _add_budget_flags(p)
+    add_data_flags(p)
+    add_model_flags(p)
+    add_budget_flags(p)
     g = p.add_argument_group("solver options (passed only when given, so each solver's defaults apply)")
     for flag, _, kind, text in SOLVER_FLAGS:
-        g.add_argument(flag, type=kind, help=text + " (every solver that has it)", metavar=_metavar(kind))
-    g.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+        g.add_argument(flag, type=kind, help=text + " (every solver that has it)", metavar=metavar(kind))
+    g.add_argument("--option", "-O", type=scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
                    help="an option of one solver (adam.lr=1e-3), or KEY=VALUE for every solver that has it")
-    _add_cluster_flags(p)
+    add_cluster_flags(p)
     g = p.add_argument_group("comparison")
     g.add_argument("--target-loss", type=NONNEGATIVE, metavar="X",
                    help="loss for the time-to-target column (default: the worst final loss among the solvers)")
-    g.add_argument("--target-acc", type=_number_type(float, "a fraction between 0 and 1"), metavar="X",
+    g.add_argument("--target-acc", type=number_type(float, "a fraction between 0 and 1"), metavar="X",
                    help="test accuracy for the time-to-target column (default: the lowest final one)")
     g.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every solver in this process (default: each in a fresh process, for fair "
@@ -613,9 +399,9 @@ def _robustness_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--test-samples", type=POSITIVE_INT, metavar="N", help="use the first N test images")
     g.add_argument("--no-download", dest="download", action="store_false", help="never download")
     g = p.add_argument_group("noise")
-    g.add_argument("--sigmas", type=_number_list, default=list(DEFAULT_SIGMAS), metavar="S,S,...",
+    g.add_argument("--sigmas", type=number_list, default=list(DEFAULT_SIGMAS), metavar="S,S,...",
                    help=f"Gaussian noise std values (default: {','.join(f'{v:g}' for v in DEFAULT_SIGMAS)})")
-    g.add_argument("--areas", type=_number_list, default=list(DEFAULT_AREAS), metavar="A,A,...",
+    g.add_argument("--areas", type=number_list, default=list(DEFAULT_AREAS), metavar="A,A,...",
                    help=f"black patch areas in pixels (default: {','.join(f'{v:g}' for v in DEFAULT_AREAS)})")
     g.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed of the noise and patches (default 0)")
     g = p.add_argument_group("output")
@@ -709,7 +495,7 @@ def _reproduce_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/ (or MNIST's IDX "
                                                      "files); nothing is downloaded")
     p.add_argument("--seed", type=COUNT, default=0, metavar="N", help="seed (default 0)")
-    p.add_argument("--option", "-O", type=_scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
+    p.add_argument("--option", "-O", type=scoped_option, action="append", default=[], metavar="SOLVER.KEY=VALUE",
                    help="an option for one solver wherever the reproduction runs it (repeatable), e.g. "
                         "gauss-newton.batch_size=1000; the caption lists them")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/reproduce-<name>-<time>)")
@@ -748,9 +534,9 @@ def cmd_reproduce(args: argparse.Namespace, state: dict) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand in :data:`COMMANDS`."""
 
-    parser = _Parser(prog=PROG, description="Train polynomial networks with exact polynomial solvers.")
+    parser = Parser(prog=PROG, description="Train polynomial networks with exact polynomial solvers.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for build in COMMANDS.values():
         build(sub)

@@ -11,7 +11,7 @@ import pytest
 
 import symnet.solvers as solvers
 import symnet
-from symnet.frontend import cli
+from symnet.frontend import arguments, cli
 
 from dummy_solvers import DummySolver
 
@@ -203,9 +203,9 @@ def test_divergence_is_one_line(capsys, tmp_path):
 
 
 def test_parse_value():
-    assert [cli.parse_value(s) for s in ("7", "-2", "2.5", "1e-4", "True", "off", "None", "cyclic", "1,2")] == [
+    assert [arguments.parse_value(s) for s in ("7", "-2", "2.5", "1e-4", "True", "off", "None", "cyclic", "1,2")] == [
         7, -2, 2.5, 1e-4, True, False, None, "cyclic", "1,2"]
-    assert isinstance(cli.parse_value("7"), int) and isinstance(cli.parse_value("7.0"), float)
+    assert isinstance(arguments.parse_value("7"), int) and isinstance(arguments.parse_value("7.0"), float)
 
 
 # --------------------------------------------------------------------------- bench
