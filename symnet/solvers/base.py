@@ -44,7 +44,7 @@ from symnet.core.linalg import Ridge, select_ridge_on
 from symnet.core.objective import evaluate
 from symnet.core.restriction import Restriction
 from symnet.core.run import Deadline, RunSpec
-from symnet.core.runtime import caused_by_interrupt
+from symnet.core.runtime import caused_by_interrupt, interrupt_of
 from symnet.core.samples import Samples
 from symnet.core.sharded import ShardedLoss, ShardedSamples
 
@@ -233,11 +233,12 @@ class Solver(abc.ABC):
     def run(self, model, data, spec: RunSpec, *, callbacks: Iterable[Callback] = (), client=None) -> "Solver":
         """Train ``model`` on ``data`` in place as ``spec`` says, in the loop all backends share
         (:class:`~symnet.solvers.trainer.Trainer`)."""
+        self._shards = []  # what the run's shards hold on a cluster, released below
         try:
             return Trainer(self, spec, callbacks=callbacks, client=client).run(model, data)
         except Exception as exc:
-            if caused_by_interrupt(exc):  # Ctrl-C inside a compiled kernel: a plain KeyboardInterrupt
-                raise KeyboardInterrupt from None
+            if caused_by_interrupt(exc):  # Ctrl-C (or SIGTERM) inside a compiled kernel: the plain interrupt
+                raise type(interrupt_of(exc)) from None
             raise
         finally:
             self.release_shards()

@@ -140,6 +140,7 @@ class Trainer:
         solver.y_train = data.one_hot("train")
         t_setup = clock()
         solver._setup(model, data, rng)
+        model = solver.model_  # a backend may train a model of its own (polyreg builds one)
         # setup builds caches and factorisations the steps rely on: it is training work, and counts as such
         setup_seconds = clock() - t_setup
 

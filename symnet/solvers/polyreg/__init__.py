@@ -24,7 +24,7 @@ Methods.
   the sparse tail (on MNIST, monomials near the border, non-zero in under a
   few percent of samples) through a sparse kernel, split where a cost model
   says the sum of both is least (on MNIST: 8,978 columns used, 5,143 dense;
-  twice as fast as dsyrk over all of them). ``ridge=None`` holds out the last
+  twice as fast as dsyrk over all of them). ``ridge='auto'`` holds out the last
   ``val_size`` training samples and factors ``G_train + lam I`` once per
   candidate value, walking the grid from its middle: one Cholesky takes 2-4 s
   at p = 8,978 where one symmetric eigendecomposition (which would serve all
@@ -38,7 +38,7 @@ Methods.
   ``alpha = (X_b X_b^T + lam I)^{-1} Y_b``, ``w = X_b^T alpha`` when the subset
   is smaller than the number of features); the model is the average of the
   coefficients fitted so far. One solver step is one subset. With
-  ``ridge=None`` the subsets are drawn outside the validation split and one
+  ``ridge='auto'`` the subsets are drawn outside the validation split and one
   running average is kept per candidate penalty (every grid value and, with
   ``refine_ridge``, every midpoint; one ``B x B`` Gram, one Cholesky per
   candidate); the model is the average that scores best on the validation
