@@ -132,8 +132,11 @@ def data_loss(record: dict) -> float | None:
 
 
 def time_to(history: History, target: float, clock: str) -> float | None:
-    """Seconds on ``clock`` of the first record whose data loss is at or below ``target``."""
+    """Seconds on ``clock`` of the first record evaluated on every training sample whose data loss is at or
+    below ``target`` (an interim record's loss on a subsample, ``eval_samples``, is an estimate: not counted)."""
     for r in history:
+        if r.get("eval_samples"):
+            continue
         v = data_loss(r)
         if v is not None and v <= target:
             return seconds(r, clock)
@@ -308,34 +311,29 @@ def _race(model, data, grid, staged, tune_seed, seeds, epochs, tune_samples, fin
                                     isolate=isolate, client=client)
         return result
 
-    # stage 1: every configuration on the first tune_samples images (skipped when that is the whole set)
+    def stage(number: int, configs, on_data, units: float) -> list:
+        """Run ``configs`` at the tuning seed on ``on_data``; ``(end loss or inf, label, name, opts, history)``
+        each, best first (the training data loss at the end of the schedule; never the test set)."""
+        initial = start(tune_seed)
+        scored = []
+        for label, name, opts in configs:
+            result = run_one(label, name, opts, initial, on_data, {"epochs": epochs}, tune_seed)
+            h = History.from_dict(result["history"])
+            end = data_loss(h.final) if result["row"]["status"] == "ok" else None
+            tuning.append({"stage": number, "label": label, "data_loss": end, "samples": len(on_data.x_train),
+                           "train_seconds": h.final["time"]})
+            scored.append((math.inf if end is None or not math.isfinite(end) else end, label, name, opts, h))
+            done(units, f"tune {number}/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
+        return sorted(scored, key=lambda item: item[0])
+
+    # stage 1: every configuration on the first tune_samples images (skipped when that is the whole set);
+    # stage 2: the finalists on the full training set; the winner's run is the tuning seed's baseline
     candidates = grid
     if staged:
         small = data.subset(tune_samples, min(len(data.x_test), 1000))
-        initial = start(tune_seed)
-        scored = []
-        for label, name, opts in grid:
-            result = run_one(label, name, opts, initial, small, {"epochs": epochs}, tune_seed)
-            h = History.from_dict(result["history"])
-            end = data_loss(h.final) if result["row"]["status"] == "ok" else None
-            tuning.append({"stage": 1, "label": label, "data_loss": end, "samples": len(small.x_train),
-                           "train_seconds": h.final["time"]})
-            scored.append((math.inf if end is None or not math.isfinite(end) else end, label, name, opts))
-            done(len(small.x_train) * epochs, f"tune 1/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
-        scored.sort(key=lambda item: item[0])
-        candidates = [(label, name, opts) for _, label, name, opts in scored[:max(1, int(finalists))]]
-    # stage 2: the finalists on the full training set, at the tuning seed; the winner's run is seed 1's baseline
-    initial = start(tune_seed)
-    finals = []
-    for label, name, opts in candidates:
-        result = run_one(label, name, opts, initial, data, {"epochs": epochs}, tune_seed)
-        h = History.from_dict(result["history"])
-        end = data_loss(h.final) if result["row"]["status"] == "ok" else None
-        tuning.append({"stage": 2, "label": label, "data_loss": end, "samples": n_train,
-                       "train_seconds": h.final["time"]})
-        finals.append((math.inf if end is None or not math.isfinite(end) else end, label, name, opts, h))
-        done(full, f"tune 2/2 {label}: loss {fmt_or_dash(end, '{:.5f}')}")
-    best = min(finals, key=lambda item: item[0])
+        first = stage(1, grid, small, len(small.x_train) * epochs)
+        candidates = [(label, name, opts) for _, label, name, opts, _ in first[:max(1, int(finalists))]]
+    best = stage(2, candidates, data, full)[0]
     if not math.isfinite(best[0]):
         raise SolverError("the baseline diverged in every configuration; give smaller learning rates (--lrs)")
     _, tuned_label, tuned_name, tuned_opts, tuned_history = best

@@ -76,3 +76,9 @@ def test_a_tiny_race_end_to_end(tmp_path):
     assert payload["clock"] == r.clock and len(payload["rows"]) == 2
     assert {p.name for p in written} >= {"race.json", "race.txt", "race_loss_vs_time.png", "race_accuracy_vs_time.png"}
     assert "ratio_end median" in str(r)
+
+
+def test_time_to_a_target_counts_full_evaluations_only():
+    h = history([(0, 0.0, 0.0, 1.0, 0.1), (1, 5.0, 4.0, 0.05, 0.9), (1, 9.0, 8.0, 0.08, 0.9)])
+    h.records[1]["eval_samples"] = 5000  # an interim record's subsample estimate
+    assert R.time_to(h, 0.1, "wall") == 9.0
