@@ -16,3 +16,9 @@ def one_line_error(code, err, *needles):
     assert code == 2 and len(lines) == 1 and lines[0].startswith("symnet: error: "), err
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def fails(capsys, *argv, needles=()):
+    """Run ``symnet ARGV`` and check :func:`one_line_error` with ``needles``."""
+    code, _, err = run(capsys, *argv)
+    one_line_error(code, err, *needles)

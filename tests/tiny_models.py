@@ -63,3 +63,12 @@ def randomized(model, seed=0, scale=0.5):
     model = model.copy()
     model.set_flat(np.random.default_rng(seed).normal(scale=scale, size=model.num_params))
     return model
+
+
+def tiny_loss(model, n=3, ridge=0.0, **kwargs):
+    """``(model copy, X, Y, Restriction)``: the exact loss of a copy of ``model`` on ``n`` tiny samples."""
+    from symnet.core.restriction import Restriction
+
+    model = model.copy()
+    X, Y = tiny_data(model, n=n)
+    return model, X, Y, Restriction(model, X, Y, ridge=ridge, **kwargs)

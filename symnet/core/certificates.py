@@ -27,12 +27,11 @@ step are sampled uniformly (reservoir sampling); ``sample="all"`` keeps
 every one.
 
 Example:
-    >>> import numpy as np
-    >>> from symnet.core.model import presets as models
-    >>> from symnet.core.restriction import Restriction
-    >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
-    >>> X, Y = np.random.default_rng(0).random((8, 2)), np.eye(2)[[0, 1] * 4]
-    >>> loss = Restriction(m, X, Y, ridge=0.1)
+    >>> import numpy as np, symnet
+    >>> m = symnet.models.get("mlp", input_dim=2, hidden=2, seed=0)
+    >>> d = symnet.datasets.xor()
+    >>> X, Y = d.x_train, d.one_hot("train")
+    >>> loss = symnet.restriction.Restriction(m, X, Y, ridge=0.1)
     >>> loss.certificates = Certificates(m.num_params, sample="all")
     >>> _ = loss.line_minimize(-np.ones(m.num_params))
     >>> report = verify_records(loss.certificates, m, X, Y)

@@ -287,11 +287,10 @@ def block_jacobian(loss: Restriction, layers, *, rows=None) -> np.ndarray:
     precision. Meant for small blocks: it holds samples x outputs x block size floats.
 
     Example:
-        >>> import numpy as np
-        >>> from symnet.core.model import presets as models
-        >>> m = models.get("mlp", input_dim=2, hidden=2, seed=0)
-        >>> X, Y = np.random.default_rng(0).random((5, 2)), np.eye(2)[[0, 1, 0, 1, 0]]
-        >>> loss = Restriction(m, X, Y)
+        >>> import numpy as np, symnet
+        >>> m = symnet.models.get("mlp", input_dim=2, hidden=2, seed=0)
+        >>> xor = symnet.datasets.xor()
+        >>> loss = Restriction(m, xor.x_train, xor.one_hot("train"))
         >>> J = block_jacobian(loss, param_layers(m))
         >>> v = np.random.default_rng(1).normal(size=m.num_params)
         >>> bool(np.allclose(J @ v, jvp(loss, v)))

@@ -165,7 +165,17 @@ def _input_grad_many_by_shape(layer: Layer, x: np.ndarray, grad_out: np.ndarray)
 
 
 # --------------------------------------------------------------------------- Linear
-class Linear(Layer):
+class Affine(Layer):
+    """What Linear and Conv2d share: the output is affine in the input and in the layer's own parameters."""
+
+    def degree(self, degree_in, moves):
+        """Moving its own weights multiplies the input's polynomial by one more factor of ``t``."""
+        if not moves:
+            return degree_in
+        return degree_in + 1 if degree_in > 0 else 1
+
+
+class Linear(Affine):
     """``y = x W^T + b`` on inputs of shape (N, in_features).
 
     Example:
@@ -280,10 +290,6 @@ class Linear(Layer):
                 out = jet_add(out, Jet(shift_up(jet_in.coeffs @ dWs.T)), self.out_features)
         return out
 
-    def degree(self, degree_in, moves):
-        if not moves:
-            return degree_in
-        return degree_in + 1 if degree_in > 0 else 1
 
     def symbolic(self, xs, ps):
         y = ps["weight"].dot(xs)
@@ -293,7 +299,7 @@ class Linear(Layer):
 
 
 # --------------------------------------------------------------------------- Conv2d
-class Conv2d(Layer):
+class Conv2d(Affine):
     """2-D cross-correlation, stride 1, ``padding="valid"`` or ``"same"``.
 
     Input (N, C_in, H, W), weight (C_out, C_in, k, k), output (N, C_out, H', W').
@@ -505,10 +511,6 @@ class Conv2d(Layer):
                 out = jet_add(out, Jet(shift_up(cross.reshape((K, N) + cross.shape[1:]))), self.out_channels)
         return out
 
-    def degree(self, degree_in, moves):
-        if not moves:
-            return degree_in
-        return degree_in + 1 if degree_in > 0 else 1
 
     def symbolic(self, xs, ps):
         (a, b), (c, d) = self.pads

@@ -99,25 +99,24 @@ def key_value(text: str) -> tuple[str, Any]:
 
 
 # --------------------------------------------------------------------------- shared flags
-#: Flags that become solver options: (flag, option key, type, help).
-SOLVER_FLAGS = (
-    ("--ridge", "ridge", RIDGE, "ridge penalty on ||theta||^2 (auto: chosen on held-out training samples)"),
-    ("--lr", "lr", POSITIVE, "learning rate (gradient solvers)"),
-    ("--batch-size", "batch_size", POSITIVE_INT, "minibatch size (gradient solvers)"),
-    ("--order", "order", parse_value, "order in which the coordinate solver visits variables"),
-    ("--degree", "degree", POSITIVE_INT, "polynomial degree (polyreg)"),
-    ("--window", "window", parse_value, "the solver's 'window' option"),
-    ("--method", "method", parse_value, "the solver's 'method' option"),
+#: Flags that become options: (flag, option key, type, "solver" or "model" option, help).
+FLAGS = (
+    ("--ridge", "ridge", RIDGE, "solver", "ridge penalty on ||theta||^2 (auto: chosen on held-out training samples)"),
+    ("--lr", "lr", POSITIVE, "solver", "learning rate (gradient solvers)"),
+    ("--batch-size", "batch_size", POSITIVE_INT, "solver", "minibatch size (gradient solvers)"),
+    ("--order", "order", parse_value, "solver", "order in which the coordinate solver visits variables"),
+    ("--degree", "degree", POSITIVE_INT, "solver", "polynomial degree (polyreg)"),
+    ("--window", "window", parse_value, "solver", "the solver's 'window' option"),
+    ("--method", "method", parse_value, "solver", "the solver's 'method' option"),
+    ("--channels", "channels", POSITIVE_INT, "model", "filters of the first conv layer (seed, poly, poly2)"),
+    ("--channels2", "channels2", POSITIVE_INT, "model", "filters of the second conv layer (poly2)"),
+    ("--kernel", "kernel", POSITIVE_INT, "model", "conv kernel size"),
+    ("--activation", "activation", str, "model", "activation polynomial: square, relu-approx-a, relu-approx-b, ..."),
+    ("--hidden", "hidden", POSITIVE_INT, "model", "hidden units (mlp)"),
 )
-
-#: Flags that become preset options: (flag, option key, type, help).
-MODEL_FLAGS = (
-    ("--channels", "channels", POSITIVE_INT, "filters of the first conv layer (seed, poly, poly2)"),
-    ("--channels2", "channels2", POSITIVE_INT, "filters of the second conv layer (poly2)"),
-    ("--kernel", "kernel", POSITIVE_INT, "conv kernel size"),
-    ("--activation", "activation", str, "activation polynomial: square, relu-approx-a, relu-approx-b, ..."),
-    ("--hidden", "hidden", POSITIVE_INT, "hidden units (mlp)"),
-)
+#: The solver flags and the preset flags: (flag, option key, type, help).
+SOLVER_FLAGS = tuple((flag, key, kind, text) for flag, key, kind, of, text in FLAGS if of == "solver")
+MODEL_FLAGS = tuple((flag, key, kind, text) for flag, key, kind, of, text in FLAGS if of == "model")
 
 
 def metavar(kind) -> str:

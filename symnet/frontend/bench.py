@@ -28,24 +28,14 @@ from symnet.core.files import to_jsonable
 from symnet.core.run import RunSpec
 
 from symnet.frontend import api, plots, runner
-from symnet.frontend.tables import render
+from symnet.frontend.tables import columns, render
 
 #: Columns of the benchmark table: (row key, header, format).
-BENCH_COLUMNS = (
-    ("dataset", "dataset", "{}"),
-    ("model", "model", "{}"),
-    ("label", "solver", "{}"),
-    ("steps", "steps", "{}"),
-    ("wall_time", "wall s", "{:.3g}"),
-    ("time_per_step", "train s/step", "{:.3g}"),
-    ("loss", "loss", "{:.6g}"),
-    ("train_acc", "train acc", "{:.4f}"),
-    ("test_acc", "test acc", "{:.4f}"),
-    ("time_per_update_us", "us/update", "{:.3g}"),
-)
+BENCH_COLUMNS = columns("dataset", "model", "label", "steps", "wall_time", "time_per_step", "loss", "train_acc",
+                        "test_acc", "time_per_update_us", wall_time="{:.3g}")
 
 #: Shown after the other columns when some row did not finish normally.
-STATUS_COLUMN = ("status", "status", "{}")
+STATUS_COLUMN = columns("status")[0]
 
 
 class Benchmark(list):

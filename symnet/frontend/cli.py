@@ -50,6 +50,7 @@ from symnet.frontend.arguments import (COUNT, NONNEGATIVE, POSITIVE, POSITIVE_IN
                                        number_list, number_type, run_spec, scoped_option,
                                        solver_flags, solver_list, solver_options)
 from symnet.frontend.compare import compare
+from symnet.frontend.tables import columns
 from symnet.frontend.inspection import inspect_path
 from symnet.frontend.robustness import DEFAULT_AREAS, DEFAULT_SIGMAS
 
@@ -57,17 +58,7 @@ PROG = "symnet"
 
 
 # --------------------------------------------------------------------------- output
-TRAIN_COLUMNS = (
-    ("solver", "solver", "{}"),
-    ("model", "model", "{}"),
-    ("dataset", "dataset", "{}"),
-    ("steps", "steps", "{}"),
-    ("loss", "loss", "{:.6g}"),
-    ("train_acc", "train acc", "{:.4f}"),
-    ("test_acc", "test acc", "{:.4f}"),
-    ("time", "train s", "{:.2f}"),
-    ("wall_time", "wall s", "{:.2f}"),
-)
+TRAIN_COLUMNS = columns("solver", "model", "dataset", "steps", "loss", "train_acc", "test_acc", "time", "wall_time")
 
 
 def _say(text: str = "") -> None:

@@ -61,25 +61,13 @@ from symnet.core.runtime import reset_peak
 
 from symnet.frontend import api, plots, runner
 from symnet.frontend.runner import BUDGET_KEYS, Entry, budget_for, describe_budget, parse_budget, parse_solvers
-from symnet.frontend.tables import render
+from symnet.frontend.tables import columns, render
 
 #: Columns of the comparison table: (row key, header, format).
-TABLE_COLUMNS = (
-    ("label", "solver", "{}"),
-    ("model_desc", "model (params)", "{}"),
-    ("steps_desc", "steps", "{}"),
-    ("loss", "loss", "{:.6g}"),
-    ("data_loss", "SSE/N", "{:.6g}"),
-    ("train_acc", "train acc", "{:.4f}"),
-    ("test_acc", "test acc", "{:.4f}"),
-    ("time", "train s", "{:.1f}"),
-    ("wall_time", "wall s", "{:.1f}"),
-    ("time_to_loss", "t(loss) s", "{:.1f}"),
-    ("time_to_acc", "t(acc) s", "{:.1f}"),
-    ("peak_mb", "peak +MB", "{:.0f}"),
-)
+TABLE_COLUMNS = columns("label", "model_desc", "steps_desc", "loss", "data_loss", "train_acc", "test_acc", "time",
+                        "wall_time", "time_to_loss", "time_to_acc", "peak_mb", time="{:.1f}", wall_time="{:.1f}")
 _TEXT_COLUMNS = ("label", "model_desc", "steps_desc", "status")
-STATUS_COLUMN = ("status", "status", "{}")
+STATUS_COLUMN = columns("status")[0]
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -89,6 +89,18 @@ class Figures(dict):
         return "\n".join(parts)
 
 
+def panels(fig, k: int, rows: int, cols: int):
+    """A ``rows x cols`` grid of bare panels on ``fig`` (no ticks); returns ``(axes, used)``: the grid, and its
+    first ``k`` panels in reading order (the others are switched off)."""
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= k:
+            ax.axis("off")
+    return axes, list(axes.flat)[:k]
+
+
 def _colors(n: int) -> list:
     """``n`` distinct colours, the same for the same position in every figure."""
     from matplotlib import colormaps
@@ -525,14 +537,9 @@ def class_maps(maps: np.ndarray, title: str, names: Sequence[str], colorbar_labe
     rows = math.ceil(k / cols)
     width, height = 1.9 * cols + 1.2, 1.95 * rows + 0.9
     fig = new_figure(width, height)
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    axes, used = panels(fig, k, rows, cols)
     image = None
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= k:
-            ax.axis("off")
-            continue
+    for i, ax in enumerate(used):
         image = ax.imshow(maps[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.set_title(names[i], fontsize=9)
     _colorbar(fig, image, axes, colorbar_label, height)

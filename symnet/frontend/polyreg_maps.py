@@ -224,13 +224,8 @@ def plot_interactions(model, degree: int, path: str | Path, X: np.ndarray | None
     cols = min(k, 5)
     rows = -(-k // cols)
     fig = plots.new_figure(2.6 * cols, 2.75 * rows + 0.8)
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= k:
-            ax.axis("off")
-            continue
+    _, used = plots.panels(fig, k, rows, cols)
+    for i, ax in enumerate(used):
         ax.imshow(images[i], cmap="Greys", vmin=0, vmax=max(float(images[i].max()), 1e-12) * 1.8,
                   interpolation="nearest")
         ax.set_xlim(crop - 0.5, width - crop - 0.5)

@@ -23,6 +23,28 @@ from symnet.core.errors import DataError
 
 Column = tuple  # (key, header, format)
 
+#: Every column the front end's tables print, by row key: (header, format). The tables pick their columns
+#: from here (:func:`columns`), so a figure is headed and formatted alike wherever it appears.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "dataset": ("dataset", "{}"), "model": ("model", "{}"), "solver": ("solver", "{}"), "label": ("solver", "{}"),
+    "model_desc": ("model (params)", "{}"), "steps": ("steps", "{}"), "steps_desc": ("steps", "{}"),
+    "loss": ("loss", "{:.6g}"), "data_loss": ("SSE/N", "{:.6g}"), "train_acc": ("train acc", "{:.4f}"),
+    "test_acc": ("test acc", "{:.4f}"), "time": ("train s", "{:.2f}"), "wall_time": ("wall s", "{:.2f}"),
+    "time_per_step": ("train s/step", "{:.3g}"), "time_per_update_us": ("us/update", "{:.3g}"),
+    "time_to_loss": ("t(loss) s", "{:.1f}"), "time_to_acc": ("t(acc) s", "{:.1f}"), "peak_mb": ("peak +MB", "{:.0f}"),
+    "status": ("status", "{}"),
+}
+
+
+def columns(*keys: str, **formats: str) -> tuple:
+    """The ``(key, header, format)`` triples of ``keys`` from :data:`COLUMNS`; ``formats`` overrides a format.
+
+    Example:
+        >>> columns("loss", "time", time="{:.1f}")
+        (('loss', 'loss', '{:.6g}'), ('time', 'train s', '{:.1f}'))
+    """
+    return tuple((key, COLUMNS[key][0], formats.get(key, COLUMNS[key][1])) for key in keys)
+
 
 def cell(value: Any, fmt: str = "{}") -> str:
     """One value formatted with ``fmt``; ``-`` for None and non-finite numbers."""

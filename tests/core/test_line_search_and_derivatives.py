@@ -12,7 +12,7 @@ from symnet.core.model import Sequential
 from symnet.core.restriction import Restriction, flat_direction, step_scale, unit_direction
 from symnet.solvers.exact_directions import FullObjective, batch_loss, minibatch_line_search
 
-from tiny_models import tiny_data, tiny_models
+from tiny_models import tiny_data, tiny_loss, tiny_models
 
 MODELS = tiny_models()
 RIDGE = 0.05
@@ -42,9 +42,7 @@ def fd_outputs(model, X, v, h=1e-6):
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("norm", [1e-7, 1.0, 1e5])
 def test_line_search_lands_on_the_brute_force_minimum(name, norm, rng):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=6)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=6, ridge=RIDGE)
     theta = model.get_flat()
     d = rng.normal(size=model.num_params)
     d *= norm / np.linalg.norm(d)
@@ -179,9 +177,7 @@ def test_checked_minibatch_steps_never_raise_the_full_objective(rng):
 # ------------------------------------------------------------------ derivatives
 @pytest.mark.parametrize("name", list(MODELS))
 def test_gradient_from_the_caches_matches_finite_differences(name, rng):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=4)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=4, ridge=RIDGE)
     g = gradient(loss)
     theta = model.get_flat()
     h = 1e-6
@@ -195,9 +191,7 @@ def test_gradient_from_the_caches_matches_finite_differences(name, rng):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_jvp_and_vjp_match_finite_differences(name, rng):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=4)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=4, ridge=RIDGE)
     v = rng.normal(size=model.num_params)
     np.testing.assert_allclose(jvp(loss, v), fd_outputs(model, X, v), rtol=1e-6, atol=1e-7)
     # J^T u column by column: (J^T u)_i = u . (d f / d theta_i), each by finite differences
@@ -222,9 +216,7 @@ def test_jvp_and_vjp_match_finite_differences(name, rng):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_block_jacobians_match_finite_differences(name):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=3)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=3, ridge=RIDGE)
     layers = [li for li, layer in enumerate(model.layers) if layer.params]
     J = block_jacobian(loss, layers)
     fd = np.stack([fd_outputs(model, X, e) for e in np.eye(model.num_params)], axis=2)
@@ -238,9 +230,7 @@ def test_block_jacobians_match_finite_differences(name):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_block_jacobian_of_a_sub_block_is_the_slice_of_the_full_one(name):
     """The one-pass, all-outputs Jacobian of each layer alone equals its columns in the whole network's."""
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=4)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=4, ridge=RIDGE)
     layers = param_layers(model)
     J = block_jacobian(loss, layers)
     start = 0
@@ -268,9 +258,7 @@ def test_kronecker_factors_of_a_linear_readout():
 @pytest.mark.parametrize("name", ["poly", "poly2", "mlp"])
 def test_kronecker_factors_of_a_convolution_from_their_definition(name):
     """Omega = mean patch outer product (im2col by hand), Gamma = mean outer product of the output cotangents."""
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=5)
-    loss = Restriction(model, X, Y)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=5)
     li = 0
     layer = model.layers[li]
     f = kronecker_factors(loss, [li], rng=np.random.default_rng(3))[li]
@@ -344,9 +332,7 @@ def test_derivatives_of_a_float32_loss_are_the_float64_ones_to_float32_precision
 # ------------------------------------------------------------------ variable projection
 @pytest.mark.parametrize("name", ["poly", "mlp", "nobias"])
 def test_solve_last_linear_is_the_ridge_least_squares_solution(name):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=30)
-    loss = Restriction(model, X, Y, ridge=0.2)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=30, ridge=0.2)
     before = loss.value
     assert loss.solve_readout() >= 0.0
     layer = model.layers[-1]

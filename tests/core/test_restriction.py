@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 import symengine as se
 
-from symnet.core.restriction import Restriction
-
-from tiny_models import tiny_data, tiny_models
+from tiny_models import tiny_loss, tiny_models
 
 RIDGE = 0.05
 
@@ -27,11 +25,6 @@ def symbolic_restriction(model, X, Y, direction_flat, ridge):
             total += (o.subs(data) - float(yk)) ** 2
     total += ridge * sum((float(th) + float(d) * t) ** 2 for th, d in zip(theta, direction_flat))
     poly = se.expand(total)
-    deg = 0
-    coeffs = {}
-    for term in (poly.args if isinstance(poly, se.Add) else (poly,)):
-        c, k = term.as_coeff_Mul() if False else (None, None)
-        coeffs_term = se.Poly if False else None
     # Collect by evaluating derivatives at 0: c_k = p^(k)(0) / k!
     out = []
     p = poly
@@ -61,9 +54,7 @@ def _check(got, want):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_single_parameter_matches_symengine(name):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=3, ridge=RIDGE)
     names = model.param_names()
     # every parameter of small models; a spread sample of larger ones
     picks = range(len(names)) if len(names) <= 60 else np.linspace(0, len(names) - 1, 60).astype(int)
@@ -78,9 +69,7 @@ def test_every_single_parameter_matches_symengine(name):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_random_dense_direction_matches_symengine(name, rng):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=2)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=2, ridge=RIDGE)
     d = rng.normal(size=model.num_params)
     got = loss.restrict(d)
     want = symbolic_restriction(model, X, Y, d, RIDGE)
@@ -90,9 +79,7 @@ def test_random_dense_direction_matches_symengine(name, rng):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_incremental_step_matches_refresh(name, rng):
-    model = MODELS[name].copy()
-    X, Y = tiny_data(model, n=5)
-    loss = Restriction(model, X, Y, ridge=RIDGE)
+    model, X, Y, loss = tiny_loss(MODELS[name], n=5, ridge=RIDGE)
     names = model.param_names()
     for i in rng.choice(len(names), size=min(10, len(names)), replace=False):
         c = loss.restrict(names[i])

@@ -9,6 +9,7 @@ import sympy
 import symnet
 from symnet.core.model.polyreg import PolyRegModel
 from symnet.frontend import cli, inspection as I
+from cli_run import fails
 from symnet.core.model import presets as models
 from symnet.core.layers import AvgPool2d, Conv2d, Flatten, Linear, Poly
 from symnet.core.model import Sequential
@@ -127,12 +128,7 @@ def test_cli_inspect_prints_and_writes(capsys, tmp_path):
 
 def test_cli_inspect_errors(capsys, tmp_path):
     def one_line_error(*argv, needles=()):
-        code = cli.main(list(argv))
-        _, err = capsys.readouterr()
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and lines[0].startswith("symnet: error: "), err
-        for needle in needles:
-            assert needle in lines[0], lines[0]
+        fails(capsys, *argv, needles=needles)
 
     one_line_error("inspect", str(tmp_path / "none.npz"), needles=("model not found",))
     (tmp_path / "model.npz").write_bytes(b"\x00" * 64)

@@ -12,6 +12,7 @@ from symnet.frontend import cli, robustness as R
 from symnet.core import datasets
 from symnet.core.model import presets as models
 from symnet.core.errors import DataError
+from cli_run import fails as one_line_error
 
 
 def brute_force_mask(centre_row, centre_col, width, height, H=28, W=28):
@@ -196,13 +197,6 @@ def test_mismatched_and_bad_models(small_data, trained, tmp_path):
 
 
 # --------------------------------------------------------------------------- command line
-def one_line_error(capsys, *argv, needles=()):
-    code = cli.main(list(argv))
-    _, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("symnet: error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_cli_exit_codes(capsys, trained, tmp_path):
