@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import subprocess
+import sys
 from typing import Iterator
 
 from symnet.core.errors import ClusterError
@@ -84,41 +85,37 @@ def local_cluster(workers: int, *, threads: int | None = None, dashboard: str | 
                 os.environ[key] = value
 
 
+#: What the probe of :func:`connect` runs in a child process: a client of the address, closed at once.
+_PROBE = ("import sys\n"
+          "from distributed import Client\n"
+          "Client(sys.argv[1], timeout=float(sys.argv[2]), set_as_default=False).close()\n")
+
+
 def connect(address: str, *, timeout: float | None = None):
     """A ``Client`` of the scheduler at ``address`` (``tcp://host:8786``), or a ClusterError (the caller closes it).
 
-    The attempt runs in a daemon thread that is abandoned after ``timeout`` seconds (default
+    The address is first probed by a client in a child process, killed after ``timeout`` seconds (default
     :data:`SCHEDULER_TIMEOUT`): a service that is not a Dask scheduler (a web server, say) can leave
-    ``distributed.Client`` waiting forever for a handshake, or reading its reply as a frame length
-    of exabytes; either way the user gets one line, in bounded time.
+    ``distributed.Client`` waiting forever for a handshake, or reading its reply as a frame length of
+    exabytes, and a client stuck like that in this process would hold Dask's global state. Either way the
+    user gets one line, in bounded time.
     """
     distributed = _distributed()
     timeout = SCHEDULER_TIMEOUT if timeout is None else float(timeout)
-    box: dict = {}
-
-    def attempt() -> None:
-        try:
-            # Dask's own timeout ends a refused or silent address first, with its reason; the join below is
-            # the bound for a service that never completes the handshake
-            box["client"] = distributed.Client(address, timeout=0.75 * timeout)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes the one line below
-            box["error"] = exc
-
-    worker = threading.Thread(target=attempt, name="symnet-connect", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    advice = ("start one with `dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N")
-    if worker.is_alive():
+    advice = "start one with `dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N"
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE, str(address), str(0.75 * timeout)],
+                               capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
         raise ClusterError(f"no Dask scheduler answered at {address!r} within {timeout:g} s: is the address a "
-                           f"Dask scheduler's (port 8786 by default, not its dashboard's)? {advice}")
-    exc = box.get("error")
-    if exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            raise KeyboardInterrupt
-        kind = "" if isinstance(exc, (OSError, TimeoutError)) else " (the service there does not speak Dask's protocol)"
-        raise ClusterError(f"cannot reach the Dask scheduler at {address!r}{kind}: {type(exc).__name__}: "
-                           f"{str(exc)[:200]}; {advice}") from None
-    return box["client"]
+                           f"Dask scheduler's (port 8786 by default, not its dashboard's)? {advice}") from None
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r}: {last[:200]}; {advice}")
+    try:
+        return distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} ({exc}); {advice}") from None
 
 
 @contextlib.contextmanager
