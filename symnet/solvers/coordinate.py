@@ -34,7 +34,8 @@ Networks of the ``poly`` shape (``Conv2d -> Poly -> [AvgPool2d] -> Flatten ->
 Linear``) get channel blocks instead (option ``blocks``): one block per conv
 channel, its filter with the readout weights that read it, moved by an exact
 line search along a variable-projection Gauss-Newton direction; see
-:mod:`symnet.solvers.channel_blocks`.
+:mod:`symnet.solvers.channel_blocks` (the block steps) and
+:mod:`symnet.solvers.channel_driver` (their sweeps, stages and ridge).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from symnet.core.linalg import PROVISIONAL_RIDGE, cross, gram
 from symnet.core.restriction import Restriction
 
 from symnet.solvers.base import Solver
-from symnet.solvers.channel_blocks import CHANNEL_OPTIONS, channel_driver
+from symnet.solvers.channel_driver import CHANNEL_OPTIONS, channel_driver
 from symnet.core.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
                                                linear_sweep)
 from symnet.solvers.options import Option
@@ -79,7 +80,7 @@ class CoordinateSolver(Solver):
         seed: seed of the random order.
         blocks, ridge_grid, val_size, sample_start, sample_growth,
         grow_tol, stage_sweeps, full_by, gradient, curvature_samples: channel blocks, see
-            :mod:`symnet.solvers.channel_blocks`.
+            :mod:`symnet.solvers.channel_driver`.
 
     Example:
         >>> import symnet; from symnet import solvers
