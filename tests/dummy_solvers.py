@@ -25,7 +25,7 @@ class DummySolver(Solver):
             raise KeyboardInterrupt
         X = self.data_.x_train
         theta = self.model_.get_flat()
-        _, grad = self.model_.loss_and_grad(X, self._Y_train, self.opts_["ridge"])
+        _, grad = self.model_.loss_and_grad(X, self.y_train, self.opts_["ridge"])
         mask = self.rng_.random(theta.size) < 0.7
         self.model_.set_flat(theta - self.opts_["lr"] / self.calls_ * mask * grad / len(X))
         if self.calls_ == self.opts_["diverge_at"]:

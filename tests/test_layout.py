@@ -214,7 +214,7 @@ def test_only_symnet_is_installed():
     ("from symnet.core.model.sequential import Sequential\n", "circle: "),
     ("from symnet.core.restriction import _add_jet\n", "private name _add_jet"),
     ("def f():\n    from symnet.core import files\n", "inside a function without"),
-    ("def f(solver):\n    return solver._deadline\n", "reads the private attribute _deadline of solver"),
+    ("def f(solver):\n    return solver._certify\n", "reads the private attribute _certify of solver"),
     ("def f(loss):\n    loss._shards = []\n", "private attribute _shards of loss"),
 ])
 def test_the_checker_catches_a_planted_import(tmp_path, plant, expected):

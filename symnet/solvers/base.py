@@ -30,7 +30,6 @@ writes records and notices with :meth:`Solver.record_interim` (when
 from __future__ import annotations
 
 import abc
-import math
 import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
@@ -88,7 +87,7 @@ class Solver(abc.ABC):
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: ``{name: default}``, derived from :attr:`OPTIONS`.
     defaults: ClassVar[dict[str, Any]] = {}
-    #: Seconds of training after which a long step writes an interim record (see :meth:`_interim`).
+    #: Seconds of training after which a long step writes an interim record (see :meth:`record_interim`).
     record_every: ClassVar[float] = 10.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -97,6 +96,7 @@ class Solver(abc.ABC):
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
+        self.deadline = Deadline(None)  # no limit until the training loop sets the run's
 
     # ---------------------------------------------------------------- hooks
     @abc.abstractmethod
@@ -244,24 +244,6 @@ class Solver(abc.ABC):
             self.release_shards()
 
     # ---------------------------------------------------------------- what the loop gives the backends
-    @property
-    def _deadline(self) -> float | None:
-        """The clock reading at which the time limit passes, or None: the older spelling of :attr:`deadline`
-        (``self.deadline.passed()`` says the same), kept for backends not yet moved to it."""
-        deadline = getattr(self, "deadline", None)
-        return None if deadline is None or deadline.at == math.inf else deadline.at
-
-    @_deadline.setter
-    def _deadline(self, at: float | None) -> None:
-        if getattr(self, "deadline", None) is None:
-            self.deadline = Deadline(None)
-        self.deadline.at = math.inf if at is None else at
-
-    @property
-    def _Y_train(self) -> np.ndarray:
-        """The training targets one-hot (:attr:`y_train`), under the name the backends use."""
-        return self.y_train
-
     def interim_due(self) -> bool:
         """Has the current step trained for :attr:`record_every` seconds since the last record?"""
         trainer = getattr(self, "trainer_", None)
@@ -281,9 +263,6 @@ class Solver(abc.ABC):
         trainer = getattr(self, "trainer_", None)
         if trainer is not None:
             trainer.interim(passes=passes, updates=updates, loss=loss, train_scores=train_scores, **extra)
-
-    _interim_due = interim_due  # the names the backends use
-    _interim = record_interim
 
     def _exact_loss(self, model, X, Y, *, ridge: float, dtype=np.float64):
         """The exact loss of ``(X, Y)``: in this process, or in shards on the Dask cluster of ``fit(client=...)``."""
@@ -329,8 +308,6 @@ class Solver(abc.ABC):
             held.close()
         self._shards = []
 
-    _release_shards = release_shards
-
     def _certify(self, loss, rows=None) -> None:
         """Let ``loss`` (an :class:`~symnet.core.restriction.Restriction`) record its steps in this run's certificates."""
         loss.certificates = self.certificates_
@@ -343,8 +320,6 @@ class Solver(abc.ABC):
         if getattr(self, "history_", None) is not None:
             self.history_.meta.setdefault("notices", []).append(message)
         warnings.warn(f"solver '{self.name}': {message}", SymnetWarning, stacklevel=3)
-
-    _notify = notify  # the name the backends use
 
     @property
     def wall_time_(self) -> float:

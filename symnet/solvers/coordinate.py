@@ -34,13 +34,13 @@ Networks of the ``poly`` shape (``Conv2d -> Poly -> [AvgPool2d] -> Flatten ->
 Linear``) get channel blocks instead (option ``blocks``): one block per conv
 channel, its filter with the readout weights that read it, moved by an exact
 line search along a variable-projection Gauss-Newton direction; see
-:mod:`symnet.solvers.channel_blocks`.
+:mod:`symnet.solvers.channel_blocks` (the block steps) and
+:mod:`symnet.solvers.channel_driver` (their sweeps, stages and ridge).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from symnet.core.linalg import PROVISIONAL_RIDGE, cross, gram
 from symnet.core.restriction import Restriction
 
 from symnet.solvers.base import Solver
-from symnet.solvers.channel_blocks import CHANNEL_OPTIONS, channel_driver
+from symnet.solvers.channel_driver import CHANNEL_OPTIONS, channel_driver
 from symnet.core.kernels.coordinate import (conv_chain_coeffs, conv_chain_update, fixed_direction_sweep, gram_sweep,
                                                linear_sweep)
 from symnet.solvers.options import Option
@@ -80,7 +80,7 @@ class CoordinateSolver(Solver):
         seed: seed of the random order.
         blocks, ridge_grid, val_size, sample_start, sample_growth,
         grow_tol, stage_sweeps, full_by, gradient, curvature_samples: channel blocks, see
-            :mod:`symnet.solvers.channel_blocks`.
+            :mod:`symnet.solvers.channel_driver`.
 
     Example:
         >>> import symnet; from symnet import solvers
@@ -123,7 +123,7 @@ class CoordinateSolver(Solver):
         layers = self._require_exact_network(model, data)
         auto = opts["ridge"] == "auto"
         self.rng_ = rng
-        self.loss_ = self._exact_loss(model, data.x_train, self._Y_train,
+        self.loss_ = self._exact_loss(model, data.x_train, self.y_train,
                                       ridge=PROVISIONAL_RIDGE if auto else opts["ridge"])
         if auto:  # the choice is a result (ridge_), the option stays "auto"
             self.ridge_ = self.loss_.ridge = self._auto_ridge(model)
@@ -205,7 +205,7 @@ class CoordinateSolver(Solver):
         updates = accepted = 0
         schedule = self._schedule()
         for pos, (li, kind, coords) in enumerate(schedule):
-            if self._deadline is not None and time.perf_counter() >= self._deadline:
+            if self.deadline.passed():
                 break
             self._last_run = pos == len(schedule) - 1  # the sweep ends with a refresh anyway
             self._updates_before = updates
@@ -221,7 +221,7 @@ class CoordinateSolver(Solver):
             self._record_within(updates)
         extras = {}
         # past the time limit the sweep ends here: the closing solves are cut too (the record says so)
-        out_of_time = self._deadline is not None and time.perf_counter() >= self._deadline
+        out_of_time = self.deadline.passed()
         if out_of_time:
             extras["cut"] = 1
         with self._block_certificate():
@@ -243,11 +243,11 @@ class CoordinateSolver(Solver):
 
     def _record_within(self, updates: int) -> None:
         """An interim record inside the sweep when one is due (the caches hold the objective and scores)."""
-        if self._interim_due():
+        if self.interim_due():
             N = self.loss_.num_samples
             total = max(1, self.model_.num_params)
-            self._interim(passes=updates / total, updates=updates, loss=self.loss_.value / N,
-                          train_scores=self.loss_.output)
+            self.record_interim(passes=updates / total, updates=updates, loss=self.loss_.value / N,
+                                train_scores=self.loss_.output)
 
     def _schedule(self):
         """(layer index, kind, coordinate array) runs for this sweep."""
@@ -275,7 +275,7 @@ class CoordinateSolver(Solver):
         accepted = 0
         for done, (ki, flat) in enumerate(coords):
             if done % 8 == 0:
-                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                if self.deadline.passed():
                     return done, accepted
                 self._record_within(self._updates_before + done)
             key = keys[ki]
@@ -345,7 +345,7 @@ class CoordinateSolver(Solver):
             mine = channel == c
             if not mine.any():
                 continue
-            if self._deadline is not None and time.perf_counter() >= self._deadline:
+            if self.deadline.passed():
                 break
             self._record_within(self._updates_before + done)
             w = np.append(conv.params["weight"][c].ravel(), conv.params["bias"][c] if conv.bias else 0.0)

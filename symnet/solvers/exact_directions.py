@@ -273,18 +273,18 @@ class ExactDirectionSolver(Solver):
         # the full training data: the full-data loss, or (mini-batches) the samples of the full-data passes;
         # in this process, or in shards on the Dask cluster of fit(client=...)
         if self.batch_ is None:
-            self.loss_ = self._exact_loss(model, data.x_train, self._Y_train, ridge=self.ridge_,
+            self.loss_ = self._exact_loss(model, data.x_train, self.y_train, ridge=self.ridge_,
                                           dtype=self.jet_dtype_)
-            self.samples_ = Samples(model, data.x_train, self._Y_train) if self.loss_.local else self.loss_
+            self.samples_ = Samples(model, data.x_train, self.y_train) if self.loss_.local else self.loss_
         else:
-            self.samples_ = self._samples(model, data.x_train, self._Y_train)
+            self.samples_ = self._samples(model, data.x_train, self.y_train)
         if self.auto_ridge_ and not (opts["varpro"] and self.batch_ is not None):
             # mini-batch varpro chooses in its first step, from the features it solves the readout on
             self._choose_ridge(self.samples_.readout(self.readout_dtype_))
         if self.batch_ is None:
             self._certify(self.loss_)
         elif opts["check"]:
-            self.full_ = FullObjective(model, data.x_train, self._Y_train, self.ridge_, samples=self.samples_)
+            self.full_ = FullObjective(model, data.x_train, self.y_train, self.ridge_, samples=self.samples_)
         self._setup_method(model)
         self.directions_: list[Direction] = list(self._directions(model))
         self.states_: list = [direction.init(model) for direction in self.directions_]
@@ -398,7 +398,7 @@ class ExactDirectionSolver(Solver):
                 self._keep_best(out)
                 return out
         for i in range(self.iters_per_step_):
-            if i and self._deadline is not None and time.perf_counter() >= self._deadline:
+            if i and self.deadline.passed():
                 break
             if self.batch_ is None:
                 loss = self.loss_
@@ -412,7 +412,7 @@ class ExactDirectionSolver(Solver):
             else:
                 idx = self._next_batch()
                 with self._timed("batch"):
-                    loss = batch_loss(model, self.X_[idx], self._Y_train[idx], self.ridge_, self.N_,
+                    loss = batch_loss(model, self.X_[idx], self.y_train[idx], self.ridge_, self.N_,
                                       dtype=self.jet_dtype_)
                 self._certify(loss, rows=idx)
                 if self.window_ is not None:
@@ -426,12 +426,12 @@ class ExactDirectionSolver(Solver):
             if stats.get("converged"):
                 converged = True
                 break
-            if self._interim_due():
+            if self.interim_due():
                 if self.batch_ is None:  # the caches hold the objective and the scores
-                    self._interim(passes=passes, updates=updates, loss=self.loss_.value / self.N_,
-                                  train_scores=self.loss_.output, ridge=self.ridge_)
+                    self.record_interim(passes=passes, updates=updates, loss=self.loss_.value / self.N_,
+                                        train_scores=self.loss_.output, ridge=self.ridge_)
                 else:
-                    self._interim(passes=passes, updates=updates, ridge=self.ridge_)
+                    self.record_interim(passes=passes, updates=updates, ridge=self.ridge_)
         if self.batch_ is not None and self.batch_growth_ > 1.0:
             # dynamic sample size: a geometrically growing batch (the gradient's noise shrinks as the steps do)
             self.batch_ = min(self.max_batch_, int(round(self.batch_ * self.batch_growth_)))
@@ -452,7 +452,7 @@ class ExactDirectionSolver(Solver):
             else:
                 t_eval = time.perf_counter()  # the record's full-data objective: evaluation, not training
                 scores = self.samples_.scores()
-                value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
+                value = evaluate(scores, self.y_train, model.get_flat(), self.ridge_)
                 out.update(loss=value / self.N_, train_scores=scores, eval_seconds=time.perf_counter() - t_eval)
             self._keep_best(out)
         out["converged"] = converged
@@ -478,7 +478,7 @@ class ExactDirectionSolver(Solver):
         if self.best_ is None or out["loss"] <= self.best_[0]:
             self.best_ = (out["loss"], theta.copy(), out.get("train_scores"))
             return
-        if self._deadline is not None and time.perf_counter() >= self._deadline:
+        if self.deadline.passed():
             loss, best_theta, scores = self.best_
             self.model_.set_flat(best_theta)
             self._on_params_restored()
@@ -558,7 +558,7 @@ class ExactDirectionSolver(Solver):
                 self.window_.reset(G, readout.cross(), readout.num_samples)
             decrease = fit_readout_on(layer, readout, self.ridge_, factor=self.factor_)
             scores = readout.outputs()
-            value = evaluate(scores, self._Y_train, model.get_flat(), self.ridge_)
+            value = evaluate(scores, self.y_train, model.get_flat(), self.ridge_)
         if theta is not None:
             self.certificates_.record(BLOCK, theta=theta, t=1.0, before=value + decrease, after=value,
                                       ridge=self.ridge_, direction=lambda: model.get_flat() - theta,

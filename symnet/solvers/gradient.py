@@ -215,10 +215,10 @@ class GradientSolver(Solver):
         if tuple(X.shape[1:]) != tuple(model.input_shape):
             raise DataError(f"the model expects samples of shape {tuple(model.input_shape)} but the data has "
                             f"{tuple(X.shape[1:])}; build the model for this dataset's input shape")
-        if self._Y_train.shape[1] != model.num_outputs:
+        if self.y_train.shape[1] != model.num_outputs:
             raise ModelError(f"the model has {model.num_outputs} outputs but the data has "
-                             f"{self._Y_train.shape[1]} classes; build the model with num_classes="
-                             f"{self._Y_train.shape[1]}")
+                             f"{self.y_train.shape[1]} classes; build the model with num_classes="
+                             f"{self.y_train.shape[1]}")
         N = len(X)
         batch = opts["batch_size"]
         self._batch = N if batch is None else min(batch, N)
@@ -286,7 +286,7 @@ class GradientSolver(Solver):
 
     def _step(self) -> dict:
         model = self.model_
-        X, Y, N, B = self._X, self._Y_train, len(self._X), self._batch
+        X, Y, N, B = self._X, self.y_train, len(self._X), self._batch
         if B < N and self.opts_["shuffle"]:
             order = self._rng.permutation(N)
         else:
@@ -323,12 +323,12 @@ class GradientSolver(Solver):
             batch_losses += loss_b
             seen += nb
             updates += theta.size
-            if self._deadline is not None and time.perf_counter() >= self._deadline:
+            if self.deadline.passed():
                 break  # a partial epoch; its record says how much data it saw in `passes`
-            if self._interim_due():
+            if self.interim_due():
                 if swap:
                     model.set_flat(optim.eval_params(state))
-                self._interim(passes=seen / N, updates=updates, batch_loss=batch_losses / seen)
+                self.record_interim(passes=seen / N, updates=updates, batch_loss=batch_losses / seen)
                 if swap:
                     model.set_flat(theta)
         if swap:

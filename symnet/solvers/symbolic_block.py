@@ -436,7 +436,7 @@ class SymbolicBlockSolver(Solver):
 
     def _step(self) -> dict:
         model = self.model_
-        X, Y = self.data_.x_train, self._Y_train
+        X, Y = self.data_.x_train, self.y_train
         block = self._next_block()
         sol = solve_block(model, X, Y, block, self.ridge_, digits=self.opts_["digits"], limits=self.limits_)
         moved = sol.value < sol.current_value

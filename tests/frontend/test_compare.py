@@ -43,7 +43,7 @@ class GradientDummy(Solver):
             assert block.sum() > 0
             del block
         X = self.data_.x_train
-        _, grad = self.model_.loss_and_grad(X, self._Y_train, self.opts_["ridge"])
+        _, grad = self.model_.loss_and_grad(X, self.y_train, self.opts_["ridge"])
         self.model_.set_flat(self.model_.get_flat() - self.opts_["lr"] * grad / len(X))
         if self.calls_ == self.opts_["diverge_at"]:
             return {"loss": float("inf"), "updates": self.model_.num_params, "passes": 1.0}

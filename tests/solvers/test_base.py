@@ -41,8 +41,8 @@ class Sleepy(Solver):
         for _ in range(self.opts_["units"]):
             self.clock.t += 0.05
             done += 1
-            if self._interim_due():
-                self._interim(passes=done / self.opts_["units"], updates=done)
+            if self.interim_due():
+                self.record_interim(passes=done / self.opts_["units"], updates=done)
         cost = 0.001 if self.opts_["cheap"] else 0.2
         self.clock.t += cost  # the step's own evaluation, declared as such
         return {"loss": None, "updates": done, "passes": 1.0, "eval_seconds": cost}

@@ -182,7 +182,7 @@ def test_records_within_a_sweep_and_a_cut_sweep_skips_its_closing_solves():
     class OutOfTimeAfterOneRun(CoordinateSolver):
         def _sweep_run(self, li, kind, coords):
             out = super()._sweep_run(li, kind, coords)
-            self._deadline = 0.0  # the clock has run out: the sweep must end now, with a consistent record
+            self.deadline.end_now()  # the clock has run out: the sweep must end now, with a consistent record
             return out
 
     cut = OutOfTimeAfterOneRun(ridge=0.1).fit(model.copy(), data, steps=1, quiet=True)

@@ -17,6 +17,7 @@ from symnet.core.errors import ModelError, SolverError
 from symnet.core.layers import Linear, Poly
 from symnet.core.model import Sequential
 from symnet.core.restriction import Restriction
+from symnet.core.run import Deadline
 
 from tiny_models import tiny_data, tiny_models, toy_data
 
@@ -387,10 +388,10 @@ def test_a_time_limited_minibatch_run_ends_on_its_best_recorded_objective():
     assert best_loss == min(s.history_.column("loss")[1:])
     model.set_flat(best_theta + 0.1)  # a worse point, as a noisy last step could leave
     out = {"loss": best_loss + 1.0, "train_scores": None}
-    s._deadline = None
+    s.deadline = Deadline(None)
     s._keep_best(dict(out))  # before the deadline: kept as it is
     assert not np.array_equal(model.get_flat(), best_theta)
-    s._deadline = 0.0  # the time limit has passed
+    s.deadline.end_now()  # the time limit has passed
     s._keep_best(out)
     np.testing.assert_array_equal(model.get_flat(), best_theta)
     assert out["loss"] == best_loss and out["restored_best"] == 1

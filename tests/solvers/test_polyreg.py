@@ -363,7 +363,7 @@ def stop_time_after(step):
     """A callback that makes the time limit run out after ``step`` steps (as if the step had been slow)."""
     def callback(record, solver):
         if record["step"] == step:
-            solver._deadline = 0.0
+            solver.deadline.end_now()
     return callback
 
 

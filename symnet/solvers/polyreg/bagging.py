@@ -41,7 +41,7 @@ class BaggingMethod:
         steps started, so that the workers fit the next subsets while this one is averaged."""
         if self.client_ is None:
             self._buffer, ft = scratch(getattr(self, "_buffer", None), len(self.model_.table), len(idx))
-            return fit_subset(self._X2[idx], self._Y_train[idx], self.model_.table, ridge, out=ft)
+            return fit_subset(self._X2[idx], self.y_train[idx], self.model_.table, ridge, out=ft)
         if self._queue and not (np.array_equal(self._queue[0][0], idx) and self._queue[0][1] == ridge):
             self._cancel_queue()  # not the subset the queue drew (a resumed or changed run): start again
         if not self._queue:
@@ -61,7 +61,7 @@ class BaggingMethod:
         return future.result()  # a task whose worker died is run again by the scheduler
 
     def _submit_subset(self, idx: np.ndarray, ridge):
-        return self.client_.submit(fit_subset, self._X2[idx], self._Y_train[idx], self.model_.table, ridge,
+        return self.client_.submit(fit_subset, self._X2[idx], self.y_train[idx], self.model_.table, ridge,
                                    pure=False, key=f"symnet-bag-{self._batches_done}-{uuid.uuid4().hex[:8]}")
 
     def _cancel_queue(self) -> None:
@@ -103,7 +103,7 @@ class BaggingMethod:
             else:  # too many to keep (degree 3): over each sample's non-zero monomials when that is cheaper
                 sv = scores(self._X2[n - self._n_val:], self.model_.table, Wcat, tree=self.model_.tree)
             self._bag_val += sv.reshape(self._n_val, len(lams), -1).transpose(1, 0, 2)
-            yv, Yv = self.data_.y_train[n - self._n_val:], self._Y_train[n - self._n_val:]
+            yv, Yv = self.data_.y_train[n - self._n_val:], self.y_train[n - self._n_val:]
             keys = []
             for i in range(len(lams)):
                 avg = self._bag_val[i] / (k + 1)

@@ -267,7 +267,7 @@ class CGMethod:
                      "peak_rss_mb": peak_rss_mb()})
         if not self._solved:  # the model is zero until the refit
             n = len(self._X2)
-            info.update({"loss": float(np.sum(self._Y_train ** 2)) / n, "updates": 0,
+            info.update({"loss": float(np.sum(self.y_train ** 2)) / n, "updates": 0,
                          "train_scores": np.zeros((n, self.model_.num_outputs))})
         else:
             self._cg = None  # the fit's vectors and preconditioner are no longer needed
@@ -276,7 +276,7 @@ class CGMethod:
     def _cg_prepare(self) -> None:
         o = self.opts_
         op = Operator(self._X2, self.model_.table, tree=self.model_.tree)
-        self._cg = CGFit(op, self._Y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng,
+        self._cg = CGFit(op, self.y_train, self._n_val, o["precond"], int(o["precond_samples"]), self._rng,
                          keep_walks=self._keep_walks, walks_dtype=self._walks_dtype)
         self._cg.prepare()
         self._cg_reported = 0.0
@@ -288,19 +288,19 @@ class CGMethod:
         grid = [float(v) for v in self._grid]
         if self._out_of_time():
             self._cg_best, self._cg_W, self._cg_stage = grid[len(grid) // 2], None, 1
-            self._notify(f"the time limit ran out before the search for the ridge; using the middle of the "
-                         f"grid, {self._cg_best:g}")
+            self.notify(f"the time limit ran out before the search for the ridge; using the middle of the "
+                        f"grid, {self._cg_best:g}")
             return {"search_time": 0.0}
         candidates = sorted(set(grid + ([math.sqrt(a * b) for a, b in zip(grid, grid[1:]) if a > 0]
                                         if o["refine_ridge"] else [])))
         ridge, figures, self._cg_W = fit.choose_ridge(
             candidates, grid[len(grid) // 2], o["select_by"], tol=float(o["cg_search_tol"]),
-            max_iter=int(o["cg_iters"]), deadline=self._deadline)
+            max_iter=int(o["cg_iters"]), deadline=self.deadline.at)
         self._cg_best = ridge
         self._cg_stage = 1
-        if self._deadline is not None and time.perf_counter() >= self._deadline:
-            self._notify(f"the time limit ended the search for the ridge early; using the best candidate so far, "
-                         f"{ridge:g}, and the refit's CG still runs to its tolerance")
+        if self.deadline.passed():
+            self.notify(f"the time limit ended the search for the ridge early; using the best candidate so far, "
+                        f"{ridge:g}, and the refit's CG still runs to its tolerance")
         return dict(figures, search_time=time.perf_counter() - t0, cg_path=fit.path(),
                     cg_search_iterations=sum(fit.iterations.values()))
 
@@ -317,22 +317,22 @@ class CGMethod:
         # A time limit stops the refit's CG too: the model is then its last iterate (a partial solve,
         # or the start the search projected), and the notice says how far it got.
         W, res = fit.solve_all(ridge, W0, tol=float(o["cg_tol"]), max_iter=int(o["cg_iters"]),
-                               deadline=self._deadline)
+                               deadline=self.deadline.at)
         if res.stopped_by_deadline and res.iterations == 0 and W0 is None:
-            self._notify(f"the time limit ran out before the refit's first CG iteration: the model is zero "
-                         f"(unsolved); preparing took {fit.prepare_time:.0f} s and each iteration is one more "
-                         f"pass over the {n:,} samples, so allow a larger limit")
+            self.notify(f"the time limit ran out before the refit's first CG iteration: the model is zero "
+                        f"(unsolved); preparing took {fit.prepare_time:.0f} s and each iteration is one more "
+                        f"pass over the {n:,} samples, so allow a larger limit")
         elif res.stopped_by_deadline:
             start = "from the search's projection, " if W0 is not None else ""
-            self._notify(f"the time limit stopped the refit's CG {start}after {res.iterations} iteration(s) at "
-                         f"relative residual {res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}: the model "
-                         f"is a partial solve")
+            self.notify(f"the time limit stopped the refit's CG {start}after {res.iterations} iteration(s) at "
+                        f"relative residual {res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}: the model "
+                        f"is a partial solve")
         elif not res.converged:
-            self._notify(f"cg stopped after {res.iterations} iterations (cg_iters) at relative residual "
-                         f"{res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}")
+            self.notify(f"cg stopped after {res.iterations} iterations (cg_iters) at relative residual "
+                        f"{res.residual:.2g}, above cg_tol {float(o['cg_tol']):g}")
         self.model_.weight[...] = W
         self.ridge_ = float(ridge)
-        self._loss = value(sse(res.XW, self._Y_train), float(np.sum(W * W)), ridge) / n
+        self._loss = value(sse(res.XW, self.y_train), float(np.sum(W * W)), ridge) / n
         self._solved = True
         return {"loss": self._loss, "updates": self.model_.num_params, "converged": True,
                 "ridge_used": self.ridge_, "samples": n, "cg_iterations": res.iterations,

@@ -303,16 +303,16 @@ class ExactMethod:
         one = cholesky_seconds(p_used)
         solves = 2 if self.ridge_ is None else 1
         self._reserve = solves * one
-        left = self._deadline - time.perf_counter() if self._deadline is not None else math.inf
+        left = self.deadline.remaining()
         if self._reserve > left:
-            self._notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the closing Cholesky solve"
-                         f"{'s' if solves > 1 else ''} of the {p_used:,}-feature Gram need about "
-                         f"{self._reserve:.0f} s here (estimated); a solve cannot be cut, so the fit will end past "
-                         f"the limit (fewer features, e.g. a lower degree or window, or a larger limit fit it)")
+            self.notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the closing Cholesky solve"
+                        f"{'s' if solves > 1 else ''} of the {p_used:,}-feature Gram need about "
+                        f"{self._reserve:.0f} s here (estimated); a solve cannot be cut, so the fit will end past "
+                        f"the limit (fewer features, e.g. a lower degree or window, or a larger limit fit it)")
         else:
-            self._notify(f"a time limit stops the Gram accumulation (the fit then uses the samples accumulated so "
-                         f"far) and the search for the ridge, keeping back ~{self._reserve:.0f} s (estimated) for "
-                         f"the closing Cholesky solve of the {p_used:,}-feature Gram, which cannot be cut")
+            self.notify(f"a time limit stops the Gram accumulation (the fit then uses the samples accumulated so "
+                        f"far) and the search for the ridge, keeping back ~{self._reserve:.0f} s (estimated) for "
+                        f"the closing Cholesky solve of the {p_used:,}-feature Gram, which cannot be cut")
 
     def _chunk_bounds(self) -> list[tuple[int, int, bool]]:
         """``(start, stop, is_validation)`` of the Gram chunks, validation chunks first (so that a fit cut
@@ -339,7 +339,7 @@ class ExactMethod:
             if self._acc_val is not None:
                 self._acc_val.count = val_count
             return True
-        Y = self._Y_train
+        Y = self.y_train
         for s, e, is_val in group:
             if self._out_of_time(self._reserve) and self._acc_train.count:  # a model needs training samples
                 return False
@@ -354,7 +354,7 @@ class ExactMethod:
         n = len(self._X2)
         passes = (self._samples_seen() - self._samples_reported) / n
         self._samples_reported = self._samples_seen()
-        return {"loss": float(np.sum(self._Y_train ** 2)) / n, "updates": 0, "passes": passes,
+        return {"loss": float(np.sum(self.y_train ** 2)) / n, "updates": 0, "passes": passes,
                 "gram_time": self._gram_time,
                 "train_scores": np.zeros((n, self.model_.num_outputs)),
                 "samples": self._samples_seen(), "features": self.model_.num_features,
@@ -426,9 +426,9 @@ class ExactMethod:
             GW = blas.dsymm(1.0, G, W, side=0, lower=0) if len(W) else W
             sse_ = yy - 2.0 * float(np.sum(W * XtY)) + float(np.sum(W * GW))
         else:  # a time limit left samples out of the Gram: score them all
-            self._notify(f"the time limit ended the Gram accumulation after {count:,} of {n:,} samples: the "
-                         "model is fitted on those")
-            sse_ = sse(scores(self._X2, self.model_.table, self.model_.weight), self._Y_train)
+            self.notify(f"the time limit ended the Gram accumulation after {count:,} of {n:,} samples: the "
+                        "model is fitted on those")
+            sse_ = sse(scores(self._X2, self.model_.table, self.model_.weight), self.y_train)
         self.ridge_ = float(ridge)
         self._loss = value(sse_, float(np.sum(W * W)), ridge) / n
         self._solved = True
@@ -455,14 +455,14 @@ class ExactMethod:
         warned: list[bool] = []
 
         def check(done: int, total: int, seconds: float) -> None:  # the kernel cannot be cut: say so early
-            if self._deadline is None or warned or done == total:
+            if warned or done == total:
                 return
-            left = self._deadline - time.perf_counter()
+            left = self.deadline.remaining()  # math.inf without a limit: never short
             if seconds * (total - done) / done > left:
                 warned.append(True)
-                self._notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the {n:,} x {n:,} kernel over "
-                             f"{total:,} features needs about {seconds * total / done:.0f} s (estimated from its "
-                             f"first {done:,} features); it cannot be cut, so the fit will end past the limit")
+                self.notify(f"the time limit leaves {max(left, 0.0):.0f} s, but the {n:,} x {n:,} kernel over "
+                            f"{total:,} features needs about {seconds * total / done:.0f} s (estimated from its "
+                            f"first {done:,} features); it cannot be cut, so the fit will end past the limit")
 
         Kmat, used = kernel_matrix(self._X2, model.table, check)
         _fill_lower(Kmat)
@@ -470,16 +470,16 @@ class ExactMethod:
         info: dict[str, Any] = {}
         ridge = self.ridge_
         if ridge is None:
-            Ktt, Kvt, Yt = Kmat[:nt, :nt], Kmat[nt:, :nt], self._Y_train[:nt]
+            Ktt, Kvt, Yt = Kmat[:nt, :nt], Kmat[nt:, :nt], self.y_train[:nt]
             ridge, figures, _ = self._select_ridge(lambda lam: ridge_solve(Ktt, Yt, lam), lambda a: Kvt @ a)
             info.update(figures)
             ridge *= n / nt
-        alpha = ridge_solve(Kmat, self._Y_train, ridge)
+        alpha = ridge_solve(Kmat, self.y_train, ridge)
         W = dual_weights(self._X2, model.table, alpha)
         model.weight[...] = W
         train_scores = Kmat @ alpha
         self.ridge_ = float(ridge)
-        self._loss = value(sse(train_scores, self._Y_train), float(np.sum(W * W)), ridge) / n
+        self._loss = value(sse(train_scores, self.y_train), float(np.sum(W * W)), ridge) / n
         self._solved = True
         info.update({"loss": self._loss, "updates": model.num_params, "passes": 2.0, "converged": True,
                      "ridge_used": self.ridge_, "samples": n, "features": model.num_features,

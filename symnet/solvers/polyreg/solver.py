@@ -9,7 +9,6 @@ The methods are in :mod:`~symnet.solvers.polyreg.explicit` (Gram + Cholesky),
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, ClassVar
 
 import numba as nb
@@ -223,12 +222,12 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         self._queue: list = []
         if self.client_ is not None and o["method"] == "exact" and self._form == "primal":
             # the rows in shards on the workers, cut where the Gram chunks start (each chunk on one worker)
-            self._shards_ = self._samples(model, self._X2, self._Y_train,
+            self._shards_ = self._samples(model, self._X2, self.y_train,
                                           boundaries=[s for s, _, _ in self._chunk_bounds()])
         elif self.client_ is not None and o["method"] != "bagging":
             what = "the dual form (an n x n kernel)" if o["method"] == "exact" else "method cg"
-            self._notify(f"{what} runs in this process: the Dask cluster takes the exact method's primal Gram "
-                         "accumulation and bagging's subsets")
+            self.notify(f"{what} runs in this process: the Dask cluster takes the exact method's primal Gram "
+                        "accumulation and bagging's subsets")
         if o["method"] == "exact":
             self._planned = False
             self._groups = self._groups_done = 0
@@ -256,7 +255,7 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
 
     def _out_of_time(self, reserve: float = 0.0) -> bool:
         """Is the deadline (less ``reserve`` seconds) past?"""
-        return self._deadline is not None and time.perf_counter() + reserve >= self._deadline
+        return self.deadline.passed(reserve)
 
     def _select_ridge(self, fit, score, reserve: float = 0.0) -> tuple[float, dict, np.ndarray]:
         """Fit ``fit(lam)`` for the grid's values and keep the best on the validation split.
@@ -270,7 +269,7 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         o = self.opts_
         n = len(self._X2)
         yv = self.data_.y_train[n - self._n_val:]
-        Yv = self._Y_train[n - self._n_val:]
+        Yv = self.y_train[n - self._n_val:]
         fits: dict[float, tuple] = {}
 
         def scorer(lams):
@@ -287,8 +286,8 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
         ridge, report = resolve_ridge(policy, scorer, search=o["ridge_search"], refine=o["refine_ridge"],
                                       stop=lambda: self._out_of_time(reserve))
         if report.get("cut"):
-            self._notify(f"the time limit ended the search for the ridge after {len(report['ridges'])} value(s); "
-                         f"using the best of them, {ridge:g}")
+            self.notify(f"the time limit ended the search for the ridge after {len(report['ridges'])} value(s); "
+                        f"using the best of them, {ridge:g}")
         figures, W = fits[ridge]
         return ridge, figures, W
 
@@ -326,10 +325,10 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
             fits = exact_gb <= float(o["memory_gb"]) and (self._form == "dual" or p <= MAX_EXACT_FEATURES)
             o["method"] = "exact" if fits else "cg"
             form = f" (dual form: {n:,} x {n:,} kernel)" if self._form == "dual" else ""
-            self._notify(f"method {o['method']}{form if fits else ''} (auto, budget {float(o['memory_gb']):g} "
-                         f"GB): {p:,} features, ~{used:,} non-zero in {probe:,} samples; estimated memory: exact "
-                         f"{exact_gb:.2f} GB{' (dual)' if form else ''}, cg {cg_gb:.2f} GB"
-                         f"{' (walks kept)' if self._keep_walks else ''}")
+            self.notify(f"method {o['method']}{form if fits else ''} (auto, budget {float(o['memory_gb']):g} "
+                        f"GB): {p:,} features, ~{used:,} non-zero in {probe:,} samples; estimated memory: exact "
+                        f"{exact_gb:.2f} GB{' (dual)' if form else ''}, cg {cg_gb:.2f} GB"
+                        f"{' (walks kept)' if self._keep_walks else ''}")
 
     # ------------------------------------------------------------ hooks
     def _step(self) -> dict:
@@ -352,7 +351,7 @@ class PolyRegSolver(ExactMethod, CGMethod, BaggingMethod, Solver):
             why = f"the step budget ({self.steps_budget_}) ended the fit before its solve"
         else:
             why = "the fit was stopped before its solve"
-        self._notify(f"{why}: the model is unsolved (all coefficients zero); allow more time or steps")
+        self.notify(f"{why}: the model is unsolved (all coefficients zero); allow more time or steps")
 
     def _state(self) -> dict[str, Any]:
         if self.opts_["method"] == "cg":
