@@ -5,15 +5,19 @@ from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
 
 
+#: The options every test solver has: a rate, the ridge, the seed, and a step at which to diverge.
+COMMON_OPTIONS = {"lr": Option(0.5, "float", low=0.0), "ridge": Option(0.0, "float", low=0.0),
+                  "seed": Option(0, "int", low=0), "diverge_at": Option(0, "int", low=0)}
+
+
 class DummySolver(Solver):
     """Masked gradient steps with a decaying rate: uses the rng and a counter, so resume must restore both."""
 
     name = "dummy"
     step_unit = "sweep"
     default_steps = 3
-    OPTIONS = {"lr": Option(0.5, "float", low=0.0), "ridge": Option(0.0, "float", low=0.0),
-               "seed": Option(0, "int", low=0), "interrupt_at": Option(0, "int", low=0),
-               "diverge_at": Option(0, "int", low=0), "flag": Option(False, "bool"), "label": Option("a", "str")}
+    OPTIONS = {**COMMON_OPTIONS, "interrupt_at": Option(0, "int", low=0), "flag": Option(False, "bool"),
+               "label": Option("a", "str")}
 
     def _setup(self, model, data, rng):
         self.rng_ = rng

@@ -99,7 +99,8 @@ def key_value(text: str) -> tuple[str, Any]:
 
 
 # --------------------------------------------------------------------------- shared flags
-#: Flags that become options: (flag, option key, type, "solver" or "model" option, help).
+#: Flags that become options: (flag, option key, type, "solver" or "model" option, help). (Its rows are alike by
+#: design: one declarative table, which a duplicate finder reads as repeated lines.)
 FLAGS = (
     ("--ridge", "ridge", RIDGE, "solver", "ridge penalty on ||theta||^2 (auto: chosen on held-out training samples)"),
     ("--lr", "lr", POSITIVE, "solver", "learning rate (gradient solvers)"),

@@ -66,6 +66,8 @@ def _say(text: str = "") -> None:
 
 
 # --------------------------------------------------------------------------- commands
+# Each subcommand's parser builder below has the same shape (add_parser, the shared flag groups, its own
+# flags, the handler): argparse's declarative style, one builder per command, read top to bottom.
 #: name -> function that adds the subcommand to the subparsers; see :func:`build_parser`.
 COMMANDS: dict[str, Callable] = {}
 

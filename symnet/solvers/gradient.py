@@ -388,18 +388,13 @@ def _solver_class(class_name: str, optimizer: str) -> type[GradientSolver]:
         "__module__": __name__, "name": optimizer, "optimizer": optimizer, "OPTIONS": _method_options(optimizer)})
 
 
-SGDSolver = _solver_class("SGDSolver", "sgd")
-MomentumSolver = _solver_class("MomentumSolver", "momentum")
-NesterovSolver = _solver_class("NesterovSolver", "nesterov")
-AdamSolver = _solver_class("AdamSolver", "adam")
-NadamSolver = _solver_class("NadamSolver", "nadam")
-AMSGradSolver = _solver_class("AMSGradSolver", "amsgrad")
-NAMSGradSolver = _solver_class("NAMSGradSolver", "namsgrad")
-RMSpropSolver = _solver_class("RMSpropSolver", "rmsprop")
-SGDHDSolver = _solver_class("SGDHDSolver", "sgd-hd")
-AdamHDSolver = _solver_class("AdamHDSolver", "adam-hd")
-AdamWSolver = _solver_class("AdamWSolver", "adamw")
-NAdamWSolver = _solver_class("NAdamWSolver", "nadamw")
+(SGDSolver, MomentumSolver, NesterovSolver, AdamSolver, NadamSolver, AMSGradSolver, NAMSGradSolver, RMSpropSolver,
+ SGDHDSolver, AdamHDSolver, AdamWSolver, NAdamWSolver) = (
+    _solver_class(class_name, optimizer) for class_name, optimizer in (
+        ("SGDSolver", "sgd"), ("MomentumSolver", "momentum"), ("NesterovSolver", "nesterov"), ("AdamSolver", "adam"),
+        ("NadamSolver", "nadam"), ("AMSGradSolver", "amsgrad"), ("NAMSGradSolver", "namsgrad"),
+        ("RMSpropSolver", "rmsprop"), ("SGDHDSolver", "sgd-hd"), ("AdamHDSolver", "adam-hd"), ("AdamWSolver", "adamw"),
+        ("NAdamWSolver", "nadamw")))
 
 
 def _schedule_free_options() -> dict[str, Option]:

@@ -17,6 +17,7 @@ from symnet.frontend.compare import Comparison, compare
 from symnet.frontend.runner import parse_budget, parse_solvers
 from symnet.core.errors import SolverError
 from cli_run import run, one_line_error
+from dummy_solvers import COMMON_OPTIONS
 
 
 class GradientDummy(Solver):
@@ -25,9 +26,8 @@ class GradientDummy(Solver):
     name = "dummy-compare"
     step_unit = "sweep"
     default_steps = 2
-    OPTIONS = {"lr": Option(0.05, "float", low=0.0), "ridge": Option(0.0, "float", low=0.0),
-               "seed": Option(0, "int", low=0), "diverge_at": Option(0, "int", low=0),
-               "allocate_mb": Option(0, "int", low=0), "sleep": Option(0.0, "float", low=0.0)}
+    OPTIONS = {**COMMON_OPTIONS, "lr": Option(0.05, "float", low=0.0), "allocate_mb": Option(0, "int", low=0),
+               "sleep": Option(0.0, "float", low=0.0)}
     starts: list = []
 
     def _setup(self, model, data, rng):

@@ -10,17 +10,8 @@ from symnet.core.run import RunSpec
 from symnet.solvers.options import Option
 from symnet.solvers.trainer import Trainer
 
-from tiny_models import toy_data
+from tiny_models import Clock, toy_data
 
-
-class Clock:
-    """A clock the test moves by hand: no test here bounds wall time."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
 
 
 class Sleepy(Solver):

@@ -96,19 +96,25 @@ def ref_momentum_buffer(grad, lr, hp, nesterov=False, x0=X0, steps=STEPS):
     return out
 
 
-def ref_adam(grad, lr, hp, x0=X0, steps=STEPS):
-    """Kingma & Ba (2015), Algorithm 1."""
+def ref_adam(grad, lr, hp, x0=X0, steps=STEPS, amsgrad=False):
+    """Kingma & Ba (2015), Algorithm 1; with ``amsgrad``, Reddi et al. (2018), Algorithm 2, with m and max(v)
+    bias-corrected (see optim.scale_by_amsgrad), or neither when ``hp["bias_correction"]`` is False."""
     b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-    x, m, v, out = list(x0), [0.0] * len(x0), [0.0] * len(x0), [list(x0)]
+    corrected = hp.get("bias_correction", True)
+    x, m, v, w, out = list(x0), [0.0] * len(x0), [0.0] * len(x0), [0.0] * len(x0), [list(x0)]
     for t in range(1, steps + 1):
         g = grad(x)
         new = []
         for i in range(len(x0)):
             m[i] = b1 * m[i] + (1 - b1) * g[i]
             v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
-            m_hat = m[i] / (1 - b1 ** t)
-            v_hat = v[i] / (1 - b2 ** t)
-            new.append(x[i] - lr(t - 1) * m_hat / (math.sqrt(v_hat) + eps))
+            w[i] = max(w[i], v[i])
+            second = w[i] if amsgrad else v[i]
+            if corrected:
+                step = (m[i] / (1 - b1 ** t)) / (math.sqrt(second / (1 - b2 ** t)) + eps)
+            else:
+                step = m[i] / (math.sqrt(second) + eps)
+            new.append(x[i] - lr(t - 1) * step)
         x = new
         out.append(x)
     return out
@@ -150,25 +156,8 @@ def ref_nadam(grad, lr, hp, amsgrad=False, x0=X0, steps=STEPS):
 
 
 def ref_amsgrad(grad, lr, hp, x0=X0, steps=STEPS):
-    """Reddi et al. (2018), Algorithm 2, with m and max(v) bias-corrected (see optim.scale_by_amsgrad)."""
-    b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-    corrected = hp.get("bias_correction", True)
-    x, m, v, w, out = list(x0), [0.0] * len(x0), [0.0] * len(x0), [0.0] * len(x0), [list(x0)]
-    for t in range(1, steps + 1):
-        g = grad(x)
-        new = []
-        for i in range(len(x0)):
-            m[i] = b1 * m[i] + (1 - b1) * g[i]
-            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
-            w[i] = max(w[i], v[i])
-            if corrected:
-                step = (m[i] / (1 - b1 ** t)) / (math.sqrt(w[i] / (1 - b2 ** t)) + eps)
-            else:
-                step = m[i] / (math.sqrt(w[i]) + eps)
-            new.append(x[i] - lr(t - 1) * step)
-        x = new
-        out.append(x)
-    return out
+    """Reddi et al. (2018), Algorithm 2: :func:`ref_adam` over the running maximum of v."""
+    return ref_adam(grad, lr, hp, x0=x0, steps=steps, amsgrad=True)
 
 
 def ref_rmsprop(grad, lr, hp, x0=X0, steps=STEPS):

@@ -10,15 +10,8 @@ from symnet.solvers.base import Solver
 from symnet.solvers.options import Option
 from symnet.solvers.trainer import Trainer, differences
 
-from tiny_models import toy_data
+from tiny_models import Clock, toy_data
 
-
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
 
 
 class Ticking(Solver):

@@ -124,6 +124,7 @@ def channel_output_jac(X, idx, w, bias, pc, s, Hq, Wq, Vc, h, J):
     K = Ci * kh * kw
     O = Vc.shape[0]
     F = Hq * Wq
+    # (the same prange block partition as the kernel above: every parallel kernel here cuts samples alike)
     Ho, Wo = Hq * s, Wq * s
     inv = 1.0 / (s * s)
     nblocks = min(N, 64) if N > 0 else 1

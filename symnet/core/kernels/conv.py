@@ -68,6 +68,7 @@ def col2im(cols, kh, kw, out):
     One thread per sample: each accumulates into its own (C, H, W) block, so no two threads write
     the same element. ``out`` is overwritten.
     """
+    # (the loop nest of conv_direct, accumulating into the weight gradient instead of the output)
     N, C, H, W = out.shape
     Ho, Wo = H - kh + 1, W - kw + 1
     for n in nb.prange(N):

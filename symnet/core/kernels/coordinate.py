@@ -147,6 +147,7 @@ def conv_chain_update(xpad, ci, di, dj, is_bias, z, c, pc, s, Wsub, feat, f0, ou
     out += Wsub @ pooled delta. Same arguments as conv_chain_coeffs.
     numpy: dp = pool(p(z + t dz) - p(z)); z[:, c] += t dz; feat[:, f0:] += dp; out += dp @ Wsub.T
     """
+    # (the same prange block partition as above: each parallel kernel cuts the samples into 64 blocks)
     N = xpad.shape[0]
     Hq, Wq = Ho // s, Wo // s
     deg = pc.shape[0] - 1

@@ -63,6 +63,7 @@ def normal_products(X2, child_ptr, child, child_pix, root, depth, V, XV, blocks,
         i0 = b * n // blocks
         i1 = (b + 1) * n // blocks
         xt = np.empty((D, width))
+        # the walk's scratch, per prange block (numba cannot share one across the blocks; block_walk reads it)
         s = np.empty((width, k))
         lidx = np.empty((depth + 1, width), dtype=np.int64)
         lval = np.empty((depth + 1, width))
@@ -263,6 +264,7 @@ def listed_normal_products(block_nodes, node_ids, node_ptr, ent_idx, ent_val, n,
                 oj = out[node_ids[r]]
                 for c in range(k):
                     oj[c] += a[c]
+            # (the same scratch set as the other walks of this module: each prange block needs its own, sized to it)
             for i in range(m):
                 for c in range(k):
                     XV[j0 + i, c] = s[i, c]
