@@ -645,3 +645,60 @@ def test_resume_restores_the_direction_state(tmp_path, cls, opts):
     s = cls(ridge=RIDGE, **opts).fit(again, data, steps=4, quiet=True, checkpoint_dir=tmp_path, resume=True)
     assert s.states_[0]._fields == half.states_[0]._fields
     np.testing.assert_allclose(again.get_flat(), straight.get_flat(), rtol=1e-6, atol=1e-8)
+
+
+def test_a_coordinate_direction_lands_on_the_brute_force_minimum_of_its_weight():
+    # the first step of cyclic_coordinates + the exact line search is the global minimum of the objective in
+    # that one weight: checked against a fine grid of the true objective (plain forward passes)
+    import symnet
+    from symnet.core.objective import evaluate
+    from symnet.solvers.directions import cyclic_coordinates
+    from symnet.solvers.exact_directions import DirectionSolver
+
+    model = symnet.models.mlp(2, 3, 2, seed=1)
+    data = symnet.datasets.xor(16)
+    X, Y = data.x_train, data.one_hot("train")
+    ridge = 1e-2
+    theta0 = model.get_flat().copy()
+    i = cyclic_coordinates().init(model).index
+    grid = np.linspace(-6.0, 6.0, 24001)
+
+    def true(t):
+        th = theta0.copy()
+        th[i] += t
+        model.set_flat(th)
+        return evaluate(model.forward(X), Y, th, ridge)
+
+    best = min(true(t) for t in grid)
+    model.set_flat(theta0)
+    s = DirectionSolver(cyclic_coordinates(), ridge=ridge).fit(model, data, steps=1, quiet=True)
+    moved = np.flatnonzero(s.model_.get_flat() != theta0)
+    assert list(moved) == [i]
+    assert s.history_.final["loss"] * len(X) <= best + 1e-9 * max(1.0, best)
+
+
+def test_a_channel_block_direction_searched_exactly_matches_the_fused_block_step():
+    # the generic exact line search (jets through the layers) along a channel block's direction reaches the
+    # minimum the channel kernels compute for the same direction (ChannelBlocks.line_step): two
+    # implementations of the same polynomial
+    import symnet
+    from symnet.core.restriction import Restriction
+    from symnet.solvers.channel_blocks import ChannelBlocks
+    from symnet.solvers.directions import Problem, channel_blocks, exact_line_search
+
+    model = symnet.models.get("poly", input_shape=(1, 8, 8), channels=2, kernel=3, num_classes=3, seed=0)
+    X = np.random.default_rng(0).random((40, 1, 8, 8))
+    Y = np.eye(3)[np.arange(40) % 3]
+    theta0 = model.get_flat().copy()
+    direction = channel_blocks()
+    loss = Restriction(model, X, Y, ridge=0.1)
+    d, state = direction.update(Problem(loss), direction.init(model))
+    assert d is not None and state.channel == 1
+    generic = exact_line_search(loss, d)
+    model.set_flat(theta0)
+    blocks = ChannelBlocks(model, X, Y, ridge=0.1)
+    du, dV, db, _ = blocks.direction(0)
+    np.testing.assert_allclose(blocks.flat(0, du=du, dV=dV, db=db), d, rtol=1e-12, atol=1e-14)
+    t, _, after = blocks.line_step(0, du, dV, db)
+    assert np.isclose(generic.after, after, rtol=1e-9)
+    assert np.isclose(generic.t, t, rtol=1e-6)
