@@ -61,7 +61,7 @@ def json_row(row: dict) -> dict:
 
 
 def coefficient_spread(weight: np.ndarray) -> tuple[float, float]:
-    """The source's coefficient magnitudes: L1 = mean |w - median(w)| and L2 = std(w), over every coefficient."""
+    """The source's coefficient magnitudes: L1 = ``mean |w - median(w)|`` and L2 = ``std(w)``, over every coefficient."""
     w = np.asarray(weight, dtype=np.float64).ravel()
     return float(np.mean(np.abs(w - np.median(w)))), float(np.std(w))
 
