@@ -132,10 +132,10 @@ def data_loss(record: dict) -> float | None:
 
 
 def time_to(history: History, target: float, clock: str) -> float | None:
-    """Seconds on ``clock`` of the first record evaluated on every training sample whose data loss is at or
-    below ``target`` (an interim record's loss on a subsample, ``eval_samples``, is an estimate: not counted)."""
+    """Seconds on ``clock`` of the first record whose data loss, over every training sample, is at or below
+    ``target`` (an interim record's loss estimated on a subsample, ``loss_estimated``, does not count)."""
     for r in history:
-        if r.get("eval_samples"):
+        if r.get("loss_estimated"):
             continue
         v = data_loss(r)
         if v is not None and v <= target:

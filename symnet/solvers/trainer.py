@@ -279,7 +279,8 @@ class Trainer:
         squared error per sample without the ridge term, the one number every backend can be compared on.
         An interim record (inside a long step) evaluates what the backend did not give it on a fixed,
         seeded subsample of :data:`INTERIM_SAMPLES` training and test samples, and names it
-        (``eval_samples``), so that curves stay cheap; records at step ends use every sample.
+        (``eval_samples``; ``loss_estimated`` when the loss too is the subsample's, the backend having
+        given none), so that curves stay cheap; records at step ends use every sample.
         """
         solver, data, eval_train = self.solver, self.solver.data_, self.spec.eval_train
         x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
@@ -296,14 +297,17 @@ class Trainer:
         theta = solver.model_.get_flat()
         ridge = float(solver.ridge_used or 0.0)
         penalty = ridge * float(theta @ theta) / max(len(data.x_train), 1) if ridge else 0.0
+        estimated = loss is None and sampled
         if loss is None:
             # the sampled estimate keeps the objective's units: squared error per sample plus the full ridge term
             loss = evaluate(train_scores, Y, theta, 0.0) / max(len(x_train), 1) + penalty
         train_acc = accuracy(train_scores, y_train) if eval_train else None
         test_acc = accuracy(solver.predict(x_test), y_test) if len(x_test) else None
         extra = {k: v for k, v in (info or {}).items() if k not in _NOT_RECORDED and np.isscalar(v)}
-        if sampled:
+        if sampled:  # the accuracies, and the loss when it is marked estimated, are the subsample's
             extra["eval_samples"] = INTERIM_SAMPLES
+            if estimated:
+                extra["loss_estimated"] = 1
         rec = solver.history_.append(step=int(step), loss=float(loss), train_acc=train_acc, test_acc=test_acc,
                                      time=float(elapsed), updates=int(updates), passes=float(passes),
                                      wall=float(self.wall_time), data_loss=float(loss) - penalty, **extra)

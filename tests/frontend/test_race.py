@@ -80,5 +80,7 @@ def test_a_tiny_race_end_to_end(tmp_path):
 
 def test_time_to_a_target_counts_full_evaluations_only():
     h = history([(0, 0.0, 0.0, 1.0, 0.1), (1, 5.0, 4.0, 0.05, 0.9), (1, 9.0, 8.0, 0.08, 0.9)])
-    h.records[1]["eval_samples"] = 5000  # an interim record's subsample estimate
+    h.records[1].update(eval_samples=5000, loss_estimated=1)  # an interim record's subsample estimate
     assert R.time_to(h, 0.1, "wall") == 9.0
+    h.records[1].pop("loss_estimated")  # accuracies on the subsample, the loss the backend's own: it counts
+    assert R.time_to(h, 0.1, "wall") == 5.0
